@@ -1,0 +1,412 @@
+#pragma once
+
+#include "sluice/runtime/exchange.hpp"
+#include "sluice/runtime/job.hpp"
+#include "sluice/runtime/operators.hpp"
+#include "sluice/runtime/sink.hpp"
+#include "sluice/runtime/source.hpp"
+#include "sluice/runtime/stream_graph.hpp"
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+/// The DataStream API: typed handles on the logical graph.
+namespace sluice::runtime {
+
+/// Shared by an environment and every stream built from it.
+struct environment_state {
+  configuration config;
+  stream_graph graph;
+  std::shared_ptr<job_executor> executor;
+};
+
+template <class T>
+class data_stream;
+template <class K, class T>
+class keyed_stream;
+
+namespace internal {
+
+template <class T>
+void add_typed_node_helpers(stream_node& node) {
+  if constexpr (!std::is_void_v<T>) {
+    node.make_fanout = [](std::vector<any_collector*> targets) -> std::unique_ptr<any_collector> {
+      std::vector<collector<T>*> typed;
+      for (auto* t : targets)
+        typed.push_back(dynamic_cast<collector<T>*>(t));
+      return std::make_unique<fanout_collector<T>>(std::move(typed));
+    };
+    node.make_discard = []() -> std::unique_ptr<any_collector> {
+      return std::make_unique<discarding_collector<T>>();
+    };
+  }
+}
+
+/// One input of an operator about to be created: the upstream node and
+/// how records travel from it.
+struct input_ref {
+  int32_t node = -1;
+  ship_strategy strategy = ship_strategy::forward;
+  bool strategy_explicit = false;
+  std::shared_ptr<const exchange_factory> exchange;
+};
+
+template <class F, class Arg>
+using map_result_t = std::decay_t<std::invoke_result_t<F&, Arg>>;
+
+/// Deduces T from a source_function<T> / sink_function<T> subclass.
+template <class T>
+T source_record_of(const source_function<T>*);
+template <class T>
+T sink_record_of(const sink_function<T>*);
+
+} // namespace internal
+
+/// The result of a sink: only its settings can be changed.
+template <>
+class data_stream<void> {
+public:
+  data_stream(std::shared_ptr<environment_state> env, int32_t node)
+    : env_(std::move(env)), node_(node) {}
+  data_stream& name(std::string n) {
+    env_->graph.nodes[node_].name = std::move(n);
+    return *this;
+  }
+  data_stream& uid(std::string u) {
+    env_->graph.nodes[node_].uid = std::move(u);
+    return *this;
+  }
+  data_stream& set_parallelism(int32_t p) {
+    if (p < 1)
+      throw std::invalid_argument("parallelism must be at least 1, got " + std::to_string(p));
+    env_->graph.nodes[node_].parallelism = p;
+    return *this;
+  }
+  data_stream& disable_chaining() {
+    env_->graph.nodes[node_].chaining_disabled = true;
+    return *this;
+  }
+  data_stream& start_new_chain() {
+    env_->graph.nodes[node_].start_new_chain = true;
+    return *this;
+  }
+  data_stream& slot_sharing_group(std::string group) {
+    env_->graph.nodes[node_].slot_sharing_group = std::move(group);
+    return *this;
+  }
+  int32_t node_id() const { return node_; }
+
+private:
+  std::shared_ptr<environment_state> env_;
+  int32_t node_;
+};
+
+/// A stream of records of type T: the result of a source or an operator,
+/// or a union of several such.
+template <class T>
+class data_stream {
+public:
+  using value_type = T;
+
+  data_stream(std::shared_ptr<environment_state> env, int32_t node)
+    : env_(std::move(env)) {
+    inputs_.push_back({node, ship_strategy::forward, false,
+                       std::make_shared<typed_exchange<T>>(ship_strategy::forward)});
+  }
+
+  // ---- transformations -------------------------------------------------
+
+  /// One record out per record in: f(T) -> R.
+  template <class F>
+  auto map(F f) const -> data_stream<internal::map_result_t<F, T&&>> {
+    using R = internal::map_result_t<F, T&&>;
+    return add_operator<R>("Map", [f]() {
+      return std::make_unique<map_operator<T, R, F>>("Map", f);
+    });
+  }
+
+  /// Zero or more records out per record in: f(T, collector<R>&).
+  template <class R, class F>
+  data_stream<R> flat_map(F f) const {
+    return add_operator<R>("Flat Map", [f]() {
+      return std::make_unique<flat_map_operator<T, R, F>>("Flat Map", f);
+    });
+  }
+
+  /// Keeps the records for which f(const T&) is true.
+  template <class F>
+  data_stream<T> filter(F f) const {
+    return add_operator<T>("Filter", [f]() {
+      return std::make_unique<filter_operator<T, F>>("Filter", f);
+    });
+  }
+
+  /// Low-level processing: f(T, process_context&, collector<R>&).
+  template <class R, class F>
+  data_stream<R> process(F f) const {
+    return add_operator<R>("Process", [f]() {
+      return std::make_unique<process_operator<T, R, F>>("Process", f);
+    });
+  }
+
+  /// Partitions by key: records with equal keys go to the same subtask
+  /// (by key group, as Flink assigns them).
+  template <class KeySel>
+  auto key_by(KeySel sel) const
+    -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T>;
+
+  /// Merges this stream with others of the same type.
+  template <class... Others>
+  data_stream<T> union_with(const Others&... others) const {
+    data_stream<T> out = *this;
+    (out.inputs_.insert(out.inputs_.end(), others.inputs_.begin(), others.inputs_.end()), ...);
+    return out;
+  }
+
+  // ---- partitioning ------------------------------------------------------
+
+  data_stream<T> forward() const { return partitioned(ship_strategy::forward); }
+  data_stream<T> rebalance() const { return partitioned(ship_strategy::rebalance); }
+  data_stream<T> rescale() const { return partitioned(ship_strategy::rescale); }
+  data_stream<T> shuffle() const { return partitioned(ship_strategy::shuffle); }
+  data_stream<T> broadcast() const { return partitioned(ship_strategy::broadcast); }
+  data_stream<T> global() const { return partitioned(ship_strategy::global); }
+
+  /// partitioner(key, num_partitions) -> partition in [0, num_partitions).
+  template <class Partitioner, class KeySel>
+  data_stream<T> partition_custom(Partitioner partitioner, KeySel key) const {
+    using K = std::decay_t<std::invoke_result_t<KeySel&, const T&>>;
+    return with_exchange(ship_strategy::custom,
+                         std::make_shared<typed_exchange<T, K, KeySel, Partitioner>>(
+                           ship_strategy::custom, key, partitioner));
+  }
+
+  // ---- sinks -----------------------------------------------------------
+
+  /// Prints every record to stdout, "N> " prefixed at parallelism > 1.
+  data_stream<void> print() const {
+    return add_sink(print_sink<T>{}, "Print to Std. Out");
+  }
+  /// Prints every record to stderr.
+  data_stream<void> print_to_err() const {
+    return add_sink(print_sink<T>{true}, "Print to Std. Err");
+  }
+  /// Writes records as lines (a directory of files 1..p at parallelism > 1).
+  data_stream<void> write_as_text(const std::string& path) const {
+    return add_sink(text_file_sink<T>{path}, "TextFile");
+  }
+  /// Gathers every record for inspection after (or during) the run.
+  std::shared_ptr<collected<T>> collect() const {
+    auto target = std::make_shared<collected<T>>();
+    add_sink(collect_sink<T>{target}, "Collect");
+    return target;
+  }
+  /// Drops every record (benchmarks).
+  data_stream<void> discard() const { return add_sink(discarding_sink<T>{}, "Discard"); }
+  /// A user sink (a sink_function<T> subclass, copied to each subtask).
+  template <class S>
+  data_stream<void> add_sink(S sink, std::string name = "Unnamed") const {
+    static_assert(std::is_base_of_v<sink_function<T>, S>, "a sink must derive from sink_function<T>");
+    auto node = add_node<void>(name, node_kind::sink, [sink, name]() {
+      return std::make_unique<sink_operator<T, S>>(name, sink);
+    });
+    return node;
+  }
+
+  // ---- operator settings (return the same stream) ----------------------
+
+  data_stream& name(std::string n) {
+    own_node().name = std::move(n);
+    return *this;
+  }
+  data_stream& uid(std::string u) {
+    own_node().uid = std::move(u);
+    return *this;
+  }
+  data_stream& set_parallelism(int32_t p) {
+    if (p < 1)
+      throw std::invalid_argument("parallelism must be at least 1, got " + std::to_string(p));
+    auto& n = own_node();
+    if (n.non_parallel && p != 1)
+      throw std::invalid_argument("'" + n.name + "' is not a parallel source");
+    n.parallelism = p;
+    return *this;
+  }
+  data_stream& set_max_parallelism(int32_t p) {
+    if (p < 1 || p > state::upper_bound_max_parallelism)
+      throw std::invalid_argument("max parallelism must be in [1, 32768], got " +
+                                  std::to_string(p));
+    own_node().max_parallelism = p;
+    return *this;
+  }
+  data_stream& disable_chaining() {
+    own_node().chaining_disabled = true;
+    return *this;
+  }
+  data_stream& start_new_chain() {
+    own_node().start_new_chain = true;
+    return *this;
+  }
+  data_stream& slot_sharing_group(std::string group) {
+    own_node().slot_sharing_group = std::move(group);
+    return *this;
+  }
+  /// The graph node of this stream (not for unions).
+  int32_t node_id() const { return own_node_id(); }
+
+protected:
+  template <class U>
+  friend class data_stream;
+  template <class K, class U>
+  friend class keyed_stream;
+
+  data_stream(std::shared_ptr<environment_state> env, std::vector<internal::input_ref> inputs)
+    : env_(std::move(env)), inputs_(std::move(inputs)) {}
+
+  int32_t own_node_id() const {
+    if (inputs_.size() != 1)
+      throw std::logic_error("a union of streams is not an operator; set this on its inputs");
+    return inputs_[0].node;
+  }
+  stream_node& own_node() const { return env_->graph.nodes[own_node_id()]; }
+
+  data_stream<T> partitioned(ship_strategy s) const {
+    return with_exchange(s, std::make_shared<typed_exchange<T>>(s));
+  }
+
+  data_stream<T> with_exchange(ship_strategy s,
+                               std::shared_ptr<const exchange_factory> exchange) const {
+    auto inputs = inputs_;
+    for (auto& in : inputs) {
+      in.strategy = s;
+      in.strategy_explicit = true;
+      in.exchange = exchange;
+    }
+    return data_stream<T>(env_, std::move(inputs));
+  }
+
+  /// Adds a node consuming this stream and returns its output stream.
+  template <class R>
+  data_stream<R> add_node(const std::string& name, node_kind kind,
+                          std::function<std::unique_ptr<stream_operator>()> make) const {
+    stream_node node;
+    node.kind = kind;
+    node.name = name;
+    node.make_operator = std::move(make);
+    internal::add_typed_node_helpers<R>(node);
+    auto id = env_->graph.add_node(std::move(node)).id;
+    for (const auto& in : inputs_)
+      env_->graph.edges.push_back({in.node, id, in.strategy, in.strategy_explicit, in.exchange});
+    return data_stream<R>(env_, id);
+  }
+
+  template <class R>
+  data_stream<R> add_operator(const std::string& name,
+                              std::function<std::unique_ptr<stream_operator>()> make) const {
+    return add_node<R>(name, node_kind::operator_node, std::move(make));
+  }
+
+  std::shared_ptr<environment_state> env_;
+  std::vector<internal::input_ref> inputs_;
+};
+
+/// A stream partitioned by key K: per-key aggregations and keyed
+/// processing. Every operator created from it receives records hashed by
+/// key group.
+template <class K, class T>
+class keyed_stream : public data_stream<T> {
+public:
+  using key_type = K;
+  using key_selector = std::function<K(const T&)>;
+
+  template <class KeySel>
+  keyed_stream(const data_stream<T>& input, KeySel sel)
+    : data_stream<T>(input.with_exchange(
+        ship_strategy::hash,
+        std::make_shared<typed_exchange<T, K, KeySel>>(ship_strategy::hash, sel))),
+      key_(sel) {}
+
+  /// Rolling reduce: f(const T& acc, T value) -> T; emits every update.
+  template <class F>
+  data_stream<T> reduce(F f) const {
+    auto fold = [f](T& acc, T&& v) mutable { acc = f(static_cast<const T&>(acc), std::move(v)); };
+    return keyed_fold("Keyed Reduce", fold);
+  }
+  /// Rolling sum of the field `proj` (a member pointer or a function
+  /// returning a reference into the record); the rest of the record is the
+  /// key's first record.
+  template <class Proj>
+  data_stream<T> sum(Proj proj) const {
+    return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
+      std::invoke(proj, acc) += std::invoke(proj, v);
+    });
+  }
+  /// Rolling minimum of a field (only the field changes, as in Flink).
+  template <class Proj>
+  data_stream<T> min(Proj proj) const {
+    return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
+      if (std::invoke(proj, v) < std::invoke(proj, acc))
+        std::invoke(proj, acc) = std::invoke(proj, v);
+    });
+  }
+  /// Rolling maximum of a field (only the field changes, as in Flink).
+  template <class Proj>
+  data_stream<T> max(Proj proj) const {
+    return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
+      if (std::invoke(proj, acc) < std::invoke(proj, v))
+        std::invoke(proj, acc) = std::invoke(proj, v);
+    });
+  }
+  /// The whole record with the smallest field so far (the first on ties).
+  template <class Proj>
+  data_stream<T> min_by(Proj proj) const {
+    return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
+      if (std::invoke(proj, v) < std::invoke(proj, acc))
+        acc = std::move(v);
+    });
+  }
+  /// The whole record with the largest field so far (the first on ties).
+  template <class Proj>
+  data_stream<T> max_by(Proj proj) const {
+    return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
+      if (std::invoke(proj, acc) < std::invoke(proj, v))
+        acc = std::move(v);
+    });
+  }
+  /// Keyed processing: f(T, keyed_process_context<K>&, collector<R>&).
+  template <class R, class F>
+  data_stream<R> process(F f) const {
+    auto key = key_;
+    return this->template add_operator<R>("KeyedProcess", [key, f]() {
+      return std::make_unique<keyed_process_operator<K, T, R, key_selector, F>>("KeyedProcess",
+                                                                                key, f);
+    });
+  }
+  const key_selector& key() const { return key_; }
+
+private:
+  template <class Fold>
+  data_stream<T> keyed_fold(const std::string& name, Fold fold) const {
+    auto key = key_;
+    return this->template add_operator<T>(name, [key, fold, name]() {
+      return std::make_unique<keyed_fold_operator<K, T, key_selector, Fold>>(name, key, fold);
+    });
+  }
+
+  key_selector key_;
+};
+
+template <class T>
+template <class KeySel>
+auto data_stream<T>::key_by(KeySel sel) const
+  -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T> {
+  using K = std::decay_t<std::invoke_result_t<KeySel&, const T&>>;
+  return keyed_stream<K, T>(*this, sel);
+}
+
+} // namespace sluice::runtime

@@ -1,0 +1,330 @@
+#pragma once
+
+#include "sluice/runtime/function.hpp"
+#include "sluice/state/key_group.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+/// Exchanges: how the records of one operator reach the subtasks of the next
+/// when they are not chained. Records are written into typed batches per
+/// channel; the execution layer (output_gate) moves full batches under credit.
+namespace sluice::runtime {
+
+/// How records are distributed over the downstream subtasks of an edge.
+enum class ship_strategy { forward, rebalance, rescale, shuffle, broadcast, global, hash, custom };
+
+/// The name Flink's plans use ("FORWARD", "HASH", ...).
+const char* to_string(ship_strategy s) noexcept;
+
+/// True for strategies that connect each upstream subtask to a subset of the
+/// downstream subtasks (forward, rescale); the rest connect all to all.
+constexpr bool is_pointwise(ship_strategy s) noexcept {
+  return s == ship_strategy::forward || s == ship_strategy::rescale;
+}
+
+/// A batch of records in flight between two subtasks. In-process it holds
+/// the records themselves; the same buffer travels back with the credit and
+/// is refilled.
+class batch_base {
+public:
+  virtual ~batch_base() = default;
+  virtual size_t size() const noexcept = 0;
+};
+
+template <class T>
+class record_batch final : public batch_base {
+public:
+  size_t size() const noexcept override { return records.size(); }
+  std::vector<T> records;
+};
+
+using batch_ptr = std::unique_ptr<batch_base>;
+
+/// Implemented by the execution layer: takes full batches of an output's
+/// channel and delivers them under credit.
+class output_gate {
+public:
+  virtual ~output_gate() = default;
+  /// Takes the filled `batch` of channel `channel` of output `output`, and
+  /// returns an empty recycled buffer to fill next (nullptr if none is free).
+  /// Never blocks: without credit the batch waits in the gate, and the
+  /// subtask stops taking input until credit returns.
+  virtual batch_ptr hand_over(uint32_t output, uint32_t channel, batch_ptr batch) = 0;
+  /// Whether channel `channel` of output `output` may send right now.
+  virtual bool has_credit(uint32_t output, uint32_t channel) const = 0;
+};
+
+/// Sizing and timing of batches, from configuration.
+struct exchange_params {
+  /// Target bytes per batch; records per batch = bytes / sizeof(T), clamped.
+  size_t batch_bytes = 64 * 1024;
+  size_t min_batch_records = 256;
+  size_t max_batch_records = 16384;
+  /// Buffer timeout 0: every record is sent on its own.
+  bool flush_every_record = false;
+
+  template <class T>
+  size_t records_per_batch() const noexcept {
+    if (flush_every_record)
+      return 1;
+    size_t n = batch_bytes / sizeof(T);
+    return n < min_batch_records ? min_batch_records
+                                 : (n > max_batch_records ? max_batch_records : n);
+  }
+};
+
+/// Type-erased network output as the subtask sees it.
+class network_output_base {
+public:
+  virtual ~network_output_base() = default;
+  /// The collector the upstream operator writes into.
+  virtual any_collector* collector_ptr() = 0;
+  /// Hands over every non-empty batch; with `only_with_credit`, only those
+  /// whose channel has credit (the buffer-timeout flush skips backpressured
+  /// channels, as Flink's output flusher does).
+  virtual void flush(bool only_with_credit) = 0;
+  /// Records written into this output so far.
+  virtual uint64_t records_out() const noexcept = 0;
+};
+
+/// Writes records into per-channel batches, choosing channels with
+/// `Selector` (a partitioner). Selector::select(record) returns a channel
+/// index, or Selector::broadcast is true.
+template <class T, class Selector>
+class network_output final : public network_output_base, public collector<T> {
+public:
+  network_output(output_gate& gate, uint32_t id, uint32_t channels, Selector sel,
+                 const exchange_params& params)
+    : gate_(gate), id_(id), sel_(std::move(sel)), capacity_(params.records_per_batch<T>()) {
+    batches_.resize(channels);
+    for (auto& b : batches_)
+      b = fresh();
+  }
+  using collector<T>::collect;
+
+  any_collector* collector_ptr() override { return this; }
+
+  void collect(T&& value) override {
+    ++records_;
+    if constexpr (Selector::broadcast) {
+      for (uint32_t ch = 0; ch + 1 < batches_.size(); ++ch)
+        append(ch, T(value));
+      append(static_cast<uint32_t>(batches_.size() - 1), std::move(value));
+    } else {
+      append(sel_.select(static_cast<const T&>(value)), std::move(value));
+    }
+  }
+
+  void flush(bool only_with_credit) override {
+    for (uint32_t ch = 0; ch < batches_.size(); ++ch)
+      if (!batches_[ch]->records.empty() && (!only_with_credit || gate_.has_credit(id_, ch)))
+        hand_over(ch);
+  }
+
+  uint64_t records_out() const noexcept override { return records_; }
+
+private:
+  void append(uint32_t ch, T&& value) {
+    auto& recs = batches_[ch]->records;
+    recs.push_back(std::move(value));
+    if (recs.size() >= capacity_)
+      hand_over(ch);
+  }
+
+  void hand_over(uint32_t ch) {
+    auto next = gate_.hand_over(id_, ch, std::move(batches_[ch]));
+    if (next)
+      batches_[ch].reset(static_cast<record_batch<T>*>(next.release()));
+    else
+      batches_[ch] = fresh();
+  }
+
+  std::unique_ptr<record_batch<T>> fresh() const {
+    auto b = std::make_unique<record_batch<T>>();
+    b->records.reserve(capacity_);
+    return b;
+  }
+
+  output_gate& gate_;
+  uint32_t id_;
+  Selector sel_;
+  size_t capacity_;
+  uint64_t records_ = 0;
+  std::vector<std::unique_ptr<record_batch<T>>> batches_;
+};
+
+/// Partitioners: choose the channel of a record among `n` channels.
+struct single_channel_selector {
+  static constexpr bool broadcast = false;
+  template <class T>
+  uint32_t select(const T&) const noexcept { return 0; }
+};
+
+struct round_robin_selector {
+  static constexpr bool broadcast = false;
+  uint32_t n = 1;
+  uint32_t next = 0;
+  template <class T>
+  uint32_t select(const T&) noexcept {
+    uint32_t ch = next;
+    next = next + 1 == n ? 0 : next + 1;
+    return ch;
+  }
+};
+
+struct random_selector {
+  static constexpr bool broadcast = false;
+  uint32_t n = 1;
+  std::minstd_rand rng{std::random_device{}()};
+  template <class T>
+  uint32_t select(const T&) noexcept {
+    return static_cast<uint32_t>(rng() % n);
+  }
+};
+
+struct broadcast_selector {
+  static constexpr bool broadcast = true;
+  template <class T>
+  uint32_t select(const T&) const noexcept { return 0; }
+};
+
+/// key_by: the key's key group, then the subtask whose range holds it.
+template <class K, class KeySel>
+struct key_group_selector {
+  static constexpr bool broadcast = false;
+  KeySel key;
+  int32_t max_parallelism;
+  int32_t parallelism;
+  template <class T>
+  uint32_t select(const T& v) const {
+    auto kg = state::key_group_of<K>(key(v), max_parallelism);
+    return static_cast<uint32_t>(state::subtask_for_key_group(max_parallelism, parallelism, kg));
+  }
+};
+
+/// partition_custom: user partitioner(key, n) -> channel.
+template <class KeySel, class Partitioner>
+struct custom_selector {
+  static constexpr bool broadcast = false;
+  KeySel key;
+  Partitioner part;
+  uint32_t n;
+  std::string op_name;
+  template <class T>
+  uint32_t select(const T& v) {
+    auto ch = part(key(v), static_cast<int32_t>(n));
+    if (ch < 0 || static_cast<uint32_t>(ch) >= n)
+      throw user_code_error(op_name, "custom partitioner returned channel " + std::to_string(ch) +
+                                       " outside [0, " + std::to_string(n) + ")");
+    return static_cast<uint32_t>(ch);
+  }
+};
+
+/// Feeds the records of arriving batches into the head of a chain.
+class input_feeder {
+public:
+  virtual ~input_feeder() = default;
+  /// Pushes every record of `batch` into the target and empties the batch
+  /// (keeping its capacity for reuse); returns the number of records.
+  virtual size_t feed(batch_base& batch) = 0;
+};
+
+template <class T>
+class typed_feeder final : public input_feeder {
+public:
+  explicit typed_feeder(collector<T>* target) : target_(target) {}
+  size_t feed(batch_base& batch) override {
+    auto& recs = static_cast<record_batch<T>&>(batch).records;
+    for (auto& r : recs)
+      target_->collect(std::move(r));
+    auto n = recs.size();
+    recs.clear();
+    return n;
+  }
+
+private:
+  collector<T>* target_;
+};
+
+/// Creates both ends of one edge's exchange for a given record type.
+class exchange_factory {
+public:
+  virtual ~exchange_factory() = default;
+  /// The sending end for one upstream subtask connected to `channels`
+  /// downstream subtasks (of `downstream_parallelism` in all).
+  virtual std::unique_ptr<network_output_base>
+  make_output(output_gate& gate, uint32_t id, uint32_t channels, int32_t upstream_index,
+              int32_t downstream_parallelism, int32_t downstream_max_parallelism,
+              const exchange_params& params, const std::string& op_name) const = 0;
+  /// The receiving end feeding `target` (the downstream head's input).
+  virtual std::unique_ptr<input_feeder> make_feeder(any_collector* target) const = 0;
+};
+
+/// Exchange factory for records of type T with a key selector for hash or
+/// custom strategies (unused otherwise).
+template <class T, class K = int, class KeySel = void*, class Partitioner = void*>
+class typed_exchange final : public exchange_factory {
+public:
+  typed_exchange(ship_strategy s, KeySel key = {}, Partitioner part = {})
+    : strategy_(s), key_(std::move(key)), part_(std::move(part)) {}
+
+  std::unique_ptr<network_output_base>
+  make_output(output_gate& gate, uint32_t id, uint32_t channels, int32_t upstream_index,
+              int32_t downstream_parallelism, int32_t downstream_max_parallelism,
+              const exchange_params& params, const std::string& op_name) const override {
+    switch (strategy_) {
+      case ship_strategy::forward:
+      case ship_strategy::global:
+        return make<single_channel_selector>(gate, id, channels, params, {});
+      case ship_strategy::rebalance:
+      case ship_strategy::rescale:
+        // Start at a different channel per upstream subtask so small inputs
+        // still spread.
+        return make<round_robin_selector>(
+          gate, id, channels, params,
+          {channels, static_cast<uint32_t>(upstream_index) % channels});
+      case ship_strategy::shuffle:
+        return make<random_selector>(gate, id, channels, params, {channels});
+      case ship_strategy::broadcast:
+        return make<broadcast_selector>(gate, id, channels, params, {});
+      case ship_strategy::hash:
+        if constexpr (!std::is_same_v<KeySel, void*>)
+          return make<key_group_selector<K, KeySel>>(
+            gate, id, channels, params, {key_, downstream_max_parallelism, downstream_parallelism});
+        break;
+      case ship_strategy::custom:
+        if constexpr (!std::is_same_v<Partitioner, void*>)
+          return make<custom_selector<KeySel, Partitioner>>(gate, id, channels, params,
+                                                            {key_, part_, channels, op_name});
+        break;
+    }
+    throw std::logic_error("exchange without a key selector for a keyed strategy");
+  }
+
+  std::unique_ptr<input_feeder> make_feeder(any_collector* target) const override {
+    auto* typed = dynamic_cast<collector<T>*>(target);
+    if (typed == nullptr)
+      throw std::logic_error("exchange feeds an operator of a different record type");
+    return std::make_unique<typed_feeder<T>>(typed);
+  }
+
+private:
+  template <class Sel>
+  static std::unique_ptr<network_output_base> make(output_gate& gate, uint32_t id,
+                                                   uint32_t channels,
+                                                   const exchange_params& params, Sel sel) {
+    return std::make_unique<network_output<T, Sel>>(gate, id, channels, std::move(sel), params);
+  }
+
+  ship_strategy strategy_;
+  KeySel key_;
+  Partitioner part_;
+};
+
+} // namespace sluice::runtime

@@ -1,0 +1,131 @@
+#include "sluice/runtime/exchange.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <numeric>
+
+using namespace sluice::runtime;
+
+namespace {
+
+/// Gate with unlimited credit that records what each channel received.
+class recording_gate : public output_gate {
+public:
+  batch_ptr hand_over(uint32_t, uint32_t channel, batch_ptr batch) override {
+    auto& recs = static_cast<record_batch<int64_t>&>(*batch).records;
+    auto& got = received[channel];
+    got.insert(got.end(), recs.begin(), recs.end());
+    ++batches;
+    recs.clear();
+    return batch;
+  }
+  bool has_credit(uint32_t, uint32_t) const override { return true; }
+  std::map<uint32_t, std::vector<int64_t>> received;
+  int batches = 0;
+};
+
+std::map<uint32_t, std::vector<int64_t>> run(ship_strategy s, uint32_t channels, int n,
+                                             int32_t upstream_index = 0) {
+  recording_gate gate;
+  auto key = [](const int64_t& v) { return v; };
+  typed_exchange<int64_t, int64_t, decltype(key)> ex(s, key);
+  exchange_params params;
+  auto out = ex.make_output(gate, 0, channels, upstream_index, channels, 128, params, "op");
+  auto* c = dynamic_cast<collector<int64_t>*>(out->collector_ptr());
+  for (int64_t i = 0; i < n; ++i)
+    c->collect(int64_t{i});
+  out->flush(false);
+  CHECK(out->records_out() == static_cast<uint64_t>(n));
+  return gate.received;
+}
+
+} // namespace
+
+TEST_SUITE("runtime.exchange") {
+
+TEST_CASE("rebalance deals records round robin") {
+  auto got = run(ship_strategy::rebalance, 3, 3000, 1);
+  REQUIRE(got.size() == 3);
+  for (auto& [ch, recs] : got)
+    CHECK(recs.size() == 1000);
+  CHECK(got[1][0] == 0); // upstream subtask 1 starts at channel 1
+  CHECK(got[2][0] == 1);
+}
+
+TEST_CASE("shuffle spreads records roughly evenly at random") {
+  auto got = run(ship_strategy::shuffle, 4, 40000);
+  REQUIRE(got.size() == 4);
+  for (auto& [ch, recs] : got) {
+    CHECK(recs.size() > 9000);
+    CHECK(recs.size() < 11000);
+  }
+}
+
+TEST_CASE("broadcast sends every record to every channel") {
+  auto got = run(ship_strategy::broadcast, 3, 500);
+  REQUIRE(got.size() == 3);
+  for (auto& [ch, recs] : got)
+    CHECK(recs.size() == 500);
+}
+
+TEST_CASE("global and forward send everything to the first channel") {
+  auto g = run(ship_strategy::global, 1, 100);
+  CHECK(g[0].size() == 100);
+}
+
+TEST_CASE("hash sends each key to the subtask owning its key group") {
+  auto got = run(ship_strategy::hash, 3, 10000);
+  size_t total = 0;
+  for (auto& [ch, recs] : got) {
+    total += recs.size();
+    for (auto v : recs) {
+      auto kg = sluice::state::key_group_of<int64_t>(v, 128);
+      REQUIRE(sluice::state::subtask_for_key_group(128, 3, kg) == static_cast<int32_t>(ch));
+    }
+  }
+  CHECK(total == 10000);
+}
+
+TEST_CASE("custom partitioner picks the channel, and an out-of-range one fails") {
+  recording_gate gate;
+  auto key = [](const int64_t& v) { return v; };
+  auto part = [](int64_t k, int32_t n) { return static_cast<int32_t>(k % n); };
+  typed_exchange<int64_t, int64_t, decltype(key), decltype(part)> ex(ship_strategy::custom, key,
+                                                                      part);
+  auto out = ex.make_output(gate, 0, 4, 0, 4, 128, exchange_params{}, "op");
+  auto* c = dynamic_cast<collector<int64_t>*>(out->collector_ptr());
+  for (int64_t i = 0; i < 40; ++i)
+    c->collect(int64_t{i});
+  out->flush(false);
+  for (auto& [ch, recs] : gate.received)
+    for (auto v : recs)
+      CHECK(v % 4 == ch);
+
+  auto bad = [](int64_t, int32_t) { return 7; };
+  typed_exchange<int64_t, int64_t, decltype(key), decltype(bad)> ex2(ship_strategy::custom, key,
+                                                                      bad);
+  auto out2 = ex2.make_output(gate, 0, 4, 0, 4, 128, exchange_params{}, "op");
+  auto* c2 = dynamic_cast<collector<int64_t>*>(out2->collector_ptr());
+  CHECK_THROWS_AS(c2->collect(int64_t{1}), user_code_error);
+}
+
+TEST_CASE("batches are handed over when full, and every record at buffer timeout 0") {
+  recording_gate gate;
+  typed_exchange<int64_t> ex(ship_strategy::forward);
+  exchange_params params;
+  params.batch_bytes = 1024 * sizeof(int64_t);
+  params.min_batch_records = 1;
+  auto out = ex.make_output(gate, 0, 1, 0, 1, 128, params, "op");
+  auto* c = dynamic_cast<collector<int64_t>*>(out->collector_ptr());
+  for (int64_t i = 0; i < 2048; ++i)
+    c->collect(int64_t{i});
+  CHECK(gate.batches == 2);
+  params.flush_every_record = true;
+  auto out2 = ex.make_output(gate, 0, 1, 0, 1, 128, params, "op");
+  auto* c2 = dynamic_cast<collector<int64_t>*>(out2->collector_ptr());
+  c2->collect(int64_t{1});
+  CHECK(gate.batches == 3);
+}
+
+} // TEST_SUITE

@@ -1,0 +1,65 @@
+#pragma once
+
+#include "sluice/runtime/exchange.hpp"
+#include "sluice/runtime/operators.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+/// The logical graph a program builds: one node per operator, one edge per
+/// connection, before chaining.
+namespace sluice::runtime {
+
+enum class node_kind { source, operator_node, sink };
+
+/// One connection between two operators.
+struct stream_edge {
+  int32_t source = -1;
+  int32_t target = -1;
+  ship_strategy strategy = ship_strategy::forward;
+  /// False when the program did not ask for a strategy: forward then becomes
+  /// rebalance if the parallelism changes (as in Flink).
+  bool strategy_explicit = false;
+  std::shared_ptr<const exchange_factory> exchange;
+};
+
+/// One operator of the program with its settings.
+struct stream_node {
+  int32_t id = -1;
+  node_kind kind = node_kind::operator_node;
+  std::string name;
+  std::string uid;
+  std::string slot_sharing_group = "default";
+  /// -1: the environment's default parallelism.
+  int32_t parallelism = -1;
+  /// -1: derived from the parallelism (or the environment's setting).
+  int32_t max_parallelism = -1;
+  /// Sources that cannot run in parallel (from_elements, sockets).
+  bool non_parallel = false;
+  bool chaining_disabled = false;
+  bool start_new_chain = false;
+  /// Creates this operator's instance for one subtask.
+  std::function<std::unique_ptr<stream_operator>()> make_operator;
+  /// Wraps several collectors of this node's output type into one.
+  std::function<std::unique_ptr<any_collector>(std::vector<any_collector*>)> make_fanout;
+  /// A collector of this node's output type that drops records.
+  std::function<std::unique_ptr<any_collector>()> make_discard;
+};
+
+/// The whole logical graph; nodes are numbered in creation order, which is
+/// a topological order (a stream exists before anything consumes it).
+struct stream_graph {
+  std::vector<stream_node> nodes;
+  std::vector<stream_edge> edges;
+
+  stream_node& add_node(stream_node n) {
+    n.id = static_cast<int32_t>(nodes.size());
+    nodes.push_back(std::move(n));
+    return nodes.back();
+  }
+};
+
+} // namespace sluice::runtime
