@@ -5,6 +5,8 @@ cmake_policy(SET CMP0009 NEW)
 # all_sources at CMakeLists.txt:47 (file)
 file(GLOB_RECURSE NEW_GLOB LIST_DIRECTORIES false "/work/main/actors/sluice/*.cpp")
 set(OLD_GLOB
+  "/work/main/actors/sluice/actors/cluster.cpp"
+  "/work/main/actors/sluice/actors/subtask.cpp"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")

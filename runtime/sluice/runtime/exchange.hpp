@@ -44,7 +44,9 @@ public:
   std::vector<T> records;
 };
 
-using batch_ptr = std::unique_ptr<batch_base>;
+/// Shared so the same buffer can ride in an actor message and come back;
+/// by protocol exactly one side uses it at a time.
+using batch_ptr = std::shared_ptr<batch_base>;
 
 /// Implemented by the execution layer: takes full batches of an output's
 /// channel and delivers them under credit.
@@ -140,13 +142,13 @@ private:
   void hand_over(uint32_t ch) {
     auto next = gate_.hand_over(id_, ch, std::move(batches_[ch]));
     if (next)
-      batches_[ch].reset(static_cast<record_batch<T>*>(next.release()));
+      batches_[ch] = std::static_pointer_cast<record_batch<T>>(std::move(next));
     else
       batches_[ch] = fresh();
   }
 
-  std::unique_ptr<record_batch<T>> fresh() const {
-    auto b = std::make_unique<record_batch<T>>();
+  std::shared_ptr<record_batch<T>> fresh() const {
+    auto b = std::make_shared<record_batch<T>>();
     b->records.reserve(capacity_);
     return b;
   }
@@ -156,7 +158,7 @@ private:
   Selector sel_;
   size_t capacity_;
   uint64_t records_ = 0;
-  std::vector<std::unique_ptr<record_batch<T>>> batches_;
+  std::vector<std::shared_ptr<record_batch<T>>> batches_;
 };
 
 /// Partitioners: choose the channel of a record among `n` channels.

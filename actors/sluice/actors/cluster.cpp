@@ -1,0 +1,513 @@
+#include "sluice/actors/cluster.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <thread>
+
+namespace sluice::actors {
+
+using runtime::execution_state;
+using runtime::job_status;
+
+void job_board::set_status(job_status s, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> guard(mtx);
+    status = s;
+    if (!why.empty() && error.empty())
+      error = why;
+    if (runtime::is_globally_terminal(s))
+      end_ns = steady_now_ns();
+  }
+  cv.notify_all();
+}
+
+// ---- TaskManager -----------------------------------------------------------
+
+caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots) {
+  (void)slots;
+  return {
+    [self](deploy_atom, subtask_deployment& d) -> subtask_actor {
+      return self->spawn(subtask_impl, std::move(d));
+    },
+  };
+}
+
+struct job_master_state {
+  job_submission sub;
+  caf::actor job_manager;
+  std::vector<std::vector<subtask_actor>> subtasks; // [vertex][index]
+  std::vector<std::vector<execution_state>> states;
+  size_t total = 0;
+  size_t deployed = 0;
+  size_t terminal = 0;
+  bool cancel_requested = false;
+  bool failing = false;
+  bool done = false;
+  const char* name = "sluice.job_master";
+
+  static bool is_terminal(execution_state s) {
+    return s == execution_state::finished || s == execution_state::canceled ||
+           s == execution_state::failed;
+  }
+};
+
+// ---- JobManager ------------------------------------------------------------
+
+struct job_manager_state {
+  struct tm_entry {
+    caf::actor handle;
+    int32_t slots = 0;
+    int32_t free = 0;
+  };
+  std::vector<tm_entry> task_managers;
+  std::map<std::string, std::vector<std::pair<size_t, int32_t>>> allocations;
+  std::vector<caf::actor> job_masters;
+  const char* name = "sluice.job_manager";
+};
+
+caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self,
+                              job_submission sub, caf::actor job_manager);
+
+caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self) {
+  return {
+    [self](register_atom, caf::actor tm, int32_t slots) {
+      self->state.task_managers.push_back({std::move(tm), slots, slots});
+    },
+    [self](slots_atom, const std::string& job, int32_t n) -> caf::result<std::vector<caf::actor>> {
+      auto& st = self->state;
+      int32_t free = 0;
+      for (auto& tm : st.task_managers)
+        free += tm.free;
+      if (free < n)
+        return caf::make_error(caf::sec::runtime_error,
+                               "not enough task slots: the job needs " + std::to_string(n) +
+                                 ", the cluster has " + std::to_string(free) + " free");
+      std::vector<caf::actor> out;
+      auto& alloc = st.allocations[job];
+      for (size_t t = 0; t < st.task_managers.size() && static_cast<int32_t>(out.size()) < n; ++t) {
+        auto& tm = st.task_managers[t];
+        int32_t take = std::min(tm.free, n - static_cast<int32_t>(out.size()));
+        tm.free -= take;
+        alloc.emplace_back(t, take);
+        for (int32_t i = 0; i < take; ++i)
+          out.push_back(tm.handle);
+      }
+      return out;
+    },
+    [self](release_atom, const std::string& job) {
+      auto& st = self->state;
+      auto it = st.allocations.find(job);
+      if (it == st.allocations.end())
+        return;
+      for (auto& [t, n] : it->second)
+        st.task_managers[t].free += n;
+      st.allocations.erase(it);
+    },
+    [self](submit_atom, job_submission& sub) -> caf::actor {
+      auto jm = self->spawn(job_master_impl, std::move(sub), caf::actor_cast<caf::actor>(self));
+      return jm;
+    },
+  };
+}
+
+// ---- JobMaster -------------------------------------------------------------
+
+namespace {
+
+using jm_pointer = caf::stateful_actor<job_master_state>*;
+
+void finish_job(jm_pointer self) {
+  auto& st = self->state;
+  if (st.done)
+    return;
+  st.done = true;
+  job_status end = st.failing            ? job_status::failed
+                   : st.cancel_requested ? job_status::canceled
+                                         : job_status::finished;
+  self->send(st.job_manager, release_atom::value, st.sub.board->id);
+  st.sub.board->set_status(end);
+  self->quit();
+}
+
+void cancel_all(jm_pointer self) {
+  auto& st = self->state;
+  for (size_t v = 0; v < st.subtasks.size(); ++v)
+    for (size_t i = 0; i < st.subtasks[v].size(); ++i)
+      if (st.subtasks[v][i] && !job_master_state::is_terminal(st.states[v][i]))
+        self->send(st.subtasks[v][i], cancel_atom::value);
+}
+
+void fail_job(jm_pointer self, const std::string& why) {
+  auto& st = self->state;
+  if (st.done)
+    return;
+  if (!st.failing) {
+    st.failing = true;
+    st.sub.board->set_status(job_status::failing, why);
+  }
+  if (st.deployed < st.total) {
+    if (st.deployed == 0)
+      finish_job(self);
+    return; // the rest is cancelled once deployment completes
+  }
+  cancel_all(self);
+  if (st.terminal == st.total)
+    finish_job(self);
+}
+
+void on_report(jm_pointer self, const subtask_report& r) {
+  auto& st = self->state;
+  if (r.vertex < 0 || static_cast<size_t>(r.vertex) >= st.states.size())
+    return;
+  auto& cur = st.states[r.vertex][r.index];
+  if (job_master_state::is_terminal(cur))
+    return;
+  cur = r.state();
+  if (!job_master_state::is_terminal(cur))
+    return;
+  ++st.terminal;
+  if (cur == execution_state::failed)
+    fail_job(self, r.error);
+  else if (st.terminal == st.total)
+    finish_job(self);
+}
+
+void wire_and_start(jm_pointer self) {
+  auto& st = self->state;
+  const auto& job = *st.sub.job;
+  if (st.failing || st.cancel_requested) {
+    cancel_all(self);
+    return;
+  }
+  // channel_of[(vertex, index)][(in_edge, upstream subtask)] = input channel
+  std::map<std::pair<int32_t, int32_t>, std::map<std::pair<int32_t, int32_t>, uint32_t>> channel_of;
+  std::vector<std::vector<std::vector<runtime::channel_endpoint>>> ins(job.vertices().size());
+  for (const auto& v : job.vertices()) {
+    ins[v.id].resize(v.parallelism);
+    for (int32_t i = 0; i < v.parallelism; ++i) {
+      ins[v.id][i] = job.input_channels(v.id, i);
+      auto& m = channel_of[{v.id, i}];
+      for (size_t c = 0; c < ins[v.id][i].size(); ++c)
+        m[{ins[v.id][i][c].in_edge, ins[v.id][i][c].upstream_subtask}] = static_cast<uint32_t>(c);
+    }
+  }
+  for (const auto& v : job.vertices()) {
+    for (int32_t i = 0; i < v.parallelism; ++i) {
+      subtask_wiring w;
+      for (auto e : v.out_edges) {
+        auto dv = job.vertex_of_node(job.graph().edges[e].target);
+        const auto& down = job.vertices()[dv];
+        auto k = static_cast<int32_t>(std::find(down.in_edges.begin(), down.in_edges.end(), e) -
+                                      down.in_edges.begin());
+        std::vector<std::pair<subtask_actor, uint32_t>> chans;
+        for (auto j : job.connected_subtasks(e, i))
+          chans.emplace_back(st.subtasks[dv][j], channel_of[{dv, j}][{k, i}]);
+        w.outputs.push_back(std::move(chans));
+      }
+      for (const auto& c : ins[v.id][i])
+        w.inputs.push_back(st.subtasks[c.upstream_vertex][c.upstream_subtask]);
+      self->send(st.subtasks[v.id][i], setup_atom::value, std::move(w));
+    }
+  }
+  st.sub.board->set_status(job_status::running);
+  for (auto& per_vertex : st.subtasks)
+    for (auto& s : per_vertex)
+      self->send(s, start_atom::value);
+}
+
+void deploy(jm_pointer self, const std::vector<caf::actor>& slots) {
+  auto& st = self->state;
+  const auto& job = *st.sub.job;
+  // Slot sharing: subtask i of every vertex in a group shares the group's
+  // slot i; groups get consecutive slot ranges.
+  std::map<std::string, size_t> group_offset;
+  size_t next = 0;
+  for (const auto& v : job.vertices()) {
+    if (!group_offset.count(v.slot_sharing_group)) {
+      int32_t width = 0;
+      for (const auto& w : job.vertices())
+        if (w.slot_sharing_group == v.slot_sharing_group)
+          width = std::max(width, w.parallelism);
+      group_offset[v.slot_sharing_group] = next;
+      next += static_cast<size_t>(width);
+    }
+  }
+  size_t cell_index = 0;
+  for (const auto& v : job.vertices()) {
+    for (int32_t i = 0; i < v.parallelism; ++i, ++cell_index) {
+      subtask_deployment d{st.sub.job, st.sub.config, v.id, i, caf::actor_cast<caf::actor>(self),
+                           st.sub.board->cells[cell_index]};
+      st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
+      auto tm = slots[group_offset[v.slot_sharing_group] + static_cast<size_t>(i)];
+      auto vid = v.id;
+      self->request(tm, caf::infinite, deploy_atom::value, std::move(d))
+        .then(
+          [self, vid, i](subtask_actor h) {
+            auto& st = self->state;
+            self->monitor(h);
+            st.subtasks[vid][i] = h;
+            if (++st.deployed == st.total)
+              wire_and_start(self);
+          },
+          [self](caf::error& err) {
+            fail_job(self, "cannot deploy subtask: " + self->system().render(err));
+          });
+    }
+  }
+}
+
+} // namespace
+
+caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_submission sub,
+                              caf::actor job_manager) {
+  auto& st = self->state;
+  st.sub = std::move(sub);
+  st.job_manager = std::move(job_manager);
+  const auto& job = *st.sub.job;
+  st.subtasks.resize(job.vertices().size());
+  st.states.resize(job.vertices().size());
+  for (const auto& v : job.vertices()) {
+    st.subtasks[v.id].resize(v.parallelism);
+    st.states[v.id].assign(v.parallelism, execution_state::created);
+    st.total += static_cast<size_t>(v.parallelism);
+  }
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (size_t v = 0; v < st.subtasks.size(); ++v)
+      for (size_t i = 0; i < st.subtasks[v].size(); ++i)
+        if (st.subtasks[v][i] && st.subtasks[v][i].address() == dm.source &&
+            !job_master_state::is_terminal(st.states[v][i])) {
+          on_report(self, {static_cast<int32_t>(v), static_cast<int32_t>(i),
+                           static_cast<int32_t>(execution_state::failed),
+                           "subtask " + std::to_string(i + 1) + " of '" +
+                             st.sub.job->vertices()[v].name + "' terminated unexpectedly: " +
+                             self->system().render(dm.reason)});
+        }
+  });
+  return {
+    [self](start_atom) {
+      auto& st = self->state;
+      auto need = st.sub.job->required_slots();
+      self->request(st.job_manager, caf::infinite, slots_atom::value, st.sub.board->id, need)
+        .then([self](const std::vector<caf::actor>& slots) { deploy(self, slots); },
+              [self](caf::error& err) {
+                auto& st = self->state;
+                st.failing = true;
+                st.sub.board->set_status(job_status::failing,
+                                         "cannot run job: " + self->system().render(err));
+                st.done = true;
+                st.sub.board->set_status(job_status::failed);
+                self->quit();
+              });
+    },
+    [self](cancel_atom) {
+      auto& st = self->state;
+      if (st.done || st.cancel_requested || st.failing)
+        return;
+      st.cancel_requested = true;
+      st.sub.board->set_status(job_status::cancelling);
+      if (st.deployed == st.total)
+        cancel_all(self);
+    },
+    [self](state_atom, const subtask_report& r) { on_report(self, r); },
+  };
+}
+
+// ---- mini-cluster ------------------------------------------------------------
+
+mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_per_taskmanager) {
+  auto threads = config.scheduler_threads;
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  cfg_.set("scheduler.max-threads", static_cast<size_t>(threads));
+  if (config.scheduler_profile == "throughput") {
+    // Idle workers keep polling and steal at once, so a woken subtask runs
+    // on the other core instead of queueing behind its producer
+    // (research/engine-prototype.md: 1.6x on a 2-stage pipeline).
+    cfg_.set("work-stealing.aggressive-steal-interval", size_t{1});
+    cfg_.set("work-stealing.moderate-steal-interval", size_t{1});
+    cfg_.set("work-stealing.moderate-sleep-duration", caf::timespan{0});
+    cfg_.set("work-stealing.aggressive-poll-attempts", size_t{1000000000});
+  } else if (config.scheduler_profile != "balanced") {
+    throw std::invalid_argument("unknown scheduler profile '" + config.scheduler_profile +
+                                "' (use balanced or throughput)");
+  }
+  system_ = std::make_unique<caf::actor_system>(cfg_);
+  job_manager_ = system_->spawn(job_manager_impl);
+  int32_t tms = std::max(1, config.taskmanagers);
+  for (int32_t t = 0; t < tms; ++t) {
+    auto tm = system_->spawn(task_manager_impl, slots_per_taskmanager);
+    caf::anon_send(job_manager_, register_atom::value, tm, slots_per_taskmanager);
+    task_managers_.push_back(tm);
+  }
+}
+
+mini_cluster::~mini_cluster() {
+  for (auto& tm : task_managers_)
+    caf::anon_send_exit(tm, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(job_manager_, caf::exit_reason::user_shutdown);
+  task_managers_.clear();
+  job_manager_ = nullptr;
+  system_.reset(); // waits for every actor to end
+}
+
+// ---- job client --------------------------------------------------------------
+
+namespace {
+
+std::string random_job_id() {
+  std::random_device rd;
+  std::mt19937_64 rng(rd() ^ static_cast<uint64_t>(steady_now_ns()));
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+class local_job_client final : public runtime::job_client {
+public:
+  local_job_client(std::shared_ptr<mini_cluster> cluster, std::shared_ptr<job_board> board,
+                   caf::actor job_master)
+    : cluster_(std::move(cluster)), board_(std::move(board)), job_master_(std::move(job_master)) {}
+
+  ~local_job_client() override {
+    if (!runtime::is_globally_terminal(status())) {
+      cancel();
+      wait();
+    }
+    job_master_ = nullptr;
+    cluster_.reset();
+  }
+
+  const std::string& job_id() const override { return board_->id; }
+
+  job_status status() const override {
+    std::lock_guard<std::mutex> guard(board_->mtx);
+    return board_->status;
+  }
+
+  runtime::job_metrics metrics() override {
+    std::lock_guard<std::mutex> guard(mtx_);
+    runtime::job_metrics out;
+    auto now = steady_now_ns();
+    last_.resize(board_->cells.size());
+    for (size_t c = 0; c < board_->cells.size(); ++c) {
+      auto& cell = *board_->cells[c];
+      runtime::subtask_metrics m;
+      m.task = cell.task;
+      m.vertex_id = cell.vertex_id;
+      m.subtask = cell.subtask;
+      m.state = static_cast<execution_state>(cell.state.load(std::memory_order_relaxed));
+      m.records_in = cell.records_in.load(std::memory_order_relaxed);
+      m.records_out = cell.records_out.load(std::memory_order_relaxed);
+      m.peak_queued_batches = cell.peak_queued_batches.load(std::memory_order_relaxed);
+      m.peak_pending_batches = cell.peak_pending_batches.load(std::memory_order_relaxed);
+      auto started = cell.started_ns.load(std::memory_order_relaxed);
+      auto ended = cell.ended_ns.load(std::memory_order_relaxed);
+      auto until = ended > 0 ? ended : now;
+      int64_t busy = cell.busy_ns.load(std::memory_order_relaxed);
+      int64_t bp = cell.backpressured_ns.load(std::memory_order_relaxed);
+      auto since = cell.blocked_since_ns.load(std::memory_order_relaxed);
+      if (since > 0 && ended == 0)
+        bp += now - since;
+      int64_t alive = started > 0 ? std::max<int64_t>(0, until - started) : 0;
+      int64_t idle = std::max<int64_t>(0, alive - busy - bp);
+      m.busy_ms_total = static_cast<uint64_t>(busy / 1000000);
+      m.backpressured_ms_total = static_cast<uint64_t>(bp / 1000000);
+      m.idle_ms_total = static_cast<uint64_t>(idle / 1000000);
+      auto& prev = last_[c];
+      int64_t window = until - (prev.at > 0 ? prev.at : started);
+      if (started > 0 && window > 0) {
+        auto per_second = [window](int64_t delta) {
+          return std::clamp(static_cast<double>(delta) * 1000.0 / static_cast<double>(window), 0.0,
+                            1000.0);
+        };
+        m.busy_ms_per_second = per_second(busy - prev.busy);
+        m.backpressured_ms_per_second = per_second(bp - prev.bp);
+        m.idle_ms_per_second =
+          std::max(0.0, 1000.0 - m.busy_ms_per_second - m.backpressured_ms_per_second);
+        prev = {until, busy, bp};
+      }
+      out.subtasks.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  void cancel() override { caf::anon_send(job_master_, cancel_atom::value); }
+
+  runtime::job_result wait() override {
+    std::unique_lock<std::mutex> lock(board_->mtx);
+    board_->cv.wait(lock, [&] { return runtime::is_globally_terminal(board_->status); });
+    return result_locked();
+  }
+
+  std::optional<runtime::job_result> wait_for(std::chrono::milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(board_->mtx);
+    if (!board_->cv.wait_for(lock, timeout,
+                             [&] { return runtime::is_globally_terminal(board_->status); }))
+      return std::nullopt;
+    return result_locked();
+  }
+
+private:
+  runtime::job_result result_locked() const {
+    runtime::job_result r;
+    r.status = board_->status;
+    r.error = board_->error;
+    r.duration = std::chrono::milliseconds((board_->end_ns - board_->start_ns) / 1000000);
+    return r;
+  }
+
+  struct window_mark {
+    int64_t at = 0;
+    int64_t busy = 0;
+    int64_t bp = 0;
+  };
+
+  std::shared_ptr<mini_cluster> cluster_;
+  std::shared_ptr<job_board> board_;
+  caf::actor job_master_;
+  std::mutex mtx_;
+  std::vector<window_mark> last_;
+};
+
+} // namespace
+
+std::shared_ptr<runtime::job_client>
+local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
+                       const runtime::configuration& config) {
+  auto slots = config.slots_per_taskmanager > 0 ? config.slots_per_taskmanager
+                                                : job->required_slots();
+  auto cluster = std::make_shared<mini_cluster>(config, slots);
+  auto board = std::make_shared<job_board>();
+  board->id = random_job_id();
+  board->name = job->name();
+  board->start_ns = steady_now_ns();
+  for (const auto& v : job->vertices())
+    for (int32_t i = 0; i < v.parallelism; ++i) {
+      auto cell = std::make_shared<subtask_metrics_cell>();
+      cell->task = v.name;
+      cell->vertex_id = v.hex_id;
+      cell->subtask = i;
+      board->cells.push_back(std::move(cell));
+    }
+  caf::scoped_actor self{cluster->system()};
+  caf::actor job_master;
+  std::string error;
+  self->request(cluster->job_manager(), std::chrono::seconds(30), submit_atom::value,
+                job_submission{job, config, board})
+    .receive([&](caf::actor jm) { job_master = std::move(jm); },
+             [&](caf::error& err) { error = cluster->system().render(err); });
+  if (!job_master) {
+    board->set_status(job_status::failed, "cannot submit job: " + error);
+  } else {
+    self->send(job_master, start_atom::value);
+  }
+  return std::make_shared<local_job_client>(std::move(cluster), std::move(board),
+                                            std::move(job_master));
+}
+
+} // namespace sluice::actors

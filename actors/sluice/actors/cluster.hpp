@@ -1,0 +1,85 @@
+#pragma once
+
+#include "sluice/actors/messages.hpp"
+#include "sluice/actors/metrics.hpp"
+#include "sluice/actors/subtask.hpp"
+#include "sluice/runtime/job.hpp"
+#include "sluice/runtime/job_graph.hpp"
+
+#include <caf/all.hpp>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+/// The control plane: JobManager (dispatcher + resource manager), one
+/// JobMaster per job, TaskManagers with slots, and the local mini-cluster
+/// that runs them all in one actor_system.
+///
+/// Messages (dynamically typed actors; the data plane is typed in
+/// messages.hpp):
+///   TaskManager: (deploy_atom, subtask_deployment) -> subtask_actor
+///   JobManager:  (register_atom, actor tm, int32 slots)
+///                (slots_atom, string job, int32 n) -> vector<actor> (a TM per slot)
+///                (release_atom, string job)
+///                (submit_atom, job_submission) -> actor job_master
+///   JobMaster:   (start_atom), (cancel_atom), (state_atom, subtask_report)
+namespace sluice::actors {
+
+/// Status and metrics of one job, shared by its JobMaster (writer) and its
+/// clients (readers). Thread-safe.
+struct job_board {
+  std::string id;
+  std::string name;
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  runtime::job_status status = runtime::job_status::created;
+  std::string error;
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  std::vector<std::shared_ptr<subtask_metrics_cell>> cells;
+
+  void set_status(runtime::job_status s, const std::string& why = {});
+};
+
+/// What the dispatcher needs to run a job.
+struct job_submission {
+  std::shared_ptr<const runtime::job_graph> job;
+  runtime::configuration config;
+  std::shared_ptr<job_board> board;
+};
+
+caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);
+caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self);
+
+/// A complete cluster inside one process: one actor_system with a
+/// JobManager and N TaskManagers. Shuts its actors down on destruction.
+class mini_cluster {
+public:
+  mini_cluster(const runtime::configuration& config, int32_t slots_per_taskmanager);
+  ~mini_cluster();
+  mini_cluster(const mini_cluster&) = delete;
+  mini_cluster& operator=(const mini_cluster&) = delete;
+
+  caf::actor_system& system() { return *system_; }
+  caf::actor job_manager() const { return job_manager_; }
+
+private:
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor job_manager_;
+  std::vector<caf::actor> task_managers_;
+};
+
+/// Runs each submitted job on a fresh local mini-cluster.
+class local_executor final : public runtime::job_executor {
+public:
+  std::shared_ptr<runtime::job_client> submit(std::shared_ptr<const runtime::job_graph> job,
+                                              const runtime::configuration& config) override;
+};
+
+} // namespace sluice::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::job_submission)

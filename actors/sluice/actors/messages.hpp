@@ -1,0 +1,89 @@
+#pragma once
+
+#include "sluice/runtime/exchange.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+/// The message vocabulary of sluice's actors. Data-plane messages carry
+/// batches between subtasks; control messages go between the JobManager,
+/// JobMasters, TaskManagers and subtasks.
+namespace sluice::actors {
+
+// Atoms (at most 10 characters in CAF 0.17).
+using setup_atom = caf::atom_constant<caf::atom("setup")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using step_atom = caf::atom_constant<caf::atom("step")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using state_atom = caf::atom_constant<caf::atom("state")>;
+using register_atom = caf::atom_constant<caf::atom("register")>;
+using slots_atom = caf::atom_constant<caf::atom("slots")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using deploy_atom = caf::atom_constant<caf::atom("deploy")>;
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+
+/// A batch of records for input channel `channel` of the receiving subtask.
+/// In-process the batch holds the records themselves and is never copied.
+struct batch_msg {
+  uint32_t channel = 0;
+  runtime::batch_ptr batch;
+};
+
+/// Returns one credit for channel `channel` of output `output` of the
+/// receiving (sending-side) subtask, with the emptied buffer for reuse.
+struct credit_msg {
+  uint32_t output = 0;
+  uint32_t channel = 0;
+  runtime::batch_ptr buffer;
+};
+
+/// In-band control events on a data channel; they travel in order with the
+/// channel's batches and need no credit.
+enum class channel_event : uint8_t {
+  end_of_partition = 0,
+};
+
+struct event_msg {
+  uint32_t channel = 0;
+  uint8_t kind = static_cast<uint8_t>(channel_event::end_of_partition);
+
+  channel_event event() const noexcept { return static_cast<channel_event>(kind); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_msg& x) {
+  return f(caf::meta::type_name("event_msg"), x.channel, x.kind);
+}
+
+/// The interface of a subtask actor: everything that reaches it.
+using subtask_actor = caf::typed_actor<
+  caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
+  caf::reacts_to<batch_msg>, caf::reacts_to<credit_msg>, caf::reacts_to<event_msg>,
+  caf::reacts_to<step_atom>, caf::reacts_to<resume_atom>, caf::reacts_to<flush_atom>,
+  caf::reacts_to<cancel_atom>>;
+
+/// Peer actors of one subtask, known once every subtask of the job exists.
+struct subtask_wiring {
+  /// outputs[output][channel]: the receiving subtask and its input channel.
+  std::vector<std::vector<std::pair<subtask_actor, uint32_t>>> outputs;
+  /// inputs[channel]: the sending subtask.
+  std::vector<subtask_actor> inputs;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subtask_wiring& x) {
+  return f(caf::meta::type_name("subtask_wiring"), x.outputs, x.inputs);
+}
+
+} // namespace sluice::actors
+
+// Batches hold C++ records by pointer and never leave the process in this
+// form; the cross-process transport serializes them separately.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::credit_msg)

@@ -1,0 +1,138 @@
+#pragma once
+
+#include "sluice/actors/messages.hpp"
+#include "sluice/actors/metrics.hpp"
+#include "sluice/runtime/job.hpp"
+#include "sluice/runtime/job_graph.hpp"
+
+#include <caf/all.hpp>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::actors {
+
+/// What a TaskManager needs to start one subtask.
+struct subtask_deployment {
+  std::shared_ptr<const runtime::job_graph> job;
+  runtime::configuration config;
+  int32_t vertex = 0;
+  int32_t index = 0;
+  caf::actor job_master;
+  std::shared_ptr<subtask_metrics_cell> metrics;
+};
+
+/// Sent by a subtask to its JobMaster when its execution state changes.
+struct subtask_report {
+  int32_t vertex = 0;
+  int32_t index = 0;
+  int32_t state_code = 0;
+  std::string error;
+
+  runtime::execution_state state() const noexcept {
+    return static_cast<runtime::execution_state>(state_code);
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subtask_report& x) {
+  return f(caf::meta::type_name("subtask_report"), x.vertex, x.index, x.state_code, x.error);
+}
+
+/// The logic of one subtask: runs an operator chain, feeds it arriving
+/// batches, moves its output batches under credit. Owned by the subtask's
+/// actor; every method runs on that actor's thread.
+class subtask_state : public runtime::output_gate {
+public:
+  subtask_state() = default;
+  ~subtask_state() override;
+
+  // output_gate
+  runtime::batch_ptr hand_over(uint32_t output, uint32_t channel,
+                               runtime::batch_ptr batch) override;
+  bool has_credit(uint32_t output, uint32_t channel) const override;
+
+  /// Builds the chain; throws on a bad program.
+  void init(subtask_actor::pointer self, subtask_deployment d);
+  void wire(subtask_wiring w);
+  void start();
+  void on_batch(batch_msg& m);
+  void on_credit(credit_msg& m);
+  void on_event(const event_msg& m);
+  void on_step();
+  void on_resume();
+  void on_flush_timer();
+  void on_cancel();
+  /// Ends the subtask as FAILED with `why`, reported to the JobMaster.
+  void fail(const std::string& why);
+
+  const char* name = "sluice.subtask";
+
+private:
+  struct out_channel {
+    subtask_actor target;
+    uint32_t target_channel = 0;
+    uint32_t credits = 0;
+    std::deque<runtime::batch_ptr> pending;
+    std::vector<runtime::batch_ptr> free;
+  };
+  struct in_channel {
+    subtask_actor sender;
+    uint32_t sender_output = 0;
+    uint32_t sender_channel = 0;
+    int32_t feeder = 0;
+    uint32_t queued = 0;
+    bool ended = false;
+  };
+  struct queued_item {
+    uint32_t channel = 0;
+    runtime::batch_ptr batch; // null for an event
+    channel_event event = channel_event::end_of_partition;
+  };
+  enum class phase { created, running, finishing, done };
+
+  /// Runs `f`, accounting its time, and turns exceptions into a failure.
+  template <class F>
+  void guarded(F&& f);
+  void process_batch(uint32_t channel, runtime::batch_ptr batch);
+  void process_event(uint32_t channel, channel_event kind);
+  void drain_queue();
+  void end_of_batch();
+  void end_input();
+  void try_finish();
+  void report(runtime::execution_state s, const std::string& error = {});
+  void set_blocked(bool blocked, int64_t now);
+  void schedule_step();
+  void publish_counters();
+  void close_operators() noexcept;
+
+  subtask_actor::pointer self_ = nullptr;
+  subtask_deployment d_;
+  std::string task_;
+  runtime::chain_instance chain_;
+  std::vector<std::vector<out_channel>> outputs_;
+  std::vector<in_channel> inputs_;
+  std::deque<queued_item> queue_;
+  size_t pending_total_ = 0;
+  size_t inputs_open_ = 0;
+  uint32_t credits_per_channel_ = 8;
+  size_t step_records_ = 8192;
+  bool blocked_ = false;
+  bool step_scheduled_ = false;
+  bool resume_scheduled_ = false;
+  bool opened_ = false;
+  phase phase_ = phase::created;
+  uint64_t records_in_ = 0;
+  uint32_t peak_queued_ = 0;
+  uint32_t peak_pending_ = 0;
+};
+
+/// Spawns the behaviour of a subtask actor.
+subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtask_state> self,
+                                          subtask_deployment d);
+
+} // namespace sluice::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::subtask_deployment)

@@ -1,0 +1,33 @@
+#pragma once
+
+/// Everything a sluice program needs: the DataStream API, run on the local
+/// mini-cluster by default.
+#include "sluice/actors/cluster.hpp"
+#include "sluice/runtime/environment.hpp"
+
+namespace sluice {
+
+using runtime::collector;
+using runtime::configuration;
+using runtime::data_stream;
+using runtime::job_result;
+using runtime::job_status;
+using runtime::keyed_stream;
+using runtime::rich_function;
+using runtime::runtime_context;
+using runtime::sink_function;
+using runtime::source_function;
+using runtime::source_step;
+using runtime::stream_environment;
+
+namespace internal {
+/// Registers the local mini-cluster as the default executor in every
+/// program that includes this header.
+inline const bool local_executor_registered = [] {
+  runtime::set_default_executor_factory(
+    [] { return std::make_shared<actors::local_executor>(); });
+  return true;
+}();
+} // namespace internal
+
+} // namespace sluice
