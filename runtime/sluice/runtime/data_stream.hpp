@@ -27,7 +27,7 @@ struct environment_state {
 
 template <class T>
 class data_stream;
-template <class K, class T>
+template <class K, class T, class KeySel = std::function<K(const T&)>>
 class keyed_stream;
 
 namespace internal {
@@ -125,32 +125,32 @@ public:
   template <class F>
   auto map(F f) const -> data_stream<internal::map_result_t<F, T&&>> {
     using R = internal::map_result_t<F, T&&>;
-    return add_operator<R>("Map", [f]() {
-      return std::make_unique<map_operator<T, R, F>>("Map", f);
+    return add_operator<R>("Map", [f](const std::string& op_name) {
+      return std::make_unique<map_operator<T, R, F>>(op_name, f);
     });
   }
 
   /// Zero or more records out per record in: f(T, collector<R>&).
   template <class R, class F>
   data_stream<R> flat_map(F f) const {
-    return add_operator<R>("Flat Map", [f]() {
-      return std::make_unique<flat_map_operator<T, R, F>>("Flat Map", f);
+    return add_operator<R>("Flat Map", [f](const std::string& op_name) {
+      return std::make_unique<flat_map_operator<T, R, F>>(op_name, f);
     });
   }
 
   /// Keeps the records for which f(const T&) is true.
   template <class F>
   data_stream<T> filter(F f) const {
-    return add_operator<T>("Filter", [f]() {
-      return std::make_unique<filter_operator<T, F>>("Filter", f);
+    return add_operator<T>("Filter", [f](const std::string& op_name) {
+      return std::make_unique<filter_operator<T, F>>(op_name, f);
     });
   }
 
   /// Low-level processing: f(T, process_context&, collector<R>&).
   template <class R, class F>
   data_stream<R> process(F f) const {
-    return add_operator<R>("Process", [f]() {
-      return std::make_unique<process_operator<T, R, F>>("Process", f);
+    return add_operator<R>("Process", [f](const std::string& op_name) {
+      return std::make_unique<process_operator<T, R, F>>(op_name, f);
     });
   }
 
@@ -158,7 +158,7 @@ public:
   /// (by key group, as Flink assigns them).
   template <class KeySel>
   auto key_by(KeySel sel) const
-    -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T>;
+    -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T, KeySel>;
 
   /// Merges this stream with others of the same type.
   template <class... Others>
@@ -212,8 +212,8 @@ public:
   template <class S>
   data_stream<void> add_sink(S sink, std::string name = "Unnamed") const {
     static_assert(std::is_base_of_v<sink_function<T>, S>, "a sink must derive from sink_function<T>");
-    auto node = add_node<void>(name, node_kind::sink, [sink, name]() {
-      return std::make_unique<sink_operator<T, S>>(name, sink);
+    auto node = add_node<void>(name, node_kind::sink, [sink](const std::string& op_name) {
+      return std::make_unique<sink_operator<T, S>>(op_name, sink);
     });
     return node;
   }
@@ -262,7 +262,7 @@ public:
 protected:
   template <class U>
   friend class data_stream;
-  template <class K, class U>
+  template <class K, class U, class S>
   friend class keyed_stream;
 
   data_stream(std::shared_ptr<environment_state> env, std::vector<internal::input_ref> inputs)
@@ -293,7 +293,7 @@ protected:
   /// Adds a node consuming this stream and returns its output stream.
   template <class R>
   data_stream<R> add_node(const std::string& name, node_kind kind,
-                          std::function<std::unique_ptr<stream_operator>()> make) const {
+                          std::function<std::unique_ptr<stream_operator>(const std::string&)> make) const {
     stream_node node;
     node.kind = kind;
     node.name = name;
@@ -307,7 +307,7 @@ protected:
 
   template <class R>
   data_stream<R> add_operator(const std::string& name,
-                              std::function<std::unique_ptr<stream_operator>()> make) const {
+                              std::function<std::unique_ptr<stream_operator>(const std::string&)> make) const {
     return add_node<R>(name, node_kind::operator_node, std::move(make));
   }
 
@@ -317,14 +317,15 @@ protected:
 
 /// A stream partitioned by key K: per-key aggregations and keyed
 /// processing. Every operator created from it receives records hashed by
-/// key group.
-template <class K, class T>
+/// key group. The key selector's own type is kept so the per-record key
+/// computation inlines; convert to keyed_stream<K, T> (a std::function
+/// selector) to name the type.
+template <class K, class T, class KeySel>
 class keyed_stream : public data_stream<T> {
 public:
   using key_type = K;
-  using key_selector = std::function<K(const T&)>;
+  using key_selector = KeySel;
 
-  template <class KeySel>
   keyed_stream(const data_stream<T>& input, KeySel sel)
     : data_stream<T>(input.with_exchange(
         ship_strategy::hash,
@@ -382,9 +383,8 @@ public:
   template <class R, class F>
   data_stream<R> process(F f) const {
     auto key = key_;
-    return this->template add_operator<R>("KeyedProcess", [key, f]() {
-      return std::make_unique<keyed_process_operator<K, T, R, key_selector, F>>("KeyedProcess",
-                                                                                key, f);
+    return this->template add_operator<R>("KeyedProcess", [key, f](const std::string& op_name) {
+      return std::make_unique<keyed_process_operator<K, T, R, key_selector, F>>(op_name, key, f);
     });
   }
   const key_selector& key() const { return key_; }
@@ -393,8 +393,8 @@ private:
   template <class Fold>
   data_stream<T> keyed_fold(const std::string& name, Fold fold) const {
     auto key = key_;
-    return this->template add_operator<T>(name, [key, fold, name]() {
-      return std::make_unique<keyed_fold_operator<K, T, key_selector, Fold>>(name, key, fold);
+    return this->template add_operator<T>(name, [key, fold](const std::string& op_name) {
+      return std::make_unique<keyed_fold_operator<K, T, key_selector, Fold>>(op_name, key, fold);
     });
   }
 
@@ -404,9 +404,9 @@ private:
 template <class T>
 template <class KeySel>
 auto data_stream<T>::key_by(KeySel sel) const
-  -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T> {
+  -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T, KeySel> {
   using K = std::decay_t<std::invoke_result_t<KeySel&, const T&>>;
-  return keyed_stream<K, T>(*this, sel);
+  return keyed_stream<K, T, KeySel>(*this, sel);
 }
 
 } // namespace sluice::runtime

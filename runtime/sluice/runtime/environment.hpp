@@ -91,8 +91,8 @@ private:
     node.non_parallel = non_parallel;
     if (non_parallel)
       node.parallelism = 1;
-    node.make_operator = [source, name]() {
-      return std::make_unique<source_operator<T, S>>(name, source);
+    node.make_operator = [source](const std::string& op_name) {
+      return std::make_unique<source_operator<T, S>>(op_name, source);
     };
     internal::add_typed_node_helpers<T>(node);
     auto id = env_->graph.add_node(std::move(node)).id;

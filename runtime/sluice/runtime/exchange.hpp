@@ -197,17 +197,33 @@ struct broadcast_selector {
 };
 
 /// key_by: the key's key group, then the subtask whose range holds it.
+/// Per record this is the hot path of every keyed exchange, so the two
+/// divisions of the formula become a mask (max parallelism is a power of two
+/// by default) and a table lookup from key group to subtask.
 template <class K, class KeySel>
 struct key_group_selector {
   static constexpr bool broadcast = false;
-  KeySel key;
-  int32_t max_parallelism;
-  int32_t parallelism;
+
+  key_group_selector(KeySel k, int32_t max_parallelism, int32_t parallelism)
+    : key(std::move(k)), max_parallelism(max_parallelism),
+      mask((max_parallelism & (max_parallelism - 1)) == 0 ? max_parallelism - 1 : -1),
+      subtask_of(static_cast<size_t>(max_parallelism)) {
+    for (int32_t kg = 0; kg < max_parallelism; ++kg)
+      subtask_of[static_cast<size_t>(kg)] = static_cast<uint32_t>(
+        state::subtask_for_key_group(max_parallelism, parallelism, kg));
+  }
+
   template <class T>
   uint32_t select(const T& v) const {
-    auto kg = state::key_group_of<K>(key(v), max_parallelism);
-    return static_cast<uint32_t>(state::subtask_for_key_group(max_parallelism, parallelism, kg));
+    auto h = state::murmur_hash(state::key_hash<K>{}(key(v)));
+    auto kg = mask >= 0 ? (h & mask) : (h % max_parallelism);
+    return subtask_of[static_cast<size_t>(kg)];
   }
+
+  KeySel key;
+  int32_t max_parallelism;
+  int32_t mask;
+  std::vector<uint32_t> subtask_of;
 };
 
 /// partition_custom: user partitioner(key, n) -> channel.

@@ -225,7 +225,7 @@ chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate
   chain_instance chain;
   std::map<int32_t, stream_operator*> op_of;
   for (auto id : v.nodes) {
-    chain.operators.push_back(nodes[id].make_operator());
+    chain.operators.push_back(nodes[id].make_operator(nodes[id].name));
     op_of[id] = chain.operators.back().get();
   }
   std::map<int32_t, network_output_base*> output_of_edge;

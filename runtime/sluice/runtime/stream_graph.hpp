@@ -41,8 +41,9 @@ struct stream_node {
   bool non_parallel = false;
   bool chaining_disabled = false;
   bool start_new_chain = false;
-  /// Creates this operator's instance for one subtask.
-  std::function<std::unique_ptr<stream_operator>()> make_operator;
+  /// Creates this operator's instance for one subtask, named as the node is
+  /// named when the job starts (so name() applies to errors too).
+  std::function<std::unique_ptr<stream_operator>(const std::string& name)> make_operator;
   /// Wraps several collectors of this node's output type into one.
   std::function<std::unique_ptr<any_collector>(std::vector<any_collector*>)> make_fanout;
   /// A collector of this node's output type that drops records.

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/state/sluice_state_test_tests-b858cb2.cmake")
-  include("/work/main/build/state/sluice_state_test_tests-b858cb2.cmake")
-else()
-  add_test(sluice_state_test_NOT_BUILT-b858cb2 sluice_state_test_NOT_BUILT-b858cb2)
-endif()
