@@ -25,6 +25,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 size_t batch_bytes = 0;
 uint32_t credits = 0;
+size_t step_records = 0;
 
 sluice::configuration make_config(const std::string& profile) {
   sluice::configuration cfg;
@@ -33,6 +34,8 @@ sluice::configuration make_config(const std::string& profile) {
     cfg.batch_bytes = batch_bytes;
   if (credits > 0)
     cfg.credits_per_channel = credits;
+  if (step_records > 0)
+    cfg.source_step_records = step_records;
   return cfg;
 }
 
@@ -102,10 +105,12 @@ int main(int argc, char** argv) {
       profile = argv[++i];
     else if (arg == "--batch-bytes" && i + 1 < argc)
       batch_bytes = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--step" && i + 1 < argc)
+      step_records = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--credits" && i + 1 < argc)
       credits = static_cast<uint32_t>(std::strtoul(argv[++i], nullptr, 10));
     else {
-      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C] [--step S]\n", argv[0]);
       return 2;
     }
   }

@@ -5,6 +5,7 @@
 //   word_count [--input FILE] [--parallelism N]
 
 #include "sluice/sluice.hpp"
+#include "word_count.hpp"
 
 #include <cstdlib>
 #include <iostream>
@@ -17,24 +18,8 @@
 
 namespace {
 
-using word_count = std::pair<std::string, int64_t>;
-
-/// Splits a line into lower-case words of ASCII letters.
-struct tokenizer {
-  void operator()(const std::string& line, sluice::collector<word_count>& out) const {
-    std::string word;
-    for (char c : line) {
-      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-        word += static_cast<char>(c | 0x20);
-      } else if (!word.empty()) {
-        out.collect(word_count{std::move(word), 1});
-        word.clear();
-      }
-    }
-    if (!word.empty())
-      out.collect(word_count{std::move(word), 1});
-  }
-};
+using sluice::examples::tokenizer;
+using sluice::examples::word_count;
 
 int usage(const char* prog) {
   std::cerr << "usage: " << prog << " [--input FILE] [--parallelism N]\n";

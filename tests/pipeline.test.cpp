@@ -1,5 +1,6 @@
 #include "sluice/sluice.hpp"
 #include "test_util.hpp"
+#include "word_count.hpp"
 
 #include <doctest/doctest.h>
 
@@ -21,21 +22,8 @@ using sluice::test::temp_dir;
 
 namespace {
 
-using word_count = std::pair<std::string, int64_t>;
-
-void tokenize(const std::string& line, collector<word_count>& out) {
-  std::string word;
-  for (char c : line) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-      word += static_cast<char>(c | 0x20);
-    } else if (!word.empty()) {
-      out.collect(word_count{std::move(word), 1});
-      word.clear();
-    }
-  }
-  if (!word.empty())
-    out.collect(word_count{std::move(word), 1});
-}
+using sluice::examples::word_count;
+const sluice::examples::tokenizer tokenize{};
 
 /// Writes a corpus of random words with punctuation, mixed case, empty
 /// lines and a last line without newline; returns the reference counts.
@@ -419,8 +407,8 @@ TEST_CASE("cancelling an unbounded job ends it within a second") {
   stream_environment env;
   env.set_parallelism(2);
   auto out = env.from_generator(stream_environment::unbounded,
-                                [](uint64_t i) { return static_cast<int64_t>(i); })
-               .key_by([](const int64_t& v) { return v % 1000; })
+                                [](uint64_t i) { return static_cast<int64_t>(i % 1000); })
+               .key_by([](const int64_t& v) { return v; })
                .reduce([](const int64_t& a, const int64_t& b) { return a + b; })
                .discard();
   (void)out;

@@ -36,24 +36,20 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
   return true;
 }
 
-/// Peak resident set size of this process in KiB (VmHWM).
-inline long peak_rss_kib() {
+/// A "Vm...:" figure of this process from /proc/self/status, in KiB.
+inline long proc_status_kib(const std::string& field) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::strtol(line.c_str() + 6, nullptr, 10);
+    if (line.rfind(field + ":", 0) == 0)
+      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
   return -1;
 }
 
-/// Current resident set size of this process in KiB (VmRSS).
-inline long rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
+/// Peak resident set size of this process in KiB.
+inline long peak_rss_kib() { return proc_status_kib("VmHWM"); }
+
+/// Current resident set size of this process in KiB.
+inline long rss_kib() { return proc_status_kib("VmRSS"); }
 
 } // namespace sluice::test

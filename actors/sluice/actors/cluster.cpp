@@ -64,14 +64,16 @@ struct job_manager_state {
   };
   std::vector<tm_entry> task_managers;
   std::map<std::string, std::vector<std::pair<size_t, int32_t>>> allocations;
-  std::vector<caf::actor> job_masters;
+  std::string cluster_name;
   const char* name = "sluice.job_manager";
 };
 
 caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self,
                               job_submission sub, caf::actor job_manager);
 
-caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self) {
+caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
+                               std::string cluster_name) {
+  self->state.cluster_name = std::move(cluster_name);
   return {
     [self](register_atom, caf::actor tm, int32_t slots) {
       self->state.task_managers.push_back({std::move(tm), slots, slots});
@@ -336,7 +338,7 @@ mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_p
                                 "' (use balanced or throughput)");
   }
   system_ = std::make_unique<caf::actor_system>(cfg_);
-  job_manager_ = system_->spawn(job_manager_impl);
+  job_manager_ = system_->spawn(job_manager_impl, std::string("local"));
   int32_t tms = std::max(1, config.taskmanagers);
   for (int32_t t = 0; t < tms; ++t) {
     auto tm = system_->spawn(task_manager_impl, slots_per_taskmanager);

@@ -52,7 +52,10 @@ struct job_submission {
 };
 
 caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);
-caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self);
+/// `cluster_name` only labels the dispatcher (CAF 0.17 dereferences a null
+/// argument tuple for actors spawned without arguments, which UBSan flags).
+caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self,
+                               std::string cluster_name);
 
 /// A complete cluster inside one process: one actor_system with a
 /// JobManager and N TaskManagers. Shuts its actors down on destruction.
