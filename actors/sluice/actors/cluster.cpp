@@ -27,6 +27,8 @@ void job_board::set_status(job_status s, const std::string& why) {
 // ---- TaskManager -----------------------------------------------------------
 
 caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots) {
+  // Slot accounting lives in the JobManager's resource manager for now; the
+  // count arrives here for the heartbeat/slot-offer protocol of issue 6.
   (void)slots;
   return {
     [self](deploy_atom, subtask_deployment& d) -> subtask_actor {

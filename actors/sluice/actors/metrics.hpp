@@ -9,9 +9,9 @@
 
 namespace sluice::actors {
 
-/// Live counters of one subtask. Written only by the subtask's actor
-/// (relaxed atomics, once per batch or step), read by job clients from any
-/// thread.
+/// Live counters of one subtask. Written by the subtask's actor (relaxed
+/// atomics, once per batch or step) and, for DEPLOYING only, by its
+/// JobMaster; read by job clients from any thread.
 struct subtask_metrics_cell {
   std::string task;
   std::string vertex_id;
