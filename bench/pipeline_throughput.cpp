@@ -97,6 +97,7 @@ double run_c(uint64_t n) {
 int main(int argc, char** argv) {
   uint64_t n = 100'000'000;
   std::string profile = "throughput";
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--records" && i + 1 < argc)
@@ -107,21 +108,32 @@ int main(int argc, char** argv) {
       batch_bytes = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--step" && i + 1 < argc)
       step_records = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--only" && i + 1 < argc)
+      only = argv[++i];
     else if (arg == "--credits" && i + 1 < argc)
       credits = static_cast<uint32_t>(std::strtoul(argv[++i], nullptr, 10));
     else {
-      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C] [--step S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C] [--step S] [--only a|b|c]\n", argv[0]);
       return 2;
     }
   }
-  double a = run_a(n, profile);
-  std::printf("a: %.0f records/s\n", a);
-  std::fflush(stdout);
-  double b = run_b(n, profile);
-  std::printf("b: %.0f records/s\n", b);
-  std::fflush(stdout);
-  double c = run_c(n);
-  std::printf("c: %.0f records/s\n", c);
-  std::printf("ratio b/c: %.3f\n", b / c);
+  auto want = [&](const char* which) { return only.empty() || only == which; };
+  double b = 0;
+  double c = 0;
+  if (want("a")) {
+    std::printf("a: %.0f records/s\n", run_a(n, profile));
+    std::fflush(stdout);
+  }
+  if (want("b")) {
+    b = run_b(n, profile);
+    std::printf("b: %.0f records/s\n", b);
+    std::fflush(stdout);
+  }
+  if (want("c")) {
+    c = run_c(n);
+    std::printf("c: %.0f records/s\n", c);
+  }
+  if (b > 0 && c > 0)
+    std::printf("ratio b/c: %.3f\n", b / c);
   return 0;
 }

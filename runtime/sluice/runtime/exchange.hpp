@@ -5,11 +5,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /// Exchanges: how the records of one operator reach the subtasks of the next
 /// when they are not chained. Records are written into typed batches per
@@ -37,12 +44,137 @@ public:
   virtual size_t size() const noexcept = 0;
 };
 
+/// Allocates whole cache lines: data read on every record must not share
+/// a line with data another core writes.
 template <class T>
-class record_batch final : public batch_base {
+struct cache_line_allocator {
+  using value_type = T;
+  static constexpr size_t line = 64;
+  static constexpr std::align_val_t alignment{alignof(T) < line ? line : alignof(T)};
+  cache_line_allocator() = default;
+  template <class U>
+  cache_line_allocator(const cache_line_allocator<U>&) noexcept {}
+  static size_t bytes(size_t n) noexcept { return (n * sizeof(T) + line - 1) / line * line; }
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(bytes(n), alignment)); }
+  void deallocate(T* p, size_t) noexcept { ::operator delete(p, alignment); }
+  template <class U>
+  bool operator==(const cache_line_allocator<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const cache_line_allocator<U>&) const noexcept { return false; }
+};
+
+/// The records of one batch: a fixed-capacity array filled once and read
+/// once. Unlike std::vector, a slot can be claimed without being written, so
+/// trivial records can be stored with streaming stores (see append()).
+template <class T>
+class batch_records {
+public:
+  batch_records() = default;
+  batch_records(const batch_records&) = delete;
+  batch_records& operator=(const batch_records&) = delete;
+  ~batch_records() {
+    clear();
+    if (data_ != nullptr)
+      cache_line_allocator<T>{}.deallocate(data_, capacity_);
+  }
+
+  /// Allocates room for `n` records; only on an empty, unallocated batch.
+  void reserve(size_t n) {
+    if (data_ != nullptr)
+      throw std::logic_error("batch_records::reserve on an allocated batch");
+    data_ = cache_line_allocator<T>{}.allocate(n);
+    capacity_ = n;
+  }
+  size_t size() const noexcept { return size_; }
+  size_t capacity() const noexcept { return capacity_; }
+  bool empty() const noexcept { return size_ == 0; }
+  T* begin() noexcept { return data_; }
+  T* end() noexcept { return data_ + size_; }
+  T& operator[](size_t i) noexcept { return data_[i]; }
+  const T& operator[](size_t i) const noexcept { return data_[i]; }
+
+  /// Appends within capacity (the caller hands the batch over when full).
+  void push_back(T&& value) {
+    ::new (static_cast<void*>(data_ + size_)) T(std::move(value));
+    ++size_;
+  }
+  void push_back(const T& value) {
+    ::new (static_cast<void*>(data_ + size_)) T(value);
+    ++size_;
+  }
+  /// Appends with a streaming store (streamable records only).
+  inline void stream_back(const T& value) noexcept;
+
+  void clear() noexcept {
+    if constexpr (!std::is_trivially_destructible_v<T>)
+      for (size_t i = 0; i < size_; ++i)
+        data_[i].~T();
+    size_ = 0;
+  }
+
+private:
+  T* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+/// Aligned to a cache line: the sending core writes the batch's size per
+/// record, and no other object may share that line.
+template <class T>
+class alignas(64) record_batch final : public batch_base {
 public:
   size_t size() const noexcept override { return records.size(); }
-  std::vector<T> records;
+  batch_records<T> records;
 };
+
+/// Records written with streaming (non-temporal) stores: copied and
+/// destroyed trivially (std::pair qualifies, though its assignment is
+/// user-defined), made of whole 8-byte words. The lines of a recycled batch were
+/// last read by the receiving core; an ordinary store must first take each
+/// line back from that core's cache (a round trip per 64 bytes that bounds
+/// a keyed exchange), a streaming store does not.
+template <class T>
+constexpr bool streamable_record_v =
+#if defined(__x86_64__)
+  std::is_trivially_copy_constructible_v<T> && std::is_trivially_destructible_v<T> &&
+  sizeof(T) % 8 == 0 && alignof(T) >= 8;
+#else
+  false;
+#endif
+
+template <class T>
+inline void stream_store(T* dst, const T& value) noexcept {
+#if defined(__x86_64__)
+  if constexpr (sizeof(T) % 16 == 0) {
+    // Batch storage starts on a cache line, so every slot of a record whose
+    // size is a multiple of 16 is 16-byte aligned: use 16-byte stores.
+    __m128i v[sizeof(T) / 16];
+    std::memcpy(v, static_cast<const void*>(&value), sizeof(T));
+    for (size_t i = 0; i < sizeof(T) / 16; ++i)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst) + i, v[i]);
+  } else {
+    long long words[sizeof(T) / 8];
+    std::memcpy(words, static_cast<const void*>(&value), sizeof(T));
+    for (size_t i = 0; i < sizeof(T) / 8; ++i)
+      _mm_stream_si64(reinterpret_cast<long long*>(dst) + i, words[i]);
+  }
+#else
+  *dst = value;
+#endif
+}
+
+template <class T>
+void batch_records<T>::stream_back(const T& value) noexcept {
+  stream_store(data_ + size_, value);
+  ++size_;
+}
+
+/// Makes streaming stores visible before a batch changes hands.
+inline void stream_fence() noexcept {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
 
 /// Shared so the same buffer can ride in an actor message and come back;
 /// by protocol exactly one side uses it at a time.
@@ -99,7 +231,7 @@ public:
 /// `Selector` (a partitioner). Selector::select(record) returns a channel
 /// index, or Selector::broadcast is true.
 template <class T, class Selector>
-class network_output final : public network_output_base, public collector<T> {
+class alignas(64) network_output final : public network_output_base, public collector<T> {
 public:
   network_output(output_gate& gate, uint32_t id, uint32_t channels, Selector sel,
                  const exchange_params& params)
@@ -134,12 +266,18 @@ public:
 private:
   void append(uint32_t ch, T&& value) {
     auto& recs = batches_[ch]->records;
-    recs.push_back(std::move(value));
+    if constexpr (streamable_record_v<T>) {
+      recs.stream_back(value);
+    } else {
+      recs.push_back(std::move(value));
+    }
     if (recs.size() >= capacity_)
       hand_over(ch);
   }
 
   void hand_over(uint32_t ch) {
+    if constexpr (streamable_record_v<T>)
+      stream_fence();
     auto next = gate_.hand_over(id_, ch, std::move(batches_[ch]));
     if (next)
       batches_[ch] = std::static_pointer_cast<record_batch<T>>(std::move(next));
@@ -223,7 +361,7 @@ struct key_group_selector {
   KeySel key;
   int32_t max_parallelism;
   int32_t mask;
-  std::vector<uint32_t> subtask_of;
+  std::vector<uint32_t, cache_line_allocator<uint32_t>> subtask_of;
 };
 
 /// partition_custom: user partitioner(key, n) -> channel.
