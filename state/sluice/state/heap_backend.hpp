@@ -1,0 +1,601 @@
+#pragma once
+
+#include "sluice/state/keyed_backend.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+/// The heap keyed state backend: state lives in hash maps partitioned by key
+/// group (fast; it must fit in memory).
+///
+/// Layout: per key group, a hash map from key to a key_slot; a slot holds one
+/// cell per declared state that the key has data in. A record looks its key
+/// up once (set_current_key) and every state access then goes straight to
+/// the cell, so adding states to an operator does not add hash lookups.
+/// A key whose cells all become empty is removed.
+namespace sluice::state {
+
+namespace internal {
+
+/// The data one key holds in one state (all namespaces).
+struct heap_cell {
+  virtual ~heap_cell() = default;
+  [[nodiscard]] virtual bool empty() const noexcept = 0;
+  /// Drops entries expired at `now`; returns how many.
+  virtual size_t expire(int64_t now, const state_ttl& ttl) = 0;
+};
+
+/// The cells of one key, indexed by state.
+struct key_slot {
+  std::vector<std::unique_ptr<heap_cell>> cells;
+  uint32_t live = 0; ///< non-null cells
+};
+
+/// A value with the time its TTL started.
+template <class V>
+struct stamped {
+  V value;
+  int64_t stamp = 0;
+};
+
+template <class V>
+size_t expire_entry(stamped<V>& e, int64_t now, const state_ttl& ttl, bool& now_empty) {
+  now_empty = ttl.expired(e.stamp, now);
+  return now_empty ? 1 : 0;
+}
+
+template <class T>
+size_t expire_entry(std::vector<stamped<T>>& list, int64_t now, const state_ttl& ttl,
+                    bool& now_empty) {
+  auto before = list.size();
+  list.erase(std::remove_if(list.begin(), list.end(),
+                            [&](const stamped<T>& e) { return ttl.expired(e.stamp, now); }),
+             list.end());
+  now_empty = list.empty();
+  return before - list.size();
+}
+
+template <class UK, class UV, class H>
+size_t expire_entry(std::unordered_map<UK, stamped<UV>, H>& map, int64_t now,
+                    const state_ttl& ttl, bool& now_empty) {
+  size_t removed = 0;
+  for (auto it = map.begin(); it != map.end();) {
+    if (ttl.expired(it->second.stamp, now)) {
+      it = map.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  now_empty = map.empty();
+  return removed;
+}
+
+/// The entries of one key in one state, one per namespace. Namespaces per
+/// key are few (the windows a key has open), so a vector searched linearly
+/// beats a map.
+template <class N, class E>
+struct ns_cell final : heap_cell {
+  std::vector<std::pair<N, E>> entries;
+
+  E* find(const N& ns) noexcept {
+    for (auto& e : entries)
+      if (e.first == ns)
+        return &e.second;
+    return nullptr;
+  }
+  E& find_or_add(const N& ns) {
+    if (auto* e = find(ns))
+      return *e;
+    return entries.emplace_back(ns, E{}).second;
+  }
+  void erase(const N& ns) {
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].first == ns) {
+        if (i + 1 != entries.size())
+          entries[i] = std::move(entries.back());
+        entries.pop_back();
+        return;
+      }
+    }
+  }
+  bool empty() const noexcept override { return entries.empty(); }
+  size_t expire(int64_t now, const state_ttl& ttl) override {
+    size_t removed = 0;
+    for (size_t i = 0; i < entries.size();) {
+      bool gone = false;
+      removed += expire_entry(entries[i].second, now, ttl, gone);
+      if (gone) {
+        if (i + 1 != entries.size())
+          entries[i] = std::move(entries.back());
+        entries.pop_back();
+      } else {
+        ++i;
+      }
+    }
+    return removed;
+  }
+};
+
+} // namespace internal
+
+/// The key-type independent half of the heap backend: cells of the current
+/// key. State handles talk to this.
+class heap_backend_core : public virtual keyed_state_backend_base {
+public:
+  heap_backend_core(key_group_range range, int32_t max_parallelism,
+                    std::shared_ptr<const state_clock> clock)
+    : keyed_state_backend_base(range, max_parallelism, std::move(clock)) {}
+
+  /// The current key's cell of state `idx`, or nullptr.
+  [[nodiscard]] internal::heap_cell* cell(uint32_t idx) const noexcept {
+    if (slot_ == nullptr || idx >= slot_->cells.size())
+      return nullptr;
+    return slot_->cells[idx].get();
+  }
+
+  /// The current key's cell of state `idx`, created if missing.
+  template <class Cell>
+  Cell& ensure_cell(uint32_t idx) {
+    auto* slot = slot_ != nullptr ? slot_ : &insert_current_slot();
+    if (slot->cells.size() <= idx)
+      slot->cells.resize(states_.size() > idx ? states_.size() : idx + 1);
+    auto& c = slot->cells[idx];
+    if (!c) {
+      c = std::make_unique<Cell>();
+      ++slot->live;
+    }
+    return static_cast<Cell&>(*c);
+  }
+
+  /// Frees the current key's cell `idx` if it holds nothing, and the key
+  /// itself once it has no cells.
+  void release_if_empty(uint32_t idx) {
+    if (slot_ == nullptr || idx >= slot_->cells.size())
+      return;
+    auto& c = slot_->cells[idx];
+    if (c && c->empty()) {
+      c.reset();
+      if (--slot_->live == 0)
+        erase_current_slot();
+    }
+  }
+
+  [[nodiscard]] int64_t now() const { return clock_->now_ms(); }
+
+protected:
+  /// Inserts an empty slot for the current key and makes it current.
+  virtual internal::key_slot& insert_current_slot() = 0;
+  /// Removes the current key's slot.
+  virtual void erase_current_slot() = 0;
+
+  /// Expires the cells of one slot; returns entries removed. Leaves the
+  /// slot's live count right; the caller drops slots that reach zero.
+  size_t expire_slot(internal::key_slot& slot, int64_t now) {
+    size_t removed = 0;
+    for (size_t i = 0; i < slot.cells.size(); ++i) {
+      auto& c = slot.cells[i];
+      if (!c || i >= states_.size() || !states_[i].ttl.enabled())
+        continue;
+      removed += c->expire(now, states_[i].ttl);
+      if (c->empty()) {
+        c.reset();
+        --slot.live;
+      }
+    }
+    return removed;
+  }
+
+  internal::key_slot* slot_ = nullptr;
+};
+
+/// Heap backend for keys of type K.
+template <class K>
+class heap_keyed_backend final : public keyed_state_backend<K>, public heap_backend_core {
+public:
+  heap_keyed_backend(key_group_range range, int32_t max_parallelism,
+                     std::shared_ptr<const state_clock> clock = nullptr)
+    : keyed_state_backend_base(range, max_parallelism, clock),
+      keyed_state_backend<K>(range, max_parallelism, clock),
+      heap_backend_core(range, max_parallelism, clock),
+      groups_(static_cast<size_t>(range.size())) {}
+
+  backend_kind kind() const noexcept override { return backend_kind::heap; }
+
+  void set_current_key(const K& key) override {
+    auto kg = this->key_group_of_key(key);
+    set_current_key_group(kg);
+    this->key_ = key;
+    auto& m = groups_[static_cast<size_t>(kg - range_.start)];
+    auto it = m.find(key);
+    slot_ = it == m.end() ? nullptr : &it->second;
+  }
+
+  std::vector<K> keys(uint32_t index) override {
+    std::vector<K> out;
+    for (auto& m : groups_)
+      for (auto& [k, slot] : m)
+        if (index < slot.cells.size() && slot.cells[index])
+          out.push_back(k);
+    return out;
+  }
+
+  size_t cleanup_expired(size_t budget) override {
+    bool any_ttl = false;
+    for (auto& s : states_)
+      any_ttl = any_ttl || s.ttl.enabled();
+    if (!any_ttl || groups_.empty())
+      return 0;
+    auto now = clock_->now_ms();
+    size_t removed = 0;
+    size_t visited = 0;
+    // Whole key groups at a time, round robin, until the budget is spent.
+    for (size_t n = 0; n < groups_.size() && visited < budget; ++n) {
+      auto& m = groups_[sweep_next_];
+      sweep_next_ = (sweep_next_ + 1) % groups_.size();
+      for (auto it = m.begin(); it != m.end();) {
+        ++visited;
+        removed += expire_slot(it->second, now);
+        if (it->second.live == 0) {
+          if (slot_ == &it->second)
+            slot_ = nullptr;
+          it = m.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return removed;
+  }
+
+  /// Number of keys holding any state (for tests and metrics).
+  [[nodiscard]] size_t key_count() const noexcept {
+    size_t n = 0;
+    for (auto& m : groups_)
+      n += m.size();
+    return n;
+  }
+
+private:
+  internal::key_slot& insert_current_slot() override {
+    auto& m = groups_[static_cast<size_t>(current_kg_ - range_.start)];
+    auto& slot = m[this->key_];
+    slot_ = &slot;
+    return slot;
+  }
+
+  void erase_current_slot() override {
+    groups_[static_cast<size_t>(current_kg_ - range_.start)].erase(this->key_);
+    slot_ = nullptr;
+  }
+
+  std::vector<std::unordered_map<K, internal::key_slot, state_hasher<K>>> groups_;
+  size_t sweep_next_ = 0;
+};
+
+// ---- heap state implementations -------------------------------------------
+
+/// Heap value state; also the storage of reducing and aggregating state.
+template <class N, class V>
+class heap_value_state final : public internal_value_state<N, V> {
+public:
+  using cell_type = internal::ns_cell<N, internal::stamped<V>>;
+
+  heap_value_state(heap_backend_core& backend, uint32_t index)
+    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+
+  void set_namespace(const N& ns) override { ns_ = ns; }
+
+  const V* get() override { return find(false); }
+
+  /// The live value, to modify in place (counts as a write for TTL), or
+  /// nullptr. The heap fast path of reducing and aggregating state.
+  V* find_mutable() { return find(true); }
+
+  /// Inserts a value for a key/namespace that has none (after find_mutable
+  /// returned nullptr).
+  V& insert(V value) {
+    auto& c = b_.ensure_cell<cell_type>(idx_);
+    auto& e = c.entries.emplace_back(ns_, internal::stamped<V>{std::move(value), stamp()});
+    return e.second.value;
+  }
+
+  void put(V value) override {
+    auto& c = b_.ensure_cell<cell_type>(idx_);
+    auto& e = c.find_or_add(ns_);
+    e.value = std::move(value);
+    e.stamp = stamp();
+  }
+
+  void clear() override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return;
+    c->erase(ns_);
+    b_.release_if_empty(idx_);
+  }
+
+  void merge_namespaces(const std::vector<N>& sources,
+                        const std::function<V(const V&, const V&)>& merge) override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return;
+    std::optional<V> acc;
+    for (auto& s : sources) {
+      if (s == ns_)
+        continue;
+      if (auto* e = live(*c, s)) {
+        acc = acc ? merge(*acc, e->value) : e->value;
+        c->erase(s);
+      }
+    }
+    if (!acc) {
+      b_.release_if_empty(idx_);
+      return;
+    }
+    if (auto* e = live(*c, ns_)) {
+      e->value = merge(e->value, *acc);
+      e->stamp = stamp();
+    } else {
+      c->entries.emplace_back(ns_, internal::stamped<V>{std::move(*acc), stamp()});
+    }
+  }
+
+private:
+  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
+
+  internal::stamped<V>* live(cell_type& c, const N& ns) {
+    auto* e = c.find(ns);
+    if (e != nullptr && ttl_.enabled() && ttl_.expired(e->stamp, b_.now())) {
+      c.erase(ns);
+      return nullptr;
+    }
+    return e;
+  }
+
+  V* find(bool write) {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return nullptr;
+    auto* e = c->find(ns_);
+    if (e == nullptr)
+      return nullptr;
+    if (ttl_.enabled()) {
+      auto now = b_.now();
+      if (ttl_.expired(e->stamp, now)) {
+        c->erase(ns_);
+        b_.release_if_empty(idx_);
+        return nullptr;
+      }
+      if (write || ttl_.update == ttl_update::on_read_and_write)
+        e->stamp = now;
+    }
+    return &e->value;
+  }
+
+  heap_backend_core& b_;
+  uint32_t idx_;
+  state_ttl ttl_;
+  N ns_{};
+};
+
+/// Heap list state.
+template <class N, class T>
+class heap_list_state final : public internal_list_state<N, T> {
+public:
+  using list_type = std::vector<internal::stamped<T>>;
+  using cell_type = internal::ns_cell<N, list_type>;
+
+  heap_list_state(heap_backend_core& backend, uint32_t index)
+    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+
+  void set_namespace(const N& ns) override { ns_ = ns; }
+
+  bool get(std::vector<T>& out) override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return false;
+    auto* l = c->find(ns_);
+    if (l == nullptr)
+      return false;
+    if (ttl_.enabled()) {
+      auto now = b_.now();
+      bool gone = false;
+      internal::expire_entry(*l, now, ttl_, gone);
+      if (gone) {
+        c->erase(ns_);
+        b_.release_if_empty(idx_);
+        return false;
+      }
+      if (ttl_.update == ttl_update::on_read_and_write)
+        for (auto& e : *l)
+          e.stamp = now;
+    }
+    for (auto& e : *l)
+      out.push_back(e.value);
+    return true;
+  }
+
+  void add(T value) override {
+    auto& c = b_.ensure_cell<cell_type>(idx_);
+    c.find_or_add(ns_).push_back({std::move(value), stamp()});
+  }
+
+  void add_all(std::vector<T> values) override {
+    if (values.empty())
+      return;
+    auto& l = b_.ensure_cell<cell_type>(idx_).find_or_add(ns_);
+    auto s = stamp();
+    for (auto& v : values)
+      l.push_back({std::move(v), s});
+  }
+
+  void update(std::vector<T> values) override {
+    clear();
+    add_all(std::move(values));
+  }
+
+  void clear() override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return;
+    c->erase(ns_);
+    b_.release_if_empty(idx_);
+  }
+
+  void merge_namespaces(const std::vector<N>& sources) override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return;
+    list_type merged;
+    for (auto& s : sources) {
+      if (s == ns_)
+        continue;
+      if (auto* l = c->find(s)) {
+        for (auto& e : *l)
+          merged.push_back(std::move(e));
+        c->erase(s);
+      }
+    }
+    if (merged.empty()) {
+      b_.release_if_empty(idx_);
+      return;
+    }
+    auto& target = c->find_or_add(ns_);
+    for (auto& e : merged)
+      target.push_back(std::move(e));
+  }
+
+private:
+  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
+
+  heap_backend_core& b_;
+  uint32_t idx_;
+  state_ttl ttl_;
+  N ns_{};
+};
+
+/// Heap map state.
+template <class N, class UK, class UV>
+class heap_map_state final : public internal_map_state<N, UK, UV> {
+public:
+  using map_type = std::unordered_map<UK, internal::stamped<UV>, state_hasher<UK>>;
+  using cell_type = internal::ns_cell<N, map_type>;
+
+  heap_map_state(heap_backend_core& backend, uint32_t index)
+    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+
+  void set_namespace(const N& ns) override { ns_ = ns; }
+
+  std::optional<UV> get(const UK& key) override {
+    auto* e = find(key);
+    if (e == nullptr)
+      return std::nullopt;
+    return e->value;
+  }
+
+  void put(UK key, UV value) override {
+    auto& m = b_.ensure_cell<cell_type>(idx_).find_or_add(ns_);
+    m[std::move(key)] = internal::stamped<UV>{std::move(value), stamp()};
+  }
+
+  void remove(const UK& key) override {
+    auto* m = map();
+    if (m == nullptr)
+      return;
+    m->erase(key);
+    drop_if_empty(*m);
+  }
+
+  bool contains(const UK& key) override { return find(key) != nullptr; }
+
+  void entries(std::vector<std::pair<UK, UV>>& out) override {
+    auto* m = map();
+    if (m == nullptr)
+      return;
+    if (ttl_.enabled()) {
+      bool gone = false;
+      internal::expire_entry(*m, b_.now(), ttl_, gone);
+      if (gone) {
+        drop_if_empty(*m);
+        return;
+      }
+    }
+    auto now = ttl_.enabled() ? b_.now() : 0;
+    for (auto& [k, e] : *m) {
+      if (ttl_.enabled() && ttl_.update == ttl_update::on_read_and_write)
+        e.stamp = now;
+      out.emplace_back(k, e.value);
+    }
+  }
+
+  bool empty() override {
+    auto* m = map();
+    if (m == nullptr)
+      return true;
+    if (ttl_.enabled()) {
+      bool gone = false;
+      internal::expire_entry(*m, b_.now(), ttl_, gone);
+      if (gone) {
+        drop_if_empty(*m);
+        return true;
+      }
+    }
+    return m->empty();
+  }
+
+  void clear() override {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    if (c == nullptr)
+      return;
+    c->erase(ns_);
+    b_.release_if_empty(idx_);
+  }
+
+private:
+  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
+
+  map_type* map() {
+    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    return c == nullptr ? nullptr : c->find(ns_);
+  }
+
+  void drop_if_empty(map_type& m) {
+    if (!m.empty())
+      return;
+    if (auto* c = static_cast<cell_type*>(b_.cell(idx_))) {
+      c->erase(ns_);
+      b_.release_if_empty(idx_);
+    }
+  }
+
+  internal::stamped<UV>* find(const UK& key) {
+    auto* m = map();
+    if (m == nullptr)
+      return nullptr;
+    auto it = m->find(key);
+    if (it == m->end())
+      return nullptr;
+    if (ttl_.enabled()) {
+      auto now = b_.now();
+      if (ttl_.expired(it->second.stamp, now)) {
+        m->erase(it);
+        drop_if_empty(*m);
+        return nullptr;
+      }
+      if (ttl_.update == ttl_update::on_read_and_write)
+        it->second.stamp = now;
+    }
+    return &it->second;
+  }
+
+  heap_backend_core& b_;
+  uint32_t idx_;
+  state_ttl ttl_;
+  N ns_{};
+};
+
+} // namespace sluice::state

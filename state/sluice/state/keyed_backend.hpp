@@ -1,0 +1,233 @@
+#pragma once
+
+#include "sluice/state/descriptors.hpp"
+#include "sluice/state/key_group.hpp"
+#include "sluice/state/serializer.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeindex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+/// Keyed state backends: where the keyed state of one operator subtask
+/// lives. Two implementations share this interface: heap (hash maps
+/// partitioned by key group) and RocksDB (key-group | key | namespace keys).
+///
+/// Threading: a backend belongs to one subtask and is used by one thread at a
+/// time (the subtask actor's).
+namespace sluice::state {
+
+/// Which backend stores a job's keyed state.
+enum class backend_kind { heap, rocksdb };
+
+/// "heap" / "rocksdb".
+[[nodiscard]] inline const char* to_string(backend_kind k) noexcept {
+  return k == backend_kind::heap ? "heap" : "rocksdb";
+}
+
+/// Parses "heap" / "hashmap" / "rocksdb"; throws state_error otherwise.
+[[nodiscard]] inline backend_kind parse_backend_kind(const std::string& s) {
+  if (s == "heap" || s == "hashmap")
+    return backend_kind::heap;
+  if (s == "rocksdb")
+    return backend_kind::rocksdb;
+  throw state_error("unknown state backend '" + s + "' (use heap or rocksdb)");
+}
+
+/// The namespace of plain keyed state; windows use their window instead.
+struct void_namespace {
+  friend constexpr bool operator==(void_namespace, void_namespace) noexcept { return true; }
+  friend constexpr bool operator!=(void_namespace, void_namespace) noexcept { return false; }
+};
+
+/// void_namespace is written as nothing.
+template <>
+struct serializer<void_namespace> {
+  static constexpr uint32_t version = 1;
+  static void write(byte_writer&, const void_namespace&) {}
+  static void_namespace read(byte_reader&) { return {}; }
+  static std::string type_name() { return "void_namespace"; }
+};
+
+/// Hashes keys for the backends' hash maps: the stable key hash where the
+/// type has one, spread so power-of-two tables work.
+template <class T, class = void>
+struct state_hasher {
+  size_t operator()(const T& v) const noexcept(noexcept(std::hash<T>{}(v))) {
+    return std::hash<T>{}(v);
+  }
+};
+template <class T>
+struct state_hasher<T, std::void_t<decltype(key_hash<T>{}(std::declval<const T&>()))>> {
+  size_t operator()(const T& v) const noexcept {
+    return static_cast<uint32_t>(murmur_hash(key_hash<T>{}(v))) * 0x9e3779b97f4a7c15ull;
+  }
+};
+
+/// What the backend knows about one declared state.
+struct state_meta {
+  std::string name;
+  state_kind kind = state_kind::value;
+  std::type_index value_type = typeid(void);
+  std::type_index namespace_type = typeid(void);
+  std::string type_description; ///< for errors: "value<int64 in void_namespace>"
+  state_ttl ttl;
+};
+
+/// The part of a backend that does not depend on the key type.
+class keyed_state_backend_base {
+public:
+  keyed_state_backend_base(key_group_range range, int32_t max_parallelism,
+                           std::shared_ptr<const state_clock> clock)
+    : range_(range), max_parallelism_(max_parallelism),
+      clock_(clock ? std::move(clock) : std::make_shared<system_state_clock>()) {
+    if (max_parallelism <= 0 || max_parallelism > upper_bound_max_parallelism)
+      throw state_error("max parallelism " + std::to_string(max_parallelism) +
+                        " outside [1, " + std::to_string(upper_bound_max_parallelism) + "]");
+    if (range.size() <= 0 || range.start < 0 || range.end >= max_parallelism)
+      throw state_error("bad key-group range [" + std::to_string(range.start) + ", " +
+                        std::to_string(range.end) + "]");
+  }
+  virtual ~keyed_state_backend_base() = default;
+  keyed_state_backend_base(const keyed_state_backend_base&) = delete;
+  keyed_state_backend_base& operator=(const keyed_state_backend_base&) = delete;
+
+  [[nodiscard]] virtual backend_kind kind() const noexcept = 0;
+  /// The key groups this backend owns.
+  [[nodiscard]] key_group_range key_groups() const noexcept { return range_; }
+  [[nodiscard]] int32_t max_parallelism() const noexcept { return max_parallelism_; }
+  /// Key group of the current key (set by set_current_key).
+  [[nodiscard]] int32_t current_key_group() const noexcept { return current_kg_; }
+  [[nodiscard]] const state_clock& clock() const noexcept { return *clock_; }
+
+  /// Removes expired entries, visiting at most about `budget` keys; returns
+  /// how many entries it removed. Call it now and then (background cleanup).
+  virtual size_t cleanup_expired(size_t budget) = 0;
+
+  /// Registers state `name` of `kind` holding `V` in namespace `N`; returns
+  /// its index. Declaring the same name again with the same kind and types
+  /// returns the same index; with different ones it throws state_error.
+  template <class N, class V>
+  uint32_t declare(const state_descriptor_base& d, state_kind kind, const std::string& type_desc) {
+    d.check();
+    for (uint32_t i = 0; i < states_.size(); ++i) {
+      auto& m = states_[i];
+      if (m.name != d.name)
+        continue;
+      if (m.kind != kind || m.value_type != std::type_index(typeid(V)) ||
+          m.namespace_type != std::type_index(typeid(N)))
+        throw state_error("state '" + d.name + "' is declared as " + m.type_description +
+                          " but accessed as " + type_desc);
+      return i;
+    }
+    states_.push_back(
+      state_meta{d.name, kind, typeid(V), typeid(N), type_desc, d.ttl});
+    on_declare(static_cast<uint32_t>(states_.size() - 1));
+    return static_cast<uint32_t>(states_.size() - 1);
+  }
+
+  /// Every declared state, by index.
+  [[nodiscard]] const std::vector<state_meta>& states() const noexcept { return states_; }
+
+protected:
+  /// Called after a new state was declared (RocksDB creates its column).
+  virtual void on_declare(uint32_t) {}
+
+  void set_current_key_group(int32_t kg) {
+    if (!range_.contains(kg))
+      throw state_error("key group " + std::to_string(kg) + " of the current key is outside [" +
+                        std::to_string(range_.start) + ", " + std::to_string(range_.end) +
+                        "] owned by this subtask");
+    current_kg_ = kg;
+  }
+
+  key_group_range range_;
+  int32_t max_parallelism_;
+  int32_t current_kg_ = -1;
+  std::shared_ptr<const state_clock> clock_;
+  std::vector<state_meta> states_;
+};
+
+/// A backend for keys of type K: the current key selects whose state the
+/// state handles read and write.
+template <class K>
+class keyed_state_backend : public virtual keyed_state_backend_base {
+public:
+  using key_type = K;
+  keyed_state_backend(key_group_range range, int32_t max_parallelism,
+                      std::shared_ptr<const state_clock> clock)
+    : keyed_state_backend_base(range, max_parallelism, std::move(clock)) {}
+
+  /// Makes `key` the current key; throws state_error when the key's group
+  /// is not owned here (a record routed to the wrong subtask).
+  virtual void set_current_key(const K& key) = 0;
+  [[nodiscard]] const K& current_key() const noexcept { return key_; }
+  /// The keys that hold an entry of state `index` (in no particular order).
+  [[nodiscard]] virtual std::vector<K> keys(uint32_t index) = 0;
+
+protected:
+  int32_t key_group_of_key(const K& key) const noexcept {
+    return key_group_for_hash(key_hash<K>{}(key), max_parallelism_);
+  }
+  K key_{};
+};
+
+// ---- the backends' internal state interfaces (key type erased) -------------
+
+/// One value per (current key, namespace).
+template <class N, class V>
+class internal_value_state {
+public:
+  virtual ~internal_value_state() = default;
+  virtual void set_namespace(const N& ns) = 0;
+  /// The value, or nullptr when absent or expired. Valid until the next
+  /// access to this state.
+  [[nodiscard]] virtual const V* get() = 0;
+  virtual void put(V value) = 0;
+  virtual void clear() = 0;
+  /// Folds the values of `sources` into the current namespace with `merge`
+  /// and clears them (merging windows).
+  virtual void merge_namespaces(const std::vector<N>& sources,
+                                const std::function<V(const V&, const V&)>& merge) = 0;
+};
+
+/// A list per (current key, namespace); TTL applies per element.
+template <class N, class T>
+class internal_list_state {
+public:
+  virtual ~internal_list_state() = default;
+  virtual void set_namespace(const N& ns) = 0;
+  /// Appends the live elements to `out`; returns whether there were any.
+  virtual bool get(std::vector<T>& out) = 0;
+  virtual void add(T value) = 0;
+  virtual void add_all(std::vector<T> values) = 0;
+  /// Replaces the list (an empty vector clears it).
+  virtual void update(std::vector<T> values) = 0;
+  virtual void clear() = 0;
+  /// Appends the lists of `sources` to the current namespace's and clears them.
+  virtual void merge_namespaces(const std::vector<N>& sources) = 0;
+};
+
+/// A map per (current key, namespace); TTL applies per map entry.
+template <class N, class UK, class UV>
+class internal_map_state {
+public:
+  virtual ~internal_map_state() = default;
+  virtual void set_namespace(const N& ns) = 0;
+  [[nodiscard]] virtual std::optional<UV> get(const UK& key) = 0;
+  virtual void put(UK key, UV value) = 0;
+  virtual void remove(const UK& key) = 0;
+  [[nodiscard]] virtual bool contains(const UK& key) = 0;
+  /// Appends the live entries to `out` (heap: hash order; RocksDB: in the
+  /// byte order of the serialized user keys).
+  virtual void entries(std::vector<std::pair<UK, UV>>& out) = 0;
+  [[nodiscard]] virtual bool empty() = 0;
+  virtual void clear() = 0;
+};
+
+} // namespace sluice::state

@@ -1,0 +1,302 @@
+#include "sluice/state/keyed_state.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <unistd.h>
+
+using namespace sluice::state;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int32_t max_p = 128;
+const key_group_range all_groups{0, max_p - 1};
+
+std::string instance_name() {
+  static std::atomic<int> n{0};
+  return "sluice-state-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+/// One suite, two backends: each fixture makes a backend for keys of type K.
+struct heap_fixture {
+  static constexpr const char* name = "heap";
+  template <class K>
+  static std::unique_ptr<keyed_state_backend<K>>
+  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
+    return std::make_unique<heap_keyed_backend<K>>(range, max_p, std::move(clock));
+  }
+};
+
+struct rocksdb_fixture {
+  static constexpr const char* name = "rocksdb";
+  template <class K>
+  static std::unique_ptr<keyed_state_backend<K>>
+  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
+    rocksdb_config cfg;
+    cfg.managed_memory_bytes = size_t{64} << 20;
+    return std::make_unique<rocksdb_keyed_backend<K>>(range, max_p, std::move(clock), cfg,
+                                                      instance_name());
+  }
+};
+
+struct average : aggregate_function<int64_t, std::pair<int64_t, int64_t>, double> {
+  std::pair<int64_t, int64_t> create_accumulator() const override { return {0, 0}; }
+  void add(const int64_t& v, std::pair<int64_t, int64_t>& acc) const override {
+    acc.first += v;
+    acc.second += 1;
+  }
+  double get_result(const std::pair<int64_t, int64_t>& acc) const override {
+    return static_cast<double>(acc.first) / static_cast<double>(acc.second);
+  }
+  std::pair<int64_t, int64_t> merge(const std::pair<int64_t, int64_t>& a,
+                                    const std::pair<int64_t, int64_t>& b) const override {
+    return {a.first + b.first, a.second + b.second};
+  }
+};
+
+struct window_ns {
+  int64_t start = 0;
+  int64_t end = 0;
+  friend bool operator==(const window_ns& a, const window_ns& b) {
+    return a.start == b.start && a.end == b.end;
+  }
+  SLUICE_SERIALIZABLE(start, end)
+};
+
+} // namespace
+
+TEST_SUITE("state.keyed") {
+
+TEST_CASE_TEMPLATE("value state holds one value per key", F, heap_fixture, rocksdb_fixture) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto b = F::template make<std::string>(clock);
+  value_state<int64_t> count(*b, value_state_descriptor<int64_t>("count"));
+  b->set_current_key("a");
+  CHECK_FALSE(count.value().has_value());
+  CHECK(count.value_or(7) == 7);
+  count.update(1);
+  b->set_current_key("b");
+  CHECK_FALSE(count.value().has_value());
+  count.update(40);
+  count.update(41);
+  b->set_current_key("a");
+  CHECK(count.value() == std::optional<int64_t>(1));
+  b->set_current_key("b");
+  CHECK(count.value() == std::optional<int64_t>(41));
+  count.clear();
+  CHECK_FALSE(count.value().has_value());
+  auto keys = b->keys(0);
+  CHECK(keys == std::vector<std::string>{"a"});
+}
+
+TEST_CASE_TEMPLATE("list state keeps insertion order per key", F, heap_fixture, rocksdb_fixture) {
+  auto b = F::template make<int64_t>(std::make_shared<manual_state_clock>());
+  list_state<std::string> l(*b, list_state_descriptor<std::string>("events"));
+  b->set_current_key(1);
+  CHECK(l.get().empty());
+  l.add("x");
+  l.add("y");
+  l.add_all({"z", "w"});
+  b->set_current_key(2);
+  l.add("other");
+  b->set_current_key(1);
+  CHECK(l.get() == std::vector<std::string>{"x", "y", "z", "w"});
+  l.update({"only"});
+  CHECK(l.get() == std::vector<std::string>{"only"});
+  l.update({});
+  CHECK(l.get().empty());
+  b->set_current_key(2);
+  CHECK(l.get() == std::vector<std::string>{"other"});
+  l.clear();
+  CHECK(l.get().empty());
+}
+
+TEST_CASE_TEMPLATE("map state stores entries per key", F, heap_fixture, rocksdb_fixture) {
+  auto b = F::template make<int32_t>(std::make_shared<manual_state_clock>());
+  map_state<std::string, double> m(*b, map_state_descriptor<std::string, double>("prices"));
+  b->set_current_key(7);
+  CHECK(m.empty());
+  m.put("apple", 1.5);
+  m.put("pear", 2.0);
+  m.put("apple", 1.75);
+  CHECK(m.get("apple") == std::optional<double>(1.75));
+  CHECK(m.contains("pear"));
+  CHECK_FALSE(m.contains("fig"));
+  CHECK_FALSE(m.get("fig").has_value());
+  auto es = m.entries();
+  std::sort(es.begin(), es.end());
+  CHECK(es == std::vector<std::pair<std::string, double>>{{"apple", 1.75}, {"pear", 2.0}});
+  b->set_current_key(8);
+  CHECK(m.empty());
+  m.put("fig", 3.0);
+  b->set_current_key(7);
+  m.remove("pear");
+  CHECK(m.entries().size() == 1);
+  m.clear();
+  CHECK(m.empty());
+  b->set_current_key(8);
+  CHECK(m.get("fig") == std::optional<double>(3.0));
+}
+
+TEST_CASE_TEMPLATE("reducing and aggregating state fold every add", F, heap_fixture,
+                   rocksdb_fixture) {
+  auto b = F::template make<uint64_t>(std::make_shared<manual_state_clock>());
+  reducing_state<int64_t> sum(
+    *b, reducing_state_descriptor<int64_t>("sum", [](const int64_t& a, const int64_t& c) {
+      return a + c;
+    }));
+  aggregating_state<int64_t, std::pair<int64_t, int64_t>, double> avg(
+    *b, aggregating_state_descriptor<int64_t, std::pair<int64_t, int64_t>, double>(
+          "avg", std::make_shared<average>()));
+  for (uint64_t k = 0; k < 50; ++k) {
+    b->set_current_key(k);
+    for (int64_t v = 1; v <= 4; ++v) {
+      sum.add(v * static_cast<int64_t>(k));
+      avg.add(v);
+    }
+  }
+  for (uint64_t k = 0; k < 50; ++k) {
+    b->set_current_key(k);
+    CHECK(sum.get() == std::optional<int64_t>(10 * static_cast<int64_t>(k)));
+    CHECK(avg.get() == std::optional<double>(2.5));
+  }
+  b->set_current_key(3);
+  sum.clear();
+  avg.clear();
+  CHECK_FALSE(sum.get().has_value());
+  CHECK_FALSE(avg.get().has_value());
+}
+
+TEST_CASE_TEMPLATE("namespaces separate the state of one key and merge", F, heap_fixture,
+                   rocksdb_fixture) {
+  auto b = F::template make<std::string>(std::make_shared<manual_state_clock>());
+  reducing_state<int64_t, window_ns> sum(
+    *b, reducing_state_descriptor<int64_t>("window-sum", [](const int64_t& a, const int64_t& c) {
+      return a + c;
+    }));
+  list_state<int64_t, window_ns> contents(*b, list_state_descriptor<int64_t>("window-contents"));
+  window_ns w1{0, 10}, w2{5, 15}, w3{20, 30};
+  b->set_current_key("k");
+  for (auto [w, v] : {std::pair{w1, 1}, std::pair{w2, 2}, std::pair{w3, 4}, std::pair{w1, 8}}) {
+    sum.set_namespace(w);
+    sum.add(v);
+    contents.set_namespace(w);
+    contents.add(v);
+  }
+  sum.set_namespace(w1);
+  CHECK(sum.get() == std::optional<int64_t>(9));
+  sum.set_namespace(w2);
+  CHECK(sum.get() == std::optional<int64_t>(2));
+  // A session-style merge of w1 and w2 into a new window.
+  window_ns merged{0, 15};
+  sum.set_namespace(merged);
+  sum.merge_namespaces({w1, w2});
+  CHECK(sum.get() == std::optional<int64_t>(11));
+  sum.set_namespace(w1);
+  CHECK_FALSE(sum.get().has_value());
+  contents.set_namespace(merged);
+  contents.merge_namespaces({w1, w2});
+  auto all = contents.get();
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<int64_t>{1, 2, 8});
+  contents.set_namespace(w3);
+  CHECK(contents.get() == std::vector<int64_t>{4});
+}
+
+TEST_CASE_TEMPLATE("expired entries are never returned", F, heap_fixture, rocksdb_fixture) {
+  auto clock = std::make_shared<manual_state_clock>(1000);
+  auto b = F::template make<int64_t>(clock);
+  state_ttl write_ttl{100ms, ttl_update::on_create_and_write};
+  state_ttl read_ttl{100ms, ttl_update::on_read_and_write};
+  value_state<int64_t> v(*b, value_state_descriptor<int64_t>("v", write_ttl));
+  value_state<int64_t> r(*b, value_state_descriptor<int64_t>("r", read_ttl));
+  list_state<int64_t> l(*b, list_state_descriptor<int64_t>("l", write_ttl));
+  map_state<int64_t, int64_t> m(*b, map_state_descriptor<int64_t, int64_t>("m", write_ttl));
+  b->set_current_key(1);
+  v.update(1);
+  r.update(2);
+  l.add(10);
+  m.put(1, 100);
+  clock->advance(60ms);
+  l.add(11);
+  m.put(2, 200);
+  CHECK(v.value() == std::optional<int64_t>(1));
+  CHECK(r.value() == std::optional<int64_t>(2)); // the read restarts r's clock
+  clock->advance(50ms);                          // 110 ms after the first writes
+  CHECK_FALSE(v.value().has_value());
+  CHECK(r.value() == std::optional<int64_t>(2));
+  CHECK(l.get() == std::vector<int64_t>{11});
+  CHECK_FALSE(m.contains(1));
+  CHECK(m.get(2) == std::optional<int64_t>(200));
+  clock->advance(200ms);
+  CHECK_FALSE(r.value().has_value());
+  CHECK(l.get().empty());
+  CHECK(m.empty());
+  // A rewrite after expiry starts a fresh entry.
+  v.update(5);
+  CHECK(v.value() == std::optional<int64_t>(5));
+}
+
+TEST_CASE_TEMPLATE("the background sweep removes expired entries nobody reads", F,
+                   heap_fixture, rocksdb_fixture) {
+  auto clock = std::make_shared<manual_state_clock>(0);
+  auto b = F::template make<int64_t>(clock);
+  value_state<int64_t> v(*b, value_state_descriptor<int64_t>("v", state_ttl{1s}));
+  list_state<int64_t> l(*b, list_state_descriptor<int64_t>("l", state_ttl{1s}));
+  for (int64_t k = 0; k < 1000; ++k) {
+    b->set_current_key(k);
+    v.update(k);
+    l.add(k);
+  }
+  clock->advance(500ms);
+  CHECK(b->cleanup_expired(100000) == 0);
+  clock->advance(600ms);
+  size_t removed = 0;
+  for (int i = 0; i < 100 && removed < 2000; ++i)
+    removed += b->cleanup_expired(100);
+  CHECK(removed == 2000);
+  CHECK(b->keys(0).empty());
+  CHECK(b->keys(1).empty());
+  if (auto* heap = dynamic_cast<heap_keyed_backend<int64_t>*>(b.get()))
+    CHECK(heap->key_count() == 0);
+}
+
+TEST_CASE_TEMPLATE("a state read with the wrong type is a clear error", F, heap_fixture,
+                   rocksdb_fixture) {
+  auto b = F::template make<int64_t>(std::make_shared<manual_state_clock>());
+  value_state<int64_t> v(*b, value_state_descriptor<int64_t>("total"));
+  value_state<int64_t> again(*b, value_state_descriptor<int64_t>("total"));
+  b->set_current_key(1);
+  v.update(3);
+  CHECK(again.value() == std::optional<int64_t>(3));
+  try {
+    value_state<std::string> wrong(*b, value_state_descriptor<std::string>("total"));
+    FAIL("declaring 'total' with another type must throw");
+  } catch (const state_error& e) {
+    std::string what = e.what();
+    CHECK(what.find("'total'") != std::string::npos);
+    CHECK(what.find("value<int64>") != std::string::npos);
+    CHECK(what.find("value<string>") != std::string::npos);
+  }
+  CHECK_THROWS_AS(list_state<int64_t>(*b, list_state_descriptor<int64_t>("total")), state_error);
+  CHECK_THROWS_AS(value_state<int64_t>(*b, value_state_descriptor<int64_t>("")), state_error);
+}
+
+TEST_CASE_TEMPLATE("a key outside the owned key groups is rejected", F, heap_fixture,
+                   rocksdb_fixture) {
+  // Subtask 0 of 2 owns key groups [0, 63].
+  auto range = key_group_range_for_subtask(max_p, 2, 0);
+  auto b = F::template make<int64_t>(std::make_shared<manual_state_clock>(), range);
+  int64_t inside = -1;
+  int64_t outside = -1;
+  for (int64_t k = 0; k < 1000 && (inside < 0 || outside < 0); ++k)
+    (range.contains(key_group_of(k, max_p)) ? inside : outside) = k;
+  CHECK_NOTHROW(b->set_current_key(inside));
+  CHECK_THROWS_AS(b->set_current_key(outside), state_error);
+}
+
+} // TEST_SUITE
