@@ -30,6 +30,8 @@ size_t step_records = 0;
 sluice::configuration make_config(const std::string& profile) {
   sluice::configuration cfg;
   cfg.scheduler_profile = profile;
+  // Workload (b) is a keyed running sum: keep its state on the heap.
+  cfg.state.backend = sluice::state::backend_kind::heap;
   if (batch_bytes > 0)
     cfg.batch_bytes = batch_bytes;
   if (credits > 0)

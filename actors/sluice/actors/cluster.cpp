@@ -141,7 +141,7 @@ void cancel_all(jm_pointer self) {
   for (size_t v = 0; v < st.subtasks.size(); ++v)
     for (size_t i = 0; i < st.subtasks[v].size(); ++i)
       if (st.subtasks[v][i] && !job_master_state::is_terminal(st.states[v][i]))
-        self->send(st.subtasks[v][i], cancel_atom::value);
+        self->send<caf::message_priority::high>(st.subtasks[v][i], cancel_atom::value);
 }
 
 void fail_job(jm_pointer self, const std::string& why) {

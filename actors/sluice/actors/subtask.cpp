@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unistd.h>
 
 namespace sluice::actors {
 
@@ -11,6 +12,7 @@ namespace {
 /// Queued input batches processed per handler call before the subtask
 /// yields to its mailbox (so cancel and credits are never starved).
 constexpr int drain_budget = 16;
+constexpr int64_t drain_time_budget_ns = 5'000'000;
 } // namespace
 
 subtask_state::~subtask_state() { close_operators(); }
@@ -75,6 +77,10 @@ void subtask_state::start() {
     d_.metrics->started_ns.store(steady_now_ns(), std::memory_order_relaxed);
     const auto& v = d_.job->vertices()[d_.vertex];
     runtime::runtime_context ctx(v.name, d_.index, v.parallelism, v.max_parallelism);
+    ctx.set_state_config(&d_.config.state);
+    // Unique per process, actor and subtask: names working files (RocksDB).
+    ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
+                        std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
     opened_ = true;
     for (auto& op : chain_.operators)
       op->open(ctx);
@@ -200,7 +206,11 @@ void subtask_state::process_event(uint32_t channel, channel_event kind) {
 
 void subtask_state::drain_queue() {
   int budget = drain_budget;
-  while (!blocked_ && !queue_.empty() && phase_ == phase::running && budget-- > 0) {
+  // Slow operators (per-record RocksDB access) must not hold the mailbox
+  // for long either: stop after a few milliseconds as well.
+  auto deadline = steady_now_ns() + drain_time_budget_ns;
+  while (!blocked_ && !queue_.empty() && phase_ == phase::running && budget-- > 0 &&
+         steady_now_ns() < deadline) {
     auto item = std::move(queue_.front());
     queue_.pop_front();
     if (item.batch)

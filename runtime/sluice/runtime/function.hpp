@@ -1,11 +1,23 @@
 #pragma once
 
+#include "sluice/state/keyed_state.hpp"
+#include "sluice/state/operator_state.hpp"
+
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
 namespace sluice::runtime {
+
+/// How keyed operators store their state (from configuration).
+struct state_settings {
+  state::backend_kind backend = state::backend_kind::rocksdb;
+  state::rocksdb_config rocksdb;
+  /// The clock state TTL runs on; null = wall clock.
+  std::shared_ptr<const state::state_clock> ttl_clock;
+};
 
 /// What a running function knows about the subtask that runs it.
 class runtime_context {
@@ -32,7 +44,55 @@ public:
            std::to_string(parallelism_) + ")";
   }
 
+  /// Where keyed state goes; never null (defaults when not set).
+  const state_settings& state_config() const noexcept {
+    static const state_settings defaults;
+    return state_ != nullptr ? *state_ : defaults;
+  }
+  void set_state_config(const state_settings* s) noexcept { state_ = s; }
+  /// A name unique to this subtask of this job run, for working files.
+  const std::string& instance_id() const noexcept { return instance_id_; }
+  void set_instance_id(std::string id) { instance_id_ = std::move(id); }
+
+  /// The keyed state backend of the operator (set on keyed streams only);
+  /// handles read and write the entry of the record's key.
+  state::keyed_state_backend_base& keyed_backend() const {
+    if (keyed_ == nullptr)
+      throw std::logic_error("keyed state is only available in functions on a keyed stream "
+                             "(after key_by)");
+    return *keyed_;
+  }
+  void set_keyed_backend(state::keyed_state_backend_base* b) noexcept { keyed_ = b; }
+  bool has_keyed_state() const noexcept { return keyed_ != nullptr; }
+
+  /// Keyed value state (Flink's getState).
+  template <class T>
+  state::value_state<T> get_state(const state::value_state_descriptor<T>& d) const {
+    return state::value_state<T>(keyed_backend(), d);
+  }
+  template <class T>
+  state::list_state<T> get_list_state(const state::list_state_descriptor<T>& d) const {
+    return state::list_state<T>(keyed_backend(), d);
+  }
+  template <class UK, class UV>
+  state::map_state<UK, UV> get_map_state(const state::map_state_descriptor<UK, UV>& d) const {
+    return state::map_state<UK, UV>(keyed_backend(), d);
+  }
+  template <class T>
+  state::reducing_state<T> get_reducing_state(const state::reducing_state_descriptor<T>& d) const {
+    return state::reducing_state<T>(keyed_backend(), d);
+  }
+  template <class In, class Acc, class Out>
+  state::aggregating_state<In, Acc, Out>
+  get_aggregating_state(const state::aggregating_state_descriptor<In, Acc, Out>& d) const {
+    return state::aggregating_state<In, Acc, Out>(keyed_backend(), d);
+  }
+
 private:
+  const state_settings* state_ = nullptr;
+  std::string instance_id_;
+  state::keyed_state_backend_base* keyed_ = nullptr;
+
   std::string task_name_;
   int32_t subtask_index_ = 0;
   int32_t parallelism_ = 1;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "sluice/runtime/function.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +41,12 @@ struct configuration {
   int32_t taskmanagers = 1;
   /// Slots per TaskManager; 0 = as many as the job needs.
   int32_t slots_per_taskmanager = 0;
+  /// Keyed state backend (state.backend.type: rocksdb by default, or heap)
+  /// and RocksDB memory settings.
+  state_settings state;
+  /// How often timestamp assigners emit periodic watermarks
+  /// (pipeline.auto-watermark-interval).
+  std::chrono::milliseconds auto_watermark_interval{200};
 };
 
 /// Job states, named as Flink names them.

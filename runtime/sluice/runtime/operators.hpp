@@ -3,6 +3,7 @@
 #include "sluice/runtime/function.hpp"
 #include "sluice/state/key_group.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -89,6 +90,48 @@ protected:
   F fn_;
 };
 
+/// Base of operators on a keyed stream: owns the subtask's keyed state
+/// backend (for the key groups this subtask owns) and gives user functions
+/// a context that reaches it.
+template <class K, class In, class Out>
+class keyed_operator : public one_input_operator<In, Out> {
+public:
+  using one_input_operator<In, Out>::one_input_operator;
+
+protected:
+  /// Creates the backend; call first in open(). Returns the context to
+  /// open user functions with.
+  const runtime_context& open_keyed_state(const runtime_context& ctx) {
+    auto range = state::key_group_range_for_subtask(ctx.max_parallelism(), ctx.parallelism(),
+                                                    ctx.subtask_index());
+    const auto& cfg = ctx.state_config();
+    backend_ = state::make_keyed_backend<K>(cfg.backend, range, ctx.max_parallelism(),
+                                            cfg.ttl_clock, cfg.rocksdb,
+                                            instance_name(ctx));
+    keyed_ctx_ = ctx;
+    keyed_ctx_.set_keyed_backend(backend_.get());
+    return keyed_ctx_;
+  }
+  /// Drops the backend (and a RocksDB instance's working files).
+  void close_keyed_state() noexcept {
+    keyed_ctx_.set_keyed_backend(nullptr);
+    backend_.reset();
+  }
+
+  std::unique_ptr<state::keyed_state_backend<K>> backend_;
+  runtime_context keyed_ctx_;
+
+private:
+  std::string instance_name(const runtime_context& ctx) const {
+    std::string n = "sluice-" + (ctx.instance_id().empty() ? std::string("local") : ctx.instance_id()) +
+                    "-" + this->name();
+    for (auto& c : n)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+        c = '_';
+    return n;
+  }
+};
+
 template <class In, class Out, class F>
 class map_operator final : public one_input_operator<In, Out>, with_function<F> {
 public:
@@ -171,59 +214,81 @@ private:
 
 /// Keyed process: f(In&&, keyed_process_context<K>&, collector<Out>&).
 template <class K, class In, class Out, class KeySel, class F>
-class keyed_process_operator final : public one_input_operator<In, Out>, with_function<F> {
+class keyed_process_operator final : public keyed_operator<K, In, Out>, with_function<F> {
 public:
   keyed_process_operator(std::string name, KeySel sel, F f)
-    : one_input_operator<In, Out>(std::move(name)), with_function<F>(std::move(f)),
+    : keyed_operator<K, In, Out>(std::move(name)), with_function<F>(std::move(f)),
       sel_(std::move(sel)) {}
-  void open(const runtime_context& ctx) override {
-    rc_ = ctx;
-    this->open_function(ctx);
+  void open(const runtime_context& ctx) override { this->open_function(this->open_keyed_state(ctx)); }
+  void close() override {
+    this->close_function();
+    this->close_keyed_state();
   }
-  void close() override { this->close_function(); }
   void collect(In&& value) override {
     K key = sel_(static_cast<const In&>(value));
-    keyed_process_context<K> pc{&rc_};
+    this->backend_->set_current_key(key);
+    keyed_process_context<K> pc{&this->keyed_ctx_};
     pc.set_current_key(&key);
     this->call_user(this->fn_, std::move(value), pc, *this->out_);
   }
 
 private:
   KeySel sel_;
-  runtime_context rc_;
 };
 
-/// Hashes keys with their stable key hash, so user key types need only one
-/// hash (state::key_hash) for partitioning and hash maps alike.
-template <class K>
-struct stable_key_hasher {
-  size_t operator()(const K& k) const noexcept(noexcept(state::key_hash<K>{}(k))) {
-    return static_cast<uint32_t>(state::key_hash<K>{}(k));
-  }
-};
 
 /// Rolling per-key fold: fold(acc&, value&&) updates the key's accumulator in
-/// place, and every update is emitted (as Flink's keyed reduce does).
-/// Keeps its accumulators in a hash map for now; they move into the keyed
-/// state backend with state/ (issue 3).
+/// place, and every update is emitted (as Flink's keyed reduce does). The
+/// accumulator is keyed value state, so it lives in the configured backend;
+/// on the heap it is folded in place with one hash lookup per record.
 template <class K, class T, class KeySel, class Fold>
-class keyed_fold_operator final : public one_input_operator<T, T> {
+class keyed_fold_operator final : public keyed_operator<K, T, T> {
 public:
   keyed_fold_operator(std::string name, KeySel sel, Fold fold)
-    : one_input_operator<T, T>(std::move(name)), sel_(std::move(sel)), fold_(std::move(fold)) {}
-  void open(const runtime_context& ctx) override { internal::open_if_rich(fold_, ctx); }
-  void close() override { internal::close_if_rich(fold_); }
+    : keyed_operator<K, T, T>(std::move(name)), sel_(std::move(sel)), fold_(std::move(fold)) {}
+  void open(const runtime_context& ctx) override {
+    const auto& kctx = this->open_keyed_state(ctx);
+    auto& b = *this->backend_;
+    state::value_state_descriptor<T> d("_aggregate");
+    auto idx = b.template declare<state::void_namespace, T>(d, state::state_kind::value,
+                                                            "value<record>");
+    acc_ = state::internal::make_value<state::void_namespace, T>(b, idx);
+    heap_ = dynamic_cast<state::heap_value_state<state::void_namespace, T>*>(acc_.get());
+    internal::open_if_rich(fold_, kctx);
+  }
+  void close() override {
+    internal::close_if_rich(fold_);
+    heap_ = nullptr;
+    acc_.reset();
+    this->close_keyed_state();
+  }
   void collect(T&& value) override {
-    auto [it, inserted] = acc_.try_emplace(sel_(static_cast<const T&>(value)), value);
-    if (!inserted)
-      this->call_user(fold_, it->second, std::move(value));
-    this->out_->collect(static_cast<const T&>(it->second));
+    this->backend_->set_current_key(sel_(static_cast<const T&>(value)));
+    if (heap_ != nullptr) {
+      if (auto* acc = heap_->find_mutable()) {
+        this->call_user(fold_, *acc, std::move(value));
+        this->out_->collect(static_cast<const T&>(*acc));
+      } else {
+        this->out_->collect(static_cast<const T&>(heap_->insert(std::move(value))));
+      }
+      return;
+    }
+    if (const T* cur = acc_->get()) {
+      T acc = *cur;
+      this->call_user(fold_, acc, std::move(value));
+      acc_->put(acc);
+      this->out_->collect(std::move(acc));
+    } else {
+      acc_->put(value);
+      this->out_->collect(std::move(value));
+    }
   }
 
 private:
   KeySel sel_;
   Fold fold_;
-  std::unordered_map<K, T, stable_key_hasher<K>> acc_;
+  std::shared_ptr<state::internal_value_state<state::void_namespace, T>> acc_;
+  state::heap_value_state<state::void_namespace, T>* heap_ = nullptr;
 };
 
 /// Passes records through unchanged: the head of a union of several inputs.

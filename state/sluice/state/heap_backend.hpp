@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/state/flat_key_map.hpp"
 #include "sluice/state/keyed_backend.hpp"
 
 #include <algorithm>
@@ -92,6 +93,8 @@ struct ns_cell final : heap_cell {
       return *e;
     return entries.emplace_back(ns, E{}).second;
   }
+  /// Adds an entry for `ns`, which must be absent.
+  E& add(const N& ns, E e) { return entries.emplace_back(ns, std::move(e)).second; }
   void erase(const N& ns) {
     for (size_t i = 0; i < entries.size(); ++i) {
       if (entries[i].first == ns) {
@@ -116,6 +119,39 @@ struct ns_cell final : heap_cell {
         ++i;
       }
     }
+    return removed;
+  }
+};
+
+/// Plain keyed state (no namespace) holds at most one entry per key: keep
+/// it inline, one indirection fewer on every access.
+template <class E>
+struct ns_cell<void_namespace, E> final : heap_cell {
+  E entry{};
+  bool present = false;
+
+  E* find(const void_namespace&) noexcept { return present ? &entry : nullptr; }
+  E& find_or_add(const void_namespace&) {
+    present = true;
+    return entry;
+  }
+  E& add(const void_namespace&, E e) {
+    entry = std::move(e);
+    present = true;
+    return entry;
+  }
+  void erase(const void_namespace&) {
+    entry = E{};
+    present = false;
+  }
+  bool empty() const noexcept override { return !present; }
+  size_t expire(int64_t now, const state_ttl& ttl) override {
+    if (!present)
+      return 0;
+    bool gone = false;
+    auto removed = expire_entry(entry, now, ttl, gone);
+    if (gone)
+      erase({});
     return removed;
   }
 };
@@ -206,20 +242,25 @@ public:
   backend_kind kind() const noexcept override { return backend_kind::heap; }
 
   void set_current_key(const K& key) override {
-    auto kg = this->key_group_of_key(key);
-    set_current_key_group(kg);
+    auto m = murmur_hash(key_hash<K>{}(key));
+    auto kg = m % max_parallelism_;
+    if (kg < range_.start || kg > range_.end)
+      set_current_key_group(kg); // throws
+    current_kg_ = kg;
+    // The low bits of m pick the key group; spread the high ones instead.
+    hash_ = static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(m)) *
+                                   0x9e3779b97f4a7c15ull) >> 32);
     this->key_ = key;
-    auto& m = groups_[static_cast<size_t>(kg - range_.start)];
-    auto it = m.find(key);
-    slot_ = it == m.end() ? nullptr : &it->second;
+    slot_ = groups_[static_cast<size_t>(kg - range_.start)].find(key, hash_);
   }
 
   std::vector<K> keys(uint32_t index) override {
     std::vector<K> out;
     for (auto& m : groups_)
-      for (auto& [k, slot] : m)
+      m.for_each([&](const K& k, internal::key_slot& slot) {
         if (index < slot.cells.size() && slot.cells[index])
           out.push_back(k);
+      });
     return out;
   }
 
@@ -236,17 +277,12 @@ public:
     for (size_t n = 0; n < groups_.size() && visited < budget; ++n) {
       auto& m = groups_[sweep_next_];
       sweep_next_ = (sweep_next_ + 1) % groups_.size();
-      for (auto it = m.begin(); it != m.end();) {
+      slot_ = nullptr; // erasing moves slots; the next set_current_key finds it again
+      m.erase_if([&](const K&, internal::key_slot& slot) {
         ++visited;
-        removed += expire_slot(it->second, now);
-        if (it->second.live == 0) {
-          if (slot_ == &it->second)
-            slot_ = nullptr;
-          it = m.erase(it);
-        } else {
-          ++it;
-        }
-      }
+        removed += expire_slot(slot, now);
+        return slot.live == 0;
+      });
     }
     return removed;
   }
@@ -261,18 +297,19 @@ public:
 
 private:
   internal::key_slot& insert_current_slot() override {
-    auto& m = groups_[static_cast<size_t>(current_kg_ - range_.start)];
-    auto& slot = m[this->key_];
+    auto& slot =
+      groups_[static_cast<size_t>(current_kg_ - range_.start)].insert(this->key_, hash_);
     slot_ = &slot;
     return slot;
   }
 
   void erase_current_slot() override {
-    groups_[static_cast<size_t>(current_kg_ - range_.start)].erase(this->key_);
+    groups_[static_cast<size_t>(current_kg_ - range_.start)].erase(this->key_, hash_);
     slot_ = nullptr;
   }
 
-  std::vector<std::unordered_map<K, internal::key_slot, state_hasher<K>>> groups_;
+  std::vector<flat_key_map<K, internal::key_slot>> groups_;
+  uint32_t hash_ = 0;
   size_t sweep_next_ = 0;
 };
 
@@ -299,8 +336,7 @@ public:
   /// returned nullptr).
   V& insert(V value) {
     auto& c = b_.ensure_cell<cell_type>(idx_);
-    auto& e = c.entries.emplace_back(ns_, internal::stamped<V>{std::move(value), stamp()});
-    return e.second.value;
+    return c.add(ns_, internal::stamped<V>{std::move(value), stamp()}).value;
   }
 
   void put(V value) override {
@@ -340,7 +376,7 @@ public:
       e->value = merge(e->value, *acc);
       e->stamp = stamp();
     } else {
-      c->entries.emplace_back(ns_, internal::stamped<V>{std::move(*acc), stamp()});
+      c->add(ns_, internal::stamped<V>{std::move(*acc), stamp()});
     }
   }
 

@@ -42,11 +42,23 @@ Core& core_of(keyed_state_backend_base& b) {
   return *c;
 }
 
+/// Thrown when a type without a serializer meets the RocksDB backend.
+template <class... Ts>
+[[noreturn]] void no_serializer(const std::string& state) {
+  std::string names;
+  ((names += (names.empty() ? "" : ", ") + type_label<Ts>()), ...);
+  throw state_error("state '" + state + "' needs serializers for RocksDB (types: " + names +
+                    "); add SLUICE_SERIALIZABLE(...) to the type or use the heap backend");
+}
+
 template <class N, class V>
 std::shared_ptr<internal_value_state<N, V>> make_value(keyed_state_backend_base& b, uint32_t idx) {
   if (b.kind() == backend_kind::heap)
     return std::make_shared<heap_value_state<N, V>>(core_of<heap_backend_core>(b), idx);
-  return std::make_shared<rocksdb_value_state<N, V>>(core_of<rocksdb_backend_core>(b), idx);
+  if constexpr (is_serializable_v<N> && is_serializable_v<V>)
+    return std::make_shared<rocksdb_value_state<N, V>>(core_of<rocksdb_backend_core>(b), idx);
+  else
+    no_serializer<N, V>(b.states()[idx].name);
 }
 
 } // namespace internal
@@ -92,9 +104,11 @@ public:
                                internal::describe<N>(state_kind::list, internal::type_label<T>()));
     if (b.kind() == backend_kind::heap)
       s_ = std::make_shared<heap_list_state<N, T>>(internal::core_of<heap_backend_core>(b), idx);
-    else
+    else if constexpr (is_serializable_v<N> && is_serializable_v<T>)
       s_ = std::make_shared<rocksdb_list_state<N, T>>(
         internal::core_of<rocksdb_backend_core>(b), idx);
+    else
+      internal::no_serializer<N, T>(d.name);
   }
   /// The current key's elements in insertion order (empty if none).
   [[nodiscard]] std::vector<T> get() const {
@@ -126,9 +140,11 @@ public:
     if (b.kind() == backend_kind::heap)
       s_ = std::make_shared<heap_map_state<N, UK, UV>>(internal::core_of<heap_backend_core>(b),
                                                        idx);
-    else
+    else if constexpr (is_serializable_v<N> && is_serializable_v<UK> && is_serializable_v<UV>)
       s_ = std::make_shared<rocksdb_map_state<N, UK, UV>>(
         internal::core_of<rocksdb_backend_core>(b), idx);
+    else
+      internal::no_serializer<N, UK, UV>(d.name);
   }
   [[nodiscard]] std::optional<UV> get(const UK& k) const { return s_->get(k); }
   void put(UK k, UV v) { s_->put(std::move(k), std::move(v)); }
@@ -244,5 +260,22 @@ private:
   std::shared_ptr<internal_value_state<N, Acc>> s_;
   heap_value_state<N, Acc>* heap_ = nullptr;
 };
+
+/// Makes the keyed backend `kind` for keys K owning `range`.
+template <class K>
+std::unique_ptr<keyed_state_backend<K>>
+make_keyed_backend(backend_kind kind, key_group_range range, int32_t max_parallelism,
+                   std::shared_ptr<const state_clock> clock, const rocksdb_config& rocksdb,
+                   const std::string& instance_name) {
+  if (kind == backend_kind::heap)
+    return std::make_unique<heap_keyed_backend<K>>(range, max_parallelism, std::move(clock));
+  if constexpr (is_serializable_v<K>)
+    return std::make_unique<rocksdb_keyed_backend<K>>(range, max_parallelism, std::move(clock),
+                                                      rocksdb, instance_name);
+  else
+    throw state_error("key type " + internal::type_label<K>() +
+                      " has no serializer, which the RocksDB backend needs; add "
+                      "SLUICE_SERIALIZABLE(...) to it or use the heap backend");
+}
 
 } // namespace sluice::state

@@ -124,12 +124,13 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   o.column.merge_operator = std::make_shared<list_append_operator>();
-  // Memtables are charged to the shared cache; keep each small enough that
-  // many states and instances fit in the budget.
+  // Memtables are charged to the shared cache; keep each small, so many
+  // states and instances fit in the budget and a flush is short: a write
+  // that finds every memtable full stalls the subtask until a flush ends.
   o.column.write_buffer_size =
-    std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{64} << 20,
-                                                       o.memory->managed_bytes / 8));
-  o.column.max_write_buffer_number = 2;
+    std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
+                                                       o.memory->managed_bytes / 16));
+  o.column.max_write_buffer_number = 4;
   static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
   o.db.create_if_missing = true;
   o.db.write_buffer_manager = o.memory->write_buffers;
@@ -137,6 +138,8 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   o.db.max_background_jobs = 2;
   o.db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.db.keep_log_file_num = 1;
+  // The instance is a working copy, deleted on close: never flush it then.
+  o.db.avoid_flush_during_shutdown = true;
   // Durability comes from checkpoints, as in Flink: no write-ahead log.
   o.write.disableWAL = true;
   o.read.verify_checksums = false;
