@@ -254,25 +254,39 @@ public:
                                                             "value<record>");
     acc_ = state::internal::make_value<state::void_namespace, T>(b, idx);
     heap_ = dynamic_cast<state::heap_value_state<state::void_namespace, T>*>(acc_.get());
+    heap_backend_ = dynamic_cast<state::heap_keyed_backend<K>*>(this->backend_.get());
     internal::open_if_rich(fold_, kctx);
   }
   void close() override {
     internal::close_if_rich(fold_);
     heap_ = nullptr;
+    heap_backend_ = nullptr;
     acc_.reset();
     this->close_keyed_state();
   }
   void collect(T&& value) override {
-    this->backend_->set_current_key(sel_(static_cast<const T&>(value)));
     if (heap_ != nullptr) {
+      // The heap backend class is final: this call is direct and inlines.
+      heap_backend_->set_current_key(sel_(static_cast<const T&>(value)));
       if (auto* acc = heap_->find_mutable()) {
-        this->call_user(fold_, *acc, std::move(value));
-        this->out_->collect(static_cast<const T&>(*acc));
+        if constexpr (std::is_trivially_copy_constructible_v<T>) {
+          // Fold a copy and store it back: folding in place and then copying
+          // the accumulator out for the emit reloads, whole, what was just
+          // stored in part, and the CPU stalls on it every record.
+          T next = *acc;
+          this->call_user(fold_, next, std::move(value));
+          *acc = next;
+          this->out_->collect(std::move(next));
+        } else {
+          this->call_user(fold_, *acc, std::move(value));
+          this->out_->collect(static_cast<const T&>(*acc));
+        }
       } else {
         this->out_->collect(static_cast<const T&>(heap_->insert(std::move(value))));
       }
       return;
     }
+    this->backend_->set_current_key(sel_(static_cast<const T&>(value)));
     if (const T* cur = acc_->get()) {
       T acc = *cur;
       this->call_user(fold_, acc, std::move(value));
@@ -289,6 +303,7 @@ private:
   Fold fold_;
   std::shared_ptr<state::internal_value_state<state::void_namespace, T>> acc_;
   state::heap_value_state<state::void_namespace, T>* heap_ = nullptr;
+  state::heap_keyed_backend<K>* heap_backend_ = nullptr;
 };
 
 /// Passes records through unchanged: the head of a union of several inputs.

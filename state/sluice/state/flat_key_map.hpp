@@ -98,11 +98,13 @@ public:
   }
 
 private:
-  struct entry {
-    K key{};
-    V value{};
+  /// The probe reads hash, flag and key: keep them first, and the entry on
+  /// a cache-line boundary, so a probe and a small value share one line.
+  struct alignas(64) entry {
     uint32_t hash = 0;
     bool used = false;
+    K key{};
+    V value{};
   };
 
   void grow() {

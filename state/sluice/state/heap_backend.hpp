@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <new>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -27,12 +28,119 @@ struct heap_cell {
   [[nodiscard]] virtual bool empty() const noexcept = 0;
   /// Drops entries expired at `now`; returns how many.
   virtual size_t expire(int64_t now, const state_ttl& ttl) = 0;
+  /// Move-constructs this cell into `where` (storage of the same size and
+  /// alignment); the caller destroys the original.
+  virtual heap_cell* move_into(void* where) noexcept = 0;
 };
 
-/// The cells of one key, indexed by state.
-struct key_slot {
-  std::vector<std::unique_ptr<heap_cell>> cells;
-  uint32_t live = 0; ///< non-null cells
+/// The cells of one key, indexed by state. Cell 0 lives inside the slot
+/// when it is small (plain value state of a small type: a rolling
+/// aggregate's accumulator): the key lookup then lands on the value itself,
+/// one cache miss per record instead of three.
+class key_slot {
+public:
+  static constexpr size_t inline_bytes = 48;
+
+  key_slot() = default;
+  key_slot(key_slot&& o) noexcept { take(o); }
+  key_slot& operator=(key_slot&& o) noexcept {
+    if (this != &o) {
+      reset();
+      take(o);
+    }
+    return *this;
+  }
+  ~key_slot() { reset(); }
+
+  [[nodiscard]] heap_cell* get(size_t i) const noexcept {
+    if (i == 0)
+      return cell0_;
+    return i - 1 < more_.size() ? more_[i - 1].get() : nullptr;
+  }
+
+  /// Creates cell `i` as a Cell; it must not exist.
+  template <class Cell>
+  Cell& create(size_t i) {
+    Cell* c = nullptr;
+    if (i == 0) {
+      if constexpr (sizeof(Cell) <= inline_bytes && alignof(Cell) <= alignof(void*)) {
+        c = ::new (static_cast<void*>(buf_)) Cell();
+        inline0_ = true;
+      } else {
+        c = new Cell();
+      }
+      cell0_ = c;
+    } else {
+      if (more_.size() < i)
+        more_.resize(i);
+      auto p = std::make_unique<Cell>();
+      c = p.get();
+      more_[i - 1] = std::move(p);
+    }
+    ++live;
+    return *c;
+  }
+
+  /// Destroys cell `i`.
+  void destroy(size_t i) noexcept {
+    if (i == 0) {
+      if (cell0_ == nullptr)
+        return;
+      if (inline0_)
+        cell0_->~heap_cell();
+      else
+        delete cell0_;
+      cell0_ = nullptr;
+      inline0_ = false;
+    } else {
+      if (i - 1 >= more_.size() || !more_[i - 1])
+        return;
+      more_[i - 1].reset();
+    }
+    --live;
+  }
+
+  [[nodiscard]] size_t size() const noexcept { return 1 + more_.size(); }
+
+private:
+  void take(key_slot& o) noexcept {
+    live = o.live;
+    more_ = std::move(o.more_);
+    if (o.cell0_ != nullptr && o.inline0_) {
+      cell0_ = o.cell0_->move_into(buf_);
+      o.cell0_->~heap_cell();
+      inline0_ = true;
+    } else {
+      cell0_ = o.cell0_;
+      inline0_ = false;
+    }
+    o.cell0_ = nullptr;
+    o.inline0_ = false;
+    o.live = 0;
+  }
+  void reset() noexcept {
+    if (cell0_ != nullptr) {
+      if (inline0_)
+        cell0_->~heap_cell();
+      else
+        delete cell0_;
+    }
+    cell0_ = nullptr;
+    inline0_ = false;
+    more_.clear();
+    live = 0;
+  }
+
+  // Layout: what a record touches (cell 0's pointer and storage) first, so
+  // that with the key in front of it, it fits the key table entry's first
+  // cache line.
+  heap_cell* cell0_ = nullptr;
+  alignas(void*) unsigned char buf_[inline_bytes];
+  bool inline0_ = false;
+  std::vector<std::unique_ptr<heap_cell>> more_;
+
+public:
+  uint32_t live = 0; ///< cells that exist
 };
 
 /// A value with the time its TTL started.
@@ -106,6 +214,9 @@ struct ns_cell final : heap_cell {
     }
   }
   bool empty() const noexcept override { return entries.empty(); }
+  heap_cell* move_into(void* where) noexcept override {
+    return ::new (where) ns_cell(std::move(*this));
+  }
   size_t expire(int64_t now, const state_ttl& ttl) override {
     size_t removed = 0;
     for (size_t i = 0; i < entries.size();) {
@@ -127,8 +238,8 @@ struct ns_cell final : heap_cell {
 /// it inline, one indirection fewer on every access.
 template <class E>
 struct ns_cell<void_namespace, E> final : heap_cell {
+  bool present = false; // first: read on every access, next to the vtable
   E entry{};
-  bool present = false;
 
   E* find(const void_namespace&) noexcept { return present ? &entry : nullptr; }
   E& find_or_add(const void_namespace&) {
@@ -145,6 +256,9 @@ struct ns_cell<void_namespace, E> final : heap_cell {
     present = false;
   }
   bool empty() const noexcept override { return !present; }
+  heap_cell* move_into(void* where) noexcept override {
+    return ::new (where) ns_cell(std::move(*this));
+  }
   size_t expire(int64_t now, const state_ttl& ttl) override {
     if (!present)
       return 0;
@@ -168,34 +282,27 @@ public:
 
   /// The current key's cell of state `idx`, or nullptr.
   [[nodiscard]] internal::heap_cell* cell(uint32_t idx) const noexcept {
-    if (slot_ == nullptr || idx >= slot_->cells.size())
-      return nullptr;
-    return slot_->cells[idx].get();
+    return slot_ == nullptr ? nullptr : slot_->get(idx);
   }
 
   /// The current key's cell of state `idx`, created if missing.
   template <class Cell>
   Cell& ensure_cell(uint32_t idx) {
     auto* slot = slot_ != nullptr ? slot_ : &insert_current_slot();
-    if (slot->cells.size() <= idx)
-      slot->cells.resize(states_.size() > idx ? states_.size() : idx + 1);
-    auto& c = slot->cells[idx];
-    if (!c) {
-      c = std::make_unique<Cell>();
-      ++slot->live;
-    }
-    return static_cast<Cell&>(*c);
+    if (auto* c = slot->get(idx))
+      return static_cast<Cell&>(*c);
+    return slot->template create<Cell>(idx);
   }
 
   /// Frees the current key's cell `idx` if it holds nothing, and the key
   /// itself once it has no cells.
   void release_if_empty(uint32_t idx) {
-    if (slot_ == nullptr || idx >= slot_->cells.size())
+    if (slot_ == nullptr)
       return;
-    auto& c = slot_->cells[idx];
-    if (c && c->empty()) {
-      c.reset();
-      if (--slot_->live == 0)
+    auto* c = slot_->get(idx);
+    if (c != nullptr && c->empty()) {
+      slot_->destroy(idx);
+      if (slot_->live == 0)
         erase_current_slot();
     }
   }
@@ -212,15 +319,13 @@ protected:
   /// slot's live count right; the caller drops slots that reach zero.
   size_t expire_slot(internal::key_slot& slot, int64_t now) {
     size_t removed = 0;
-    for (size_t i = 0; i < slot.cells.size(); ++i) {
-      auto& c = slot.cells[i];
-      if (!c || i >= states_.size() || !states_[i].ttl.enabled())
+    for (size_t i = 0; i < slot.size(); ++i) {
+      auto* c = slot.get(i);
+      if (c == nullptr || i >= states_.size() || !states_[i].ttl.enabled())
         continue;
       removed += c->expire(now, states_[i].ttl);
-      if (c->empty()) {
-        c.reset();
-        --slot.live;
-      }
+      if (c->empty())
+        slot.destroy(i);
     }
     return removed;
   }
@@ -258,7 +363,7 @@ public:
     std::vector<K> out;
     for (auto& m : groups_)
       m.for_each([&](const K& k, internal::key_slot& slot) {
-        if (index < slot.cells.size() && slot.cells[index])
+        if (slot.get(index) != nullptr)
           out.push_back(k);
       });
     return out;
