@@ -27,6 +27,8 @@ using slots_atom = caf::atom_constant<caf::atom("slots")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using deploy_atom = caf::atom_constant<caf::atom("deploy")>;
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
+/// A processing-time timer of the subtask is due.
+using ptimer_atom = caf::atom_constant<caf::atom("ptimer")>;
 
 /// A batch of records for input channel `channel` of the receiving subtask.
 /// In-process the batch holds the records themselves and is never copied.
@@ -43,22 +45,22 @@ struct credit_msg {
   runtime::batch_ptr buffer;
 };
 
-/// In-band control events on a data channel; they travel in order with the
-/// channel's batches and need no credit.
-enum class channel_event : uint8_t {
-  end_of_partition = 0,
-};
+using runtime::channel_event;
 
+/// An in-band control event on a data channel (end of partition, watermark,
+/// idleness); it travels in order with the channel's batches and needs no
+/// credit.
 struct event_msg {
   uint32_t channel = 0;
   uint8_t kind = static_cast<uint8_t>(channel_event::end_of_partition);
+  int64_t value = 0;
 
   channel_event event() const noexcept { return static_cast<channel_event>(kind); }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_msg& x) {
-  return f(caf::meta::type_name("event_msg"), x.channel, x.kind);
+  return f(caf::meta::type_name("event_msg"), x.channel, x.kind, x.value);
 }
 
 /// The interface of a subtask actor: everything that reaches it.
@@ -66,7 +68,7 @@ using subtask_actor = caf::typed_actor<
   caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
   caf::reacts_to<batch_msg>, caf::reacts_to<credit_msg>, caf::reacts_to<event_msg>,
   caf::reacts_to<step_atom>, caf::reacts_to<resume_atom>, caf::reacts_to<flush_atom>,
-  caf::reacts_to<cancel_atom>>;
+  caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {

@@ -28,7 +28,7 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
   runtime::exchange_params params;
   params.batch_bytes = d_.config.batch_bytes;
   params.flush_every_record = d_.config.buffer_timeout.count() == 0;
-  chain_ = d_.job->instantiate(d_.vertex, d_.index, *this, params);
+  chain_ = d_.job->instantiate(d_.vertex, d_.index, *this, params, &element_);
   outputs_.resize(chain_.outputs.size());
   auto ins = d_.job->input_channels(d_.vertex, d_.index);
   inputs_.resize(ins.size());
@@ -38,6 +38,10 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
     inputs_[i].feeder = ins[i].in_edge;
   }
   inputs_open_ = inputs_.size();
+  if (!inputs_.empty())
+    valve_ = std::make_unique<runtime::watermark_valve>(inputs_.size());
+  if (chain_.source == nullptr && !chain_.operators.empty())
+    heads_.push_back(chain_.operators.front()->input());
 }
 
 void subtask_state::wire(subtask_wiring w) {
@@ -78,6 +82,8 @@ void subtask_state::start() {
     const auto& v = d_.job->vertices()[d_.vertex];
     runtime::runtime_context ctx(v.name, d_.index, v.parallelism, v.max_parallelism);
     ctx.set_state_config(&d_.config.state);
+    ctx.set_element_context(&element_);
+    ctx.set_time_service(this);
     // Unique per process, actor and subtask: names working files (RocksDB).
     ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
                         std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
@@ -106,7 +112,7 @@ runtime::batch_ptr subtask_state::hand_over(uint32_t output, uint32_t channel,
   } else {
     // No credit: the batch waits here and the subtask takes no more input
     // until credit returns, so what waits is bounded by one step's output.
-    ch.pending.push_back(std::move(batch));
+    ch.pending.push_back({std::move(batch), 0, 0});
     ++pending_total_;
     peak_pending_ = std::max(peak_pending_, static_cast<uint32_t>(ch.pending.size()));
     if (!blocked_)
@@ -122,6 +128,70 @@ runtime::batch_ptr subtask_state::hand_over(uint32_t output, uint32_t channel,
 bool subtask_state::has_credit(uint32_t output, uint32_t channel) const {
   const auto& ch = outputs_[output][channel];
   return ch.credits > 0 && ch.pending.empty();
+}
+
+void subtask_state::send_event(uint32_t output, uint32_t channel, uint8_t kind, int64_t value) {
+  auto& ch = outputs_[output][channel];
+  if (ch.pending.empty())
+    self_->send(ch.target, event_msg{ch.target_channel, kind, value});
+  else
+    ch.pending.push_back({nullptr, kind, value}); // after the batches before it
+}
+
+void subtask_state::send_pending(out_channel& ch) {
+  while (!ch.pending.empty()) {
+    auto& f = ch.pending.front();
+    if (f.batch) {
+      if (ch.credits == 0)
+        break;
+      --ch.credits;
+      --pending_total_;
+      self_->send(ch.target, batch_msg{ch.target_channel, std::move(f.batch)});
+    } else {
+      self_->send(ch.target, event_msg{ch.target_channel, f.kind, f.value});
+    }
+    ch.pending.pop_front();
+  }
+}
+
+int64_t subtask_state::now_ms() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void subtask_state::register_timer(int64_t time_ms, runtime::processing_time_callback* target) {
+  timers_.emplace(time_ms, target);
+  arm_processing_timer();
+}
+
+void subtask_state::arm_processing_timer() {
+  if (timers_.empty() || phase_ == phase::done)
+    return;
+  auto first = timers_.begin()->first;
+  if (first >= timer_armed_for_)
+    return;
+  timer_armed_for_ = first;
+  auto delay = std::max<int64_t>(0, first - now_ms());
+  self_->delayed_send(self_, std::chrono::milliseconds(delay), ptimer_atom::value);
+}
+
+void subtask_state::on_processing_timer() {
+  timer_armed_for_ = INT64_MAX;
+  guarded([&] {
+    if (phase_ != phase::running && phase_ != phase::finishing)
+      return;
+    auto now = now_ms();
+    bool fired = false;
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      auto [t, cb] = *timers_.begin();
+      timers_.erase(timers_.begin());
+      cb->on_processing_time(t);
+      fired = true;
+    }
+    if (fired)
+      end_of_batch();
+  });
+  arm_processing_timer();
 }
 
 void subtask_state::set_blocked(bool blocked, int64_t now) {
@@ -183,25 +253,59 @@ void subtask_state::on_event(const event_msg& m) {
     if (m.channel >= inputs_.size())
       throw std::logic_error("event for unknown input channel " + std::to_string(m.channel));
     if (phase_ != phase::running || blocked_ || !queue_.empty()) {
-      queue_.push_back({m.channel, nullptr, m.event()});
+      queue_.push_back({m.channel, nullptr, m.event(), m.value});
       return;
     }
-    process_event(m.channel, m.event());
+    process_event(m.channel, m.event(), m.value);
   });
 }
 
-void subtask_state::process_event(uint32_t channel, channel_event kind) {
+void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t value) {
   switch (kind) {
     case channel_event::end_of_partition: {
       auto& in = inputs_[channel];
       if (!in.ended) {
         in.ended = true;
+        // An ended channel no longer holds event time back; when all have
+        // ended this is the maximum watermark, so every window fires.
+        if (auto wm = valve_->on_end(channel))
+          advance_watermark(*wm);
         if (--inputs_open_ == 0)
           end_input();
       }
       break;
     }
+    case channel_event::watermark:
+      if (auto wm = valve_->on_watermark(channel, value))
+        advance_watermark(*wm);
+      break;
+    case channel_event::idle: {
+      auto wm = valve_->on_idle(channel);
+      if (wm)
+        advance_watermark(*wm);
+      if (valve_->all_idle())
+        for (auto* h : heads_)
+          h->process_idleness(true);
+      break;
+    }
+    case channel_event::active: {
+      bool was_idle = valve_->all_idle();
+      auto wm = valve_->on_active(channel);
+      if (was_idle && !valve_->all_idle())
+        for (auto* h : heads_)
+          h->process_idleness(false);
+      if (wm)
+        advance_watermark(*wm);
+      break;
+    }
   }
+}
+
+void subtask_state::advance_watermark(int64_t wm) {
+  element_.watermark = wm;
+  for (auto* h : heads_)
+    h->process_watermark(wm);
+  end_of_batch();
 }
 
 void subtask_state::drain_queue() {
@@ -216,7 +320,7 @@ void subtask_state::drain_queue() {
     if (item.batch)
       process_batch(item.channel, std::move(item.batch));
     else
-      process_event(item.channel, item.event);
+      process_event(item.channel, item.event, item.value);
   }
   if (!blocked_ && !queue_.empty() && phase_ == phase::running && !resume_scheduled_) {
     resume_scheduled_ = true;
@@ -237,12 +341,7 @@ void subtask_state::on_credit(credit_msg& m) {
     ++ch.credits;
     if (m.buffer)
       ch.free.push_back(std::move(m.buffer));
-    while (ch.credits > 0 && !ch.pending.empty()) {
-      --ch.credits;
-      --pending_total_;
-      self_->send(ch.target, batch_msg{ch.target_channel, std::move(ch.pending.front())});
-      ch.pending.pop_front();
-    }
+    send_pending(ch);
     if (blocked_ && pending_total_ == 0) {
       set_blocked(false, steady_now_ns());
       if (phase_ == phase::finishing) {
@@ -295,6 +394,12 @@ void subtask_state::on_flush_timer() {
 }
 
 void subtask_state::end_input() {
+  // A bounded source ends event time: the maximum watermark fires every
+  // window and timer before the operators finish.
+  if (chain_.source != nullptr) {
+    element_.watermark = runtime::max_watermark;
+    chain_.source->process_end_watermark();
+  }
   // Finish operators head first, so what one emits reaches the next before
   // that one finishes; then push out every partial batch.
   for (auto& op : chain_.operators)
@@ -383,6 +488,7 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](step_atom) { self->state.on_step(); },
     [self](resume_atom) { self->state.on_resume(); },
     [self](flush_atom) { self->state.on_flush_timer(); },
+    [self](ptimer_atom) { self->state.on_processing_timer(); },
     [self](cancel_atom) { self->state.on_cancel(); },
   };
 }

@@ -4,10 +4,12 @@
 #include "sluice/actors/metrics.hpp"
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/job_graph.hpp"
+#include "sluice/runtime/time/watermarks.hpp"
 
 #include <caf/all.hpp>
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,7 +46,7 @@ typename Inspector::result_type inspect(Inspector& f, subtask_report& x) {
 /// The logic of one subtask: runs an operator chain, feeds it arriving
 /// batches, moves its output batches under credit. Owned by the subtask's
 /// actor; every method runs on that actor's thread.
-class subtask_state : public runtime::output_gate {
+class subtask_state : public runtime::output_gate, public runtime::processing_time_service {
 public:
   subtask_state() = default;
   ~subtask_state() override;
@@ -53,6 +55,11 @@ public:
   runtime::batch_ptr hand_over(uint32_t output, uint32_t channel,
                                runtime::batch_ptr batch) override;
   bool has_credit(uint32_t output, uint32_t channel) const override;
+  void send_event(uint32_t output, uint32_t channel, uint8_t kind, int64_t value) override;
+
+  // processing_time_service
+  int64_t now_ms() const override;
+  void register_timer(int64_t time_ms, runtime::processing_time_callback* target) override;
 
   /// Builds the chain; throws on a bad program.
   void init(subtask_actor::pointer self, subtask_deployment d);
@@ -64,6 +71,7 @@ public:
   void on_step();
   void on_resume();
   void on_flush_timer();
+  void on_processing_timer();
   void on_cancel();
   /// Ends the subtask as FAILED with `why`, reported to the JobMaster.
   void fail(const std::string& why);
@@ -71,11 +79,17 @@ public:
   const char* name = "sluice.subtask";
 
 private:
+  struct pending_item {
+    runtime::batch_ptr batch; // null for an event
+    uint8_t kind = 0;
+    int64_t value = 0;
+  };
   struct out_channel {
     subtask_actor target;
     uint32_t target_channel = 0;
     uint32_t credits = 0;
-    std::deque<runtime::batch_ptr> pending;
+    /// Batches waiting for credit, and events queued behind them.
+    std::deque<pending_item> pending;
     std::vector<runtime::batch_ptr> free;
   };
   struct in_channel {
@@ -90,6 +104,7 @@ private:
     uint32_t channel = 0;
     runtime::batch_ptr batch; // null for an event
     channel_event event = channel_event::end_of_partition;
+    int64_t value = 0;
   };
   enum class phase { created, running, finishing, done };
 
@@ -97,7 +112,12 @@ private:
   template <class F>
   void guarded(F&& f);
   void process_batch(uint32_t channel, runtime::batch_ptr batch);
-  void process_event(uint32_t channel, channel_event kind);
+  void process_event(uint32_t channel, channel_event kind, int64_t value);
+  /// Passes a new combined watermark to the chain's inputs.
+  void advance_watermark(int64_t wm);
+  /// Sends what waits on an output channel as far as credit allows.
+  void send_pending(out_channel& ch);
+  void arm_processing_timer();
   void drain_queue();
   void end_of_batch();
   void end_input();
@@ -111,7 +131,12 @@ private:
   subtask_actor::pointer self_ = nullptr;
   subtask_deployment d_;
   std::string task_;
+  runtime::element_context element_;
   runtime::chain_instance chain_;
+  std::unique_ptr<runtime::watermark_valve> valve_;
+  std::vector<runtime::any_collector*> heads_; ///< distinct chain inputs
+  std::multimap<int64_t, runtime::processing_time_callback*> timers_;
+  int64_t timer_armed_for_ = INT64_MAX;
   std::vector<std::vector<out_channel>> outputs_;
   std::vector<in_channel> inputs_;
   std::deque<queued_item> queue_;

@@ -298,6 +298,8 @@ protected:
     node.kind = kind;
     node.name = name;
     node.make_operator = std::move(make);
+    for (const auto& in : inputs_)
+      node.timestamped = node.timestamped || env_->graph.nodes[in.node].timestamped;
     internal::add_typed_node_helpers<R>(node);
     auto id = env_->graph.add_node(std::move(node)).id;
     for (const auto& in : inputs_)

@@ -125,6 +125,8 @@ class alignas(64) record_batch final : public batch_base {
 public:
   size_t size() const noexcept override { return records.size(); }
   batch_records<T> records;
+  /// One per record when the stream carries timestamps, else empty.
+  batch_records<int64_t> timestamps;
 };
 
 /// Records written with streaming (non-temporal) stores: copied and
@@ -192,6 +194,17 @@ public:
   virtual batch_ptr hand_over(uint32_t output, uint32_t channel, batch_ptr batch) = 0;
   /// Whether channel `channel` of output `output` may send right now.
   virtual bool has_credit(uint32_t output, uint32_t channel) const = 0;
+  /// Sends a control event (channel_event kind and value) on a channel,
+  /// after every batch handed over before it. Needs no credit.
+  virtual void send_event(uint32_t output, uint32_t channel, uint8_t kind, int64_t value) = 0;
+};
+
+/// Control events on a data channel, in order with its batches.
+enum class channel_event : uint8_t {
+  end_of_partition = 0,
+  watermark = 1, ///< value: the watermark
+  idle = 2,      ///< the sender's input went idle
+  active = 3,    ///< ... and became active again
 };
 
 /// Sizing and timing of batches, from configuration.
@@ -225,6 +238,16 @@ public:
   virtual void flush(bool only_with_credit) = 0;
   /// Records written into this output so far.
   virtual uint64_t records_out() const noexcept = 0;
+  /// Where the timestamp of the current record is read; with `carry`, each
+  /// record's timestamp travels with it.
+  void set_element_context(element_context* e, bool carry) noexcept {
+    ectx_ = e;
+    carry_timestamps_ = carry && e != nullptr;
+  }
+
+protected:
+  element_context* ectx_ = nullptr;
+  bool carry_timestamps_ = false;
 };
 
 /// Writes records into per-channel batches, choosing channels with
@@ -261,10 +284,28 @@ public:
         hand_over(ch);
   }
 
+  /// A watermark goes to every channel, after the records before it.
+  void process_watermark(int64_t wm) override { broadcast_event(channel_event::watermark, wm); }
+  void process_idleness(bool idle) override {
+    broadcast_event(idle ? channel_event::idle : channel_event::active, 0);
+  }
+
   uint64_t records_out() const noexcept override { return records_; }
 
 private:
+  void broadcast_event(channel_event kind, int64_t value) {
+    flush(false);
+    for (uint32_t ch = 0; ch < batches_.size(); ++ch)
+      gate_.send_event(id_, ch, static_cast<uint8_t>(kind), value);
+  }
+
   void append(uint32_t ch, T&& value) {
+    if (carry_timestamps_) {
+      auto& ts = batches_[ch]->timestamps;
+      if (ts.capacity() == 0)
+        ts.reserve(capacity_);
+      ts.push_back(ectx_->timestamp);
+    }
     auto& recs = batches_[ch]->records;
     if constexpr (streamable_record_v<T>) {
       recs.stream_back(value);
@@ -389,6 +430,11 @@ public:
   /// Pushes every record of `batch` into the target and empties the batch
   /// (keeping its capacity for reuse); returns the number of records.
   virtual size_t feed(batch_base& batch) = 0;
+  /// Where each record's timestamp is published while it is processed.
+  void set_element_context(element_context* e) noexcept { ectx_ = e; }
+
+protected:
+  element_context* ectx_ = nullptr;
 };
 
 template <class T>
@@ -396,11 +442,22 @@ class typed_feeder final : public input_feeder {
 public:
   explicit typed_feeder(collector<T>* target) : target_(target) {}
   size_t feed(batch_base& batch) override {
-    auto& recs = static_cast<record_batch<T>&>(batch).records;
-    for (auto& r : recs)
-      target_->collect(std::move(r));
+    auto& b = static_cast<record_batch<T>&>(batch);
+    auto& recs = b.records;
     auto n = recs.size();
+    if (ectx_ != nullptr && b.timestamps.size() == n && n > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        ectx_->timestamp = b.timestamps[i];
+        target_->collect(std::move(recs[i]));
+      }
+    } else {
+      if (ectx_ != nullptr)
+        ectx_->timestamp = INT64_MIN;
+      for (auto& r : recs)
+        target_->collect(std::move(r));
+    }
     recs.clear();
+    b.timestamps.clear();
     return n;
   }
 

@@ -21,7 +21,17 @@ public:
     return batch;
   }
   bool has_credit(uint32_t, uint32_t) const override { return true; }
+  void send_event(uint32_t, uint32_t channel, uint8_t kind, int64_t value) override {
+    events.push_back({channel, received[channel].size(), kind, value});
+  }
+  struct event {
+    uint32_t channel;
+    size_t records_before;
+    uint8_t kind;
+    int64_t value;
+  };
   std::map<uint32_t, std::vector<int64_t>> received;
+  std::vector<event> events;
   int batches = 0;
 };
 
@@ -126,6 +136,66 @@ TEST_CASE("batches are handed over when full, and every record at buffer timeout
   auto* c2 = dynamic_cast<collector<int64_t>*>(out2->collector_ptr());
   c2->collect(int64_t{1});
   CHECK(gate.batches == 3);
+}
+
+TEST_CASE("a watermark reaches every channel after the records before it") {
+  recording_gate gate;
+  exchange_params params;
+  typed_exchange<int64_t> ex(ship_strategy::rebalance);
+  auto out = ex.make_output(gate, 0, 3, 0, 3, 128, params, "op");
+  auto* c = dynamic_cast<collector<int64_t>*>(out->collector_ptr());
+  REQUIRE(c != nullptr);
+  for (int64_t i = 0; i < 10; ++i)
+    c->collect(int64_t{i});
+  out->collector_ptr()->process_watermark(42);
+  REQUIRE(gate.events.size() == 3);
+  size_t total = 0;
+  for (auto& e : gate.events) {
+    CHECK(e.kind == static_cast<uint8_t>(channel_event::watermark));
+    CHECK(e.value == 42);
+    CHECK(e.records_before == gate.received[e.channel].size());
+    total += e.records_before;
+  }
+  CHECK(total == 10);
+}
+
+TEST_CASE("timestamps travel with records on edges that carry them") {
+  // A gate that keeps the handed-over batch instead of emptying it.
+  struct keep_gate : output_gate {
+    batch_ptr last;
+    batch_ptr hand_over(uint32_t, uint32_t, batch_ptr b) override {
+      last = b;
+      return nullptr;
+    }
+    bool has_credit(uint32_t, uint32_t) const override { return true; }
+    void send_event(uint32_t, uint32_t, uint8_t, int64_t) override {}
+  } keep;
+  exchange_params params;
+  typed_exchange<int64_t> ex(ship_strategy::forward);
+  auto out = ex.make_output(keep, 0, 1, 0, 1, 128, params, "op");
+  element_context send_ctx;
+  out->set_element_context(&send_ctx, true);
+  auto* c = dynamic_cast<collector<int64_t>*>(out->collector_ptr());
+  for (int64_t i = 0; i < 5; ++i) {
+    send_ctx.timestamp = 1000 + i;
+    c->collect(i * 10);
+  }
+  out->flush(false);
+  REQUIRE(static_cast<bool>(keep.last));
+  struct stamp_sink : collector<int64_t> {
+    element_context* ctx = nullptr;
+    std::vector<std::pair<int64_t, int64_t>> seen;
+    using collector<int64_t>::collect;
+    void collect(int64_t&& v) override { seen.emplace_back(v, ctx->timestamp); }
+  } sink;
+  element_context recv_ctx;
+  sink.ctx = &recv_ctx;
+  auto feeder = ex.make_feeder(&sink);
+  feeder->set_element_context(&recv_ctx);
+  CHECK(feeder->feed(*keep.last) == 5);
+  REQUIRE(sink.seen.size() == 5);
+  for (int64_t i = 0; i < 5; ++i)
+    CHECK(sink.seen[static_cast<size_t>(i)] == std::pair<int64_t, int64_t>{i * 10, 1000 + i});
 }
 
 } // TEST_SUITE

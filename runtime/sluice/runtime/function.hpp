@@ -19,6 +19,34 @@ struct state_settings {
   std::shared_ptr<const state::state_clock> ttl_clock;
 };
 
+/// The record a subtask is processing. One per subtask, shared by its
+/// chain: whoever hands a record into the chain (a source, an input feeder,
+/// a firing timer) sets the timestamp; operators read it and network
+/// outputs copy it into batches. INT64_MIN = the record has no timestamp.
+struct element_context {
+  int64_t timestamp = INT64_MIN;
+  /// The subtask's current event time (last watermark it received).
+  int64_t watermark = INT64_MIN;
+};
+
+/// Called back on the subtask's thread when a processing-time timer fires.
+class processing_time_callback {
+public:
+  virtual ~processing_time_callback() = default;
+  virtual void on_processing_time(int64_t time_ms) = 0;
+};
+
+/// Wall-clock time and timers of a subtask (Flink's ProcessingTimeService).
+class processing_time_service {
+public:
+  virtual ~processing_time_service() = default;
+  /// Milliseconds since the epoch.
+  [[nodiscard]] virtual int64_t now_ms() const = 0;
+  /// Calls `target->on_processing_time(time_ms)` at or after `time_ms`, on
+  /// the subtask's thread; `target` must outlive the subtask's run.
+  virtual void register_timer(int64_t time_ms, processing_time_callback* target) = 0;
+};
+
 /// What a running function knows about the subtask that runs it.
 class runtime_context {
 public:
@@ -88,7 +116,19 @@ public:
     return state::aggregating_state<In, Acc, Out>(keyed_backend(), d);
   }
 
+  /// The record being processed (timestamp) and the current watermark.
+  element_context& element() const noexcept {
+    static thread_local element_context detached;
+    return element_ != nullptr ? *element_ : detached;
+  }
+  void set_element_context(element_context* e) noexcept { element_ = e; }
+  /// Processing time and timers; null outside a running subtask.
+  processing_time_service* time_service() const noexcept { return time_; }
+  void set_time_service(processing_time_service* t) noexcept { time_ = t; }
+
 private:
+  element_context* element_ = nullptr;
+  processing_time_service* time_ = nullptr;
   const state_settings* state_ = nullptr;
   std::string instance_id_;
   state::keyed_state_backend_base* keyed_ = nullptr;
@@ -110,10 +150,18 @@ public:
 };
 
 /// Type-erased base of every collector, so the graph can wire operators of
-/// different record types; wiring casts back to collector<T> once.
+/// different record types; wiring casts back to collector<T> once. Besides
+/// records, a collector receives the control events that travel in order
+/// with them: watermarks and idleness.
 class any_collector {
 public:
   virtual ~any_collector() = default;
+  /// Event time has advanced to `wm` on this input: operators fire what is
+  /// due, then pass the watermark on.
+  virtual void process_watermark(int64_t /*wm*/) {}
+  /// The input stopped (true) or resumed (false) producing records and
+  /// watermarks; an idle input does not hold back event time downstream.
+  virtual void process_idleness(bool /*idle*/) {}
 };
 
 /// Receives records: the output of an operator and the input of the next.

@@ -218,7 +218,8 @@ int32_t job_graph::required_slots() const {
 }
 
 chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate& gate,
-                                      const exchange_params& params) const {
+                                      const exchange_params& params,
+                                      element_context* element) const {
   const auto& v = vertices_[vertex];
   const auto& nodes = graph_->nodes;
   const auto& edges = graph_->edges;
@@ -237,6 +238,7 @@ chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate
     chain.outputs.push_back(edge.exchange->make_output(
       gate, static_cast<uint32_t>(k), channels, index, down.parallelism, down.max_parallelism,
       params, nodes[edge.source].name));
+    chain.outputs.back()->set_element_context(element, nodes[edge.source].timestamped);
     output_of_edge[e] = chain.outputs.back().get();
   }
   for (auto id : v.nodes) {
@@ -264,8 +266,10 @@ chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate
   if (v.is_source)
     chain.source = dynamic_cast<source_operator_base*>(chain.operators.front().get());
   auto* head_input = chain.operators.front()->input();
-  for (auto e : v.in_edges)
+  for (auto e : v.in_edges) {
     chain.feeders.push_back(edges[e].exchange->make_feeder(head_input));
+    chain.feeders.back()->set_element_context(element);
+  }
   return chain;
 }
 

@@ -86,8 +86,11 @@ public:
   int32_t required_slots() const;
 
   /// Builds and wires the operators of one subtask.
+  /// `element` is the subtask's record context: outputs copy timestamps
+  /// from it (on edges whose records carry them) and feeders publish them.
   chain_instance instantiate(int32_t vertex, int32_t index, output_gate& gate,
-                             const exchange_params& params) const;
+                             const exchange_params& params,
+                             element_context* element = nullptr) const;
 
   /// The plan as JSON, shaped like the "plan" of Flink's /jobs/:jobid.
   std::string plan_json(const std::string& job_id = "") const;

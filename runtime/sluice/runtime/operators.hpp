@@ -75,8 +75,16 @@ public:
     if (out_ == nullptr)
       throw std::logic_error("operator '" + name() + "' wired to an output of the wrong type");
   }
+  void process_watermark(int64_t wm) override {
+    on_watermark(wm);
+    out_->process_watermark(wm);
+  }
+  void process_idleness(bool idle) override { out_->process_idleness(idle); }
 
 protected:
+  /// Event time reached `wm` (before it is passed on): fire what is due.
+  virtual void on_watermark(int64_t /*wm*/) {}
+
   collector<Out>* out_ = nullptr;
 };
 
@@ -325,6 +333,14 @@ public:
     for (size_t i = 0; i + 1 < targets_.size(); ++i)
       targets_[i]->collect(static_cast<const T&>(value));
     targets_.back()->collect(std::move(value));
+  }
+  void process_watermark(int64_t wm) override {
+    for (auto* t : targets_)
+      t->process_watermark(wm);
+  }
+  void process_idleness(bool idle) override {
+    for (auto* t : targets_)
+      t->process_idleness(idle);
   }
 
 private:

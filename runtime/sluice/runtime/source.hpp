@@ -44,6 +44,8 @@ public:
   using stream_operator::stream_operator;
   /// Runs one bounded step of the source.
   virtual source_step step(size_t max_records) = 0;
+  /// The input has ended: sends the maximum watermark down the chain.
+  virtual void process_end_watermark() = 0;
 };
 
 /// Runs a source_function (copied per subtask) as the head of a chain.
@@ -53,6 +55,7 @@ public:
   source_operator(std::string name, S src)
     : source_operator_base(std::move(name)), src_(std::move(src)) {}
   void open(const runtime_context& ctx) override {
+    element_ = &ctx.element();
     try {
       src_.open(ctx);
     } catch (const user_code_error&) {
@@ -67,7 +70,11 @@ public:
     if (out_ == nullptr)
       throw std::logic_error("source '" + name() + "' wired to an output of the wrong type");
   }
+  void process_end_watermark() override { out_->process_watermark(INT64_MAX); }
   source_step step(size_t max_records) override {
+    // Source records carry no timestamp until an assigner gives them one.
+    if (element_ != nullptr)
+      element_->timestamp = INT64_MIN;
     try {
       return src_.run(*out_, max_records);
     } catch (const user_code_error&) {
@@ -80,6 +87,7 @@ public:
 private:
   S src_;
   collector<T>* out_ = nullptr;
+  element_context* element_ = nullptr;
 };
 
 /// Emits a fixed collection, split evenly over the parallel subtasks.

@@ -41,6 +41,9 @@ struct stream_node {
   bool non_parallel = false;
   bool chaining_disabled = false;
   bool start_new_chain = false;
+  /// Its records carry event timestamps (it assigns them, or an input's
+  /// records carry them): exchanges after it ship the timestamps.
+  bool timestamped = false;
   /// Creates this operator's instance for one subtask, named as the node is
   /// named when the job starts (so name() applies to errors too).
   std::function<std::unique_ptr<stream_operator>(const std::string& name)> make_operator;
