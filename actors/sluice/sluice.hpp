@@ -19,6 +19,15 @@ using runtime::sink_function;
 using runtime::source_function;
 using runtime::source_step;
 using runtime::stream_environment;
+using runtime::keyed_process_function;
+using runtime::time_domain;
+using runtime::watermark_strategy;
+using state::aggregating_state_descriptor;
+using state::list_state_descriptor;
+using state::map_state_descriptor;
+using state::reducing_state_descriptor;
+using state::state_ttl;
+using state::value_state_descriptor;
 
 namespace internal {
 /// Registers the local mini-cluster as the default executor in every

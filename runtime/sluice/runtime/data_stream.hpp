@@ -3,6 +3,7 @@
 #include "sluice/runtime/exchange.hpp"
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/operators.hpp"
+#include "sluice/runtime/process_function.hpp"
 #include "sluice/runtime/sink.hpp"
 #include "sluice/runtime/source.hpp"
 #include "sluice/runtime/stream_graph.hpp"
@@ -152,6 +153,18 @@ public:
     return add_operator<R>("Process", [f](const std::string& op_name) {
       return std::make_unique<process_operator<T, R, F>>(op_name, f);
     });
+  }
+
+  /// Gives records event timestamps and generates watermarks from them
+  /// (Flink's assignTimestampsAndWatermarks). Periodic generators emit every
+  /// configuration::auto_watermark_interval.
+  data_stream<T> assign_timestamps_and_watermarks(watermark_strategy<T> strategy) const {
+    auto interval = env_->config.auto_watermark_interval;
+    auto out = add_operator<T>("Timestamps/Watermarks", [strategy, interval](const std::string& n) {
+      return std::make_unique<timestamps_and_watermarks_operator<T>>(n, strategy, interval);
+    });
+    env_->graph.nodes[static_cast<size_t>(out.node_id())].timestamped = true;
+    return out;
   }
 
   /// Partitions by key: records with equal keys go to the same subtask
@@ -379,6 +392,20 @@ public:
     return keyed_fold("Keyed Aggregation", [proj](T& acc, T&& v) {
       if (std::invoke(proj, acc) < std::invoke(proj, v))
         acc = std::move(v);
+    });
+  }
+  /// Keyed processing with state and timers: `fn` derives from
+  /// keyed_process_function<K, T, R>; each subtask runs its own copy.
+  template <class Fn,
+            std::enable_if_t<internal::is_keyed_process_function<Fn>::value, int> = 0>
+  data_stream<typename Fn::output_type> process(Fn fn) const {
+    static_assert(std::is_same_v<typename Fn::key_type, K>, "the function's key type is not the stream's");
+    static_assert(std::is_same_v<typename Fn::input_type, T>, "the function's input type is not the stream's");
+    using R = typename Fn::output_type;
+    auto key = key_;
+    return this->template add_operator<R>("KeyedProcess", [key, fn](const std::string& op_name) {
+      return std::make_unique<keyed_process_function_operator<K, T, R, key_selector, Fn>>(op_name,
+                                                                                       key, fn);
     });
   }
   /// Keyed processing: f(T, keyed_process_context<K>&, collector<R>&).

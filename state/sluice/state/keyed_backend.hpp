@@ -43,6 +43,7 @@ enum class backend_kind { heap, rocksdb };
 struct void_namespace {
   friend constexpr bool operator==(void_namespace, void_namespace) noexcept { return true; }
   friend constexpr bool operator!=(void_namespace, void_namespace) noexcept { return false; }
+  friend constexpr bool operator<(void_namespace, void_namespace) noexcept { return false; }
 };
 
 /// void_namespace is written as nothing.
