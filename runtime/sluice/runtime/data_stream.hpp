@@ -4,6 +4,7 @@
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/operators.hpp"
 #include "sluice/runtime/process_function.hpp"
+#include "sluice/runtime/window/window_operator.hpp"
 #include "sluice/runtime/sink.hpp"
 #include "sluice/runtime/source.hpp"
 #include "sluice/runtime/stream_graph.hpp"
@@ -30,6 +31,8 @@ template <class T>
 class data_stream;
 template <class K, class T, class KeySel = std::function<K(const T&)>>
 class keyed_stream;
+template <class K, class T, class KeySel, class W>
+class windowed_stream;
 
 namespace internal {
 
@@ -418,6 +421,14 @@ public:
   }
   const key_selector& key() const { return key_; }
 
+  /// Groups each key's records into windows of `assigner` (tumbling,
+  /// sliding, session or global windows).
+  template <class A>
+  auto window(A assigner) const {
+    using W = typename decltype(assigner.assign_windows(0, 0))::value_type;
+    return windowed_stream<K, T, KeySel, W>(*this, std::make_shared<A>(std::move(assigner)));
+  }
+
 private:
   template <class Fold>
   data_stream<T> keyed_fold(const std::string& name, Fold fold) const {
@@ -428,6 +439,14 @@ private:
   }
 
   key_selector key_;
+
+  template <class K2, class T2, class KS2, class W2>
+  friend class windowed_stream;
+  template <class R>
+  data_stream<R> add_keyed_operator(const std::string& name,
+                                    std::function<std::unique_ptr<stream_operator>(const std::string&)> make) const {
+    return this->template add_operator<R>(name, std::move(make));
+  }
 };
 
 template <class T>
@@ -437,5 +456,113 @@ auto data_stream<T>::key_by(KeySel sel) const
   using K = std::decay_t<std::invoke_result_t<KeySel&, const T&>>;
   return keyed_stream<K, T, KeySel>(*this, sel);
 }
+
+/// A keyed stream cut into windows: choose a trigger and lateness, then a
+/// window function (reduce, aggregate, process, or reduce + process).
+template <class K, class T, class KeySel, class W>
+class windowed_stream {
+public:
+  windowed_stream(keyed_stream<K, T, KeySel> input, std::shared_ptr<const window_assigner<W>> a)
+    : input_(std::move(input)), assigner_(std::move(a)) {
+    if (assigner_->is_event_time())
+      trigger_ = std::make_shared<event_time_trigger<T, W>>();
+    else if constexpr (std::is_same_v<W, global_window>)
+      trigger_ = std::make_shared<never_trigger<T, W>>();
+    else
+      trigger_ = std::make_shared<processing_time_trigger<T, W>>();
+  }
+
+  /// Replaces the assigner's default trigger.
+  windowed_stream& trigger(std::shared_ptr<const runtime::trigger<T, W>> t) {
+    if (!t)
+      throw std::invalid_argument("window trigger must not be null");
+    trigger_ = std::move(t);
+    return *this;
+  }
+  /// Keeps windows this long after the watermark passed their end; late
+  /// records within it re-fire the window.
+  windowed_stream& allowed_lateness(std::chrono::milliseconds lateness) {
+    if (lateness.count() < 0)
+      throw std::invalid_argument("allowed lateness must not be negative, got " +
+                                  std::to_string(lateness.count()) + " ms");
+    lateness_ = lateness.count();
+    return *this;
+  }
+  /// Calls `sink(record, timestamp)` for each record dropped as late.
+  windowed_stream& on_late_data(std::function<void(const T&, int64_t)> sink) {
+    late_ = std::move(sink);
+    return *this;
+  }
+
+  /// Incremental reduce: f(const T&, const T&) -> T.
+  template <class F>
+  data_stream<T> reduce(F f) const {
+    using C = reduce_contents<K, T, W, T>;
+    return build<T>("Window(Reduce)", std::make_shared<C>(std::function<T(const T&, const T&)>(f), nullptr));
+  }
+  /// Incremental reduce, then `fn` (a process_window_function<K, T, Out, W>)
+  /// on the reduced value with the window's metadata.
+  template <class F, class Fn>
+  data_stream<typename Fn::output_type> reduce(F f, Fn fn) const {
+    using Out = typename Fn::output_type;
+    using C = reduce_contents<K, T, W, Out>;
+    return build<Out>("Window(Reduce, Process)",
+                      std::make_shared<C>(std::function<T(const T&, const T&)>(f), std::make_shared<Fn>(fn)));
+  }
+  /// Sum of a field, the rest of the record from the window's first record.
+  template <class Proj>
+  data_stream<T> sum(Proj proj) const {
+    return reduce([proj](const T& a, const T& b) {
+      T r = a;
+      std::invoke(proj, r) += std::invoke(proj, b);
+      return r;
+    });
+  }
+  /// Incremental aggregation with an aggregate_function<T, Acc, R>.
+  template <class Acc, class R>
+  data_stream<R> aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg) const {
+    using C = aggregate_contents<K, T, Acc, R, W, R>;
+    return build<R>("Window(Aggregate)", std::make_shared<C>(std::move(agg), nullptr));
+  }
+  /// Aggregation, then `fn` on the result with the window's metadata.
+  template <class Acc, class R, class Fn>
+  data_stream<typename Fn::output_type>
+  aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg, Fn fn) const {
+    using Out = typename Fn::output_type;
+    using C = aggregate_contents<K, T, Acc, R, W, Out>;
+    return build<Out>("Window(Aggregate, Process)",
+                      std::make_shared<C>(std::move(agg), std::make_shared<Fn>(fn)));
+  }
+  /// Full-window processing: `fn` (a process_window_function<K, T, Out, W>)
+  /// gets every element of the window.
+  template <class Fn>
+  data_stream<typename Fn::output_type> process(Fn fn) const {
+    using Out = typename Fn::output_type;
+    using C = list_contents<K, T, W, Out>;
+    return build<Out>("Window(Process)", std::make_shared<C>(std::make_shared<Fn>(fn)));
+  }
+
+private:
+  template <class Out>
+  data_stream<Out> build(const std::string& name,
+                         std::shared_ptr<const window_contents<K, T, W, Out>> contents) const {
+    window_spec<K, T, W, Out> spec;
+    spec.assigner = assigner_;
+    spec.trigger_prototype = trigger_;
+    spec.contents_prototype = std::move(contents);
+    spec.allowed_lateness = lateness_;
+    spec.late_sink = late_;
+    auto key = input_.key();
+    return input_.template add_keyed_operator<Out>(name, [key, spec](const std::string& n) {
+      return std::make_unique<window_operator<K, T, W, Out, KeySel>>(n, key, spec);
+    });
+  }
+
+  keyed_stream<K, T, KeySel> input_;
+  std::shared_ptr<const window_assigner<W>> assigner_;
+  std::shared_ptr<const runtime::trigger<T, W>> trigger_;
+  int64_t lateness_ = 0;
+  std::function<void(const T&, int64_t)> late_;
+};
 
 } // namespace sluice::runtime
