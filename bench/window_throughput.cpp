@@ -1,0 +1,158 @@
+// Window and state throughput, one figure per line:
+//   heap: keyed tumbling event-time window sum, heap backend
+//   rocksdb: the same on RocksDB
+//   rocksdb value-state: a keyed value-state update per record, 1 M keys, RocksDB
+//   rocksdb raw put / raw get: RocksDB operations through the backend's byte
+//   level, for scale
+//
+//   window_throughput [--records N] [--rocksdb-records N] [--only heap|rocksdb|value|raw]
+//
+// Workload (issue 3): 1000 keys, 10 ms windows, timestamps rising 1 ms per
+// 1000 records, parallelism 2, periodic ascending watermarks.
+
+#include "sluice/sluice.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace {
+
+using namespace sluice;
+using namespace sluice::runtime;
+using record = std::pair<uint64_t, int64_t>; // key, value; the timestamp is derived
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double window_sum(uint64_t n, state::backend_kind backend) {
+  configuration cfg;
+  cfg.state.backend = backend;
+  cfg.scheduler_profile = "throughput";
+  stream_environment env(cfg);
+  env.set_parallelism(2);
+  auto src = env.from_generator(n, [](uint64_t i) {
+    return record{i % 1000, static_cast<int64_t>(i / 1000)};
+  });
+  src.set_parallelism(1);
+  // The value field is i / 1000, the record's event time in ms.
+  auto stamped = src.assign_timestamps_and_watermarks(
+    watermark_strategy<record>::for_monotonous_timestamps().with_timestamp_assigner(
+      [](const record& r) { return r.second; }));
+  stamped.set_parallelism(1);
+  stamped.key_by([](const record& r) { return r.first; })
+    .window(tumbling_event_time_windows(std::chrono::milliseconds(10)))
+    .reduce([](const record& a, const record& b) { return record{a.first, a.second + b.second}; })
+    .discard();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = env.execute("window sum");
+  auto s = seconds_since(t0);
+  if (!r.ok()) {
+    std::fprintf(stderr, "window sum failed: %s\n", r.error.c_str());
+    std::exit(1);
+  }
+  return static_cast<double>(n) / s;
+}
+
+struct count_per_key final : keyed_process_function<uint64_t, uint64_t, int64_t> {
+  state::value_state<int64_t> count;
+  void open(const runtime_context& ctx) override {
+    count = ctx.get_state(value_state_descriptor<int64_t>("count"));
+  }
+  void process_element(const uint64_t&, context&, collector<int64_t>&) override {
+    count.update(count.value_or(0) + 1);
+  }
+};
+
+double value_state_updates(uint64_t n) {
+  configuration cfg;
+  cfg.state.backend = state::backend_kind::rocksdb;
+  stream_environment env(cfg);
+  env.set_parallelism(2);
+  auto src = env.from_generator(n, [](uint64_t i) { return (i * 2654435761u) % 1'000'000; });
+  src.set_parallelism(1);
+  src.key_by([](const uint64_t& k) { return k; }).process(count_per_key{}).discard();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = env.execute("value state");
+  auto s = seconds_since(t0);
+  if (!r.ok()) {
+    std::fprintf(stderr, "value state failed: %s\n", r.error.c_str());
+    std::exit(1);
+  }
+  return static_cast<double>(n) / s;
+}
+
+void raw_rocksdb(uint64_t n, double& puts, double& gets) {
+  state::rocksdb_config cfg;
+  state::rocksdb_keyed_backend<int64_t> b({0, 127}, 128, nullptr, cfg, "sluice-bench-raw");
+  state::value_state_descriptor<int64_t> d("raw");
+  auto idx = b.declare<state::void_namespace, int64_t>(d, state::state_kind::value, "raw");
+  std::string key, value(16, 'v');
+  auto make_key = [&](uint64_t i) {
+    key.clear();
+    auto k = (i * 2654435761u) % 1'000'000;
+    key.append(reinterpret_cast<const char*>(&k), sizeof k);
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    make_key(i);
+    b.put(idx, key, value);
+  }
+  puts = static_cast<double>(n) / seconds_since(t0);
+  std::string out;
+  t0 = std::chrono::steady_clock::now();
+  uint64_t found = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    make_key(i);
+    found += b.get(idx, key, out) ? 1 : 0;
+  }
+  gets = static_cast<double>(n) / seconds_since(t0);
+  if (found != n)
+    std::fprintf(stderr, "raw get found %llu of %llu\n", static_cast<unsigned long long>(found),
+                 static_cast<unsigned long long>(n));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  uint64_t n = 10'000'000;
+  uint64_t rocks_n = 1'000'000;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--records" && i + 1 < argc)
+      n = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--rocksdb-records" && i + 1 < argc)
+      rocks_n = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--only" && i + 1 < argc)
+      only = argv[++i];
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--records N] [--rocksdb-records N] [--only heap|rocksdb|value|raw]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](const char* w) { return only.empty() || only == w; };
+  if (want("heap")) {
+    std::printf("heap: %.0f records/s\n", window_sum(n, state::backend_kind::heap));
+    std::fflush(stdout);
+  }
+  if (want("rocksdb")) {
+    std::printf("rocksdb: %.0f records/s\n", window_sum(rocks_n, state::backend_kind::rocksdb));
+    std::fflush(stdout);
+  }
+  if (want("value")) {
+    std::printf("rocksdb value-state: %.0f records/s\n", value_state_updates(rocks_n));
+    std::fflush(stdout);
+  }
+  if (want("raw")) {
+    double puts = 0, gets = 0;
+    raw_rocksdb(rocks_n, puts, gets);
+    std::printf("rocksdb raw put: %.0f ops/s\n", puts);
+    std::printf("rocksdb raw get: %.0f ops/s\n", gets);
+  }
+  return 0;
+}
