@@ -224,7 +224,8 @@ void rocksdb_backend_core::remove(uint32_t idx, std::string_view key) {
 void rocksdb_backend_core::scan(uint32_t idx, std::string_view prefix,
                                 const std::function<bool(std::string_view, std::string_view)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options_->read, column(idx)));
-  rocksdb::Slice p(prefix.data(), prefix.size());
+  // An empty string_view may hold a null pointer, which Slice must not.
+  rocksdb::Slice p(prefix.empty() ? "" : prefix.data(), prefix.size());
   for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
     auto k = it->key();
     auto v = it->value();
