@@ -497,17 +497,15 @@ public:
   /// Incremental reduce: f(const T&, const T&) -> T.
   template <class F>
   data_stream<T> reduce(F f) const {
-    using C = reduce_contents<K, T, W, T>;
-    return build<T>("Window(Reduce)", std::make_shared<C>(std::function<T(const T&, const T&)>(f), nullptr));
+    return build<T>("Window(Reduce)", make_reduce_contents<K, T, W, T>(f, nullptr));
   }
   /// Incremental reduce, then `fn` (a process_window_function<K, T, Out, W>)
   /// on the reduced value with the window's metadata.
   template <class F, class Fn>
   data_stream<typename Fn::output_type> reduce(F f, Fn fn) const {
     using Out = typename Fn::output_type;
-    using C = reduce_contents<K, T, W, Out>;
     return build<Out>("Window(Reduce, Process)",
-                      std::make_shared<C>(std::function<T(const T&, const T&)>(f), std::make_shared<Fn>(fn)));
+                      make_reduce_contents<K, T, W, Out>(f, std::make_shared<Fn>(fn)));
   }
   /// Sum of a field, the rest of the record from the window's first record.
   template <class Proj>
@@ -521,17 +519,17 @@ public:
   /// Incremental aggregation with an aggregate_function<T, Acc, R>.
   template <class Acc, class R>
   data_stream<R> aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg) const {
-    using C = aggregate_contents<K, T, Acc, R, W, R>;
-    return build<R>("Window(Aggregate)", std::make_shared<C>(std::move(agg), nullptr));
+    return build<R>("Window(Aggregate)",
+                    make_aggregate_contents<K, T, Acc, R, W, R>(std::move(agg), nullptr));
   }
   /// Aggregation, then `fn` on the result with the window's metadata.
   template <class Acc, class R, class Fn>
   data_stream<typename Fn::output_type>
   aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg, Fn fn) const {
     using Out = typename Fn::output_type;
-    using C = aggregate_contents<K, T, Acc, R, W, Out>;
     return build<Out>("Window(Aggregate, Process)",
-                      std::make_shared<C>(std::move(agg), std::make_shared<Fn>(fn)));
+                      make_aggregate_contents<K, T, Acc, R, W, Out>(std::move(agg),
+                                                                    std::make_shared<Fn>(fn)));
   }
   /// Full-window processing: `fn` (a process_window_function<K, T, Out, W>)
   /// gets every element of the window.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/operators.hpp"
+#include "sluice/runtime/time/timer_service.hpp"
 #include "sluice/runtime/time/watermarks.hpp"
 
 #include <optional>
@@ -11,23 +12,6 @@
 /// Event time in operators: the timestamp/watermark assigner, keyed timers,
 /// and keyed process functions (Flink's KeyedProcessFunction).
 namespace sluice::runtime {
-
-/// Which clock a timer ran on.
-enum class time_domain { event_time, processing_time };
-
-/// Timers of the current key, as a process function sees them.
-class timer_service {
-public:
-  virtual ~timer_service() = default;
-  [[nodiscard]] virtual int64_t current_processing_time() const = 0;
-  [[nodiscard]] virtual int64_t current_watermark() const = 0;
-  /// Registers a timer for the current key at `time`; registering the
-  /// same time twice gives one timer.
-  virtual void register_event_time_timer(int64_t time) = 0;
-  virtual void register_processing_time_timer(int64_t time) = 0;
-  virtual void delete_event_time_timer(int64_t time) = 0;
-  virtual void delete_processing_time_timer(int64_t time) = 0;
-};
 
 /// Timers per (key, namespace), ordered by time; one per distinct
 /// (time, key, namespace). Owned by one keyed operator subtask.
@@ -43,8 +27,25 @@ public:
     }
   };
 
-  void add_event(int64_t t, const K& k, const N& ns) { event_.insert({t, k, ns}); }
-  void remove_event(int64_t t, const K& k, const N& ns) { event_.erase({t, k, ns}); }
+  keyed_timers() = default;
+  // last_event_ points into event_: a copy or move would carry it into the
+  // wrong set.
+  keyed_timers(const keyed_timers&) = delete;
+  keyed_timers& operator=(const keyed_timers&) = delete;
+
+  void add_event(int64_t t, const K& k, const N& ns) {
+    // A record usually registers the same timer twice in a row (a window's
+    // trigger timer and its cleanup timer coincide without lateness): the
+    // repeat needs no set lookup.
+    if (last_event_ != event_.end() && last_event_->time == t && !(last_event_->key < k) &&
+        !(k < last_event_->key) && !(last_event_->ns < ns) && !(ns < last_event_->ns))
+      return;
+    last_event_ = event_.insert({t, k, ns}).first;
+  }
+  void remove_event(int64_t t, const K& k, const N& ns) {
+    last_event_ = event_.end();
+    event_.erase({t, k, ns});
+  }
   /// Adds a processing-time timer; true when it is new.
   bool add_processing(int64_t t, const K& k, const N& ns) {
     return processing_.insert({t, k, ns}).second;
@@ -55,6 +56,7 @@ public:
   template <class F>
   void advance_watermark(int64_t wm, F&& fire) {
     while (!event_.empty() && event_.begin()->time <= wm) {
+      last_event_ = event_.end();
       auto t = *event_.begin();
       event_.erase(event_.begin());
       fire(t);
@@ -75,6 +77,8 @@ public:
 private:
   std::set<timer> event_;
   std::set<timer> processing_;
+  /// The timer add_event placed last (end() when unknown).
+  typename std::set<timer>::iterator last_event_ = event_.end();
 };
 
 /// A keyed process function: per-record logic with keyed state and timers.
@@ -256,10 +260,6 @@ public:
       emit_watermark(max_watermark);
   }
   void process_idleness(bool) override {} // this operator decides idleness itself
-
-  void finish() override {
-    // Bounded input ended: the subtask already sent the maximum watermark.
-  }
 
 private:
   // watermark_output

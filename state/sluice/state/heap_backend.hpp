@@ -420,14 +420,50 @@ private:
 
 // ---- heap state implementations -------------------------------------------
 
+/// What the heap state kinds share: their state's cell of the current key,
+/// the namespace, the TTL and its stamps.
+template <class N, class E>
+class heap_state_base {
+protected:
+  using cell_type = internal::ns_cell<N, E>;
+
+  heap_state_base(heap_backend_core& backend, uint32_t index)
+    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+
+  /// The current key's cell of this state, or nullptr.
+  cell_type* cell() const noexcept { return static_cast<cell_type*>(b_.cell(idx_)); }
+  cell_type& ensure_cell() { return b_.template ensure_cell<cell_type>(idx_); }
+  /// The TTL stamp a write gets now (0 without TTL).
+  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
+  /// Removes the current namespace's entry, then the cell and key once
+  /// they hold nothing.
+  void erase_entry() {
+    if (auto* c = cell()) {
+      c->erase(ns_);
+      b_.release_if_empty(idx_);
+    }
+  }
+
+  heap_backend_core& b_;
+  uint32_t idx_;
+  state_ttl ttl_;
+  N ns_{};
+};
+
 /// Heap value state; also the storage of reducing and aggregating state.
 template <class N, class V>
-class heap_value_state final : public internal_value_state<N, V> {
-public:
-  using cell_type = internal::ns_cell<N, internal::stamped<V>>;
+class heap_value_state final : public internal_value_state<N, V>,
+                               heap_state_base<N, internal::stamped<V>> {
+  using base = heap_state_base<N, internal::stamped<V>>;
+  using typename base::cell_type;
+  using base::b_;
+  using base::idx_;
+  using base::ns_;
+  using base::stamp;
+  using base::ttl_;
 
-  heap_value_state(heap_backend_core& backend, uint32_t index)
-    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+public:
+  heap_value_state(heap_backend_core& backend, uint32_t index) : base(backend, index) {}
 
   void set_namespace(const N& ns) override { ns_ = ns; }
 
@@ -440,28 +476,22 @@ public:
   /// Inserts a value for a key/namespace that has none (after find_mutable
   /// returned nullptr).
   V& insert(V value) {
-    auto& c = b_.ensure_cell<cell_type>(idx_);
+    auto& c = this->ensure_cell();
     return c.add(ns_, internal::stamped<V>{std::move(value), stamp()}).value;
   }
 
   void put(V value) override {
-    auto& c = b_.ensure_cell<cell_type>(idx_);
+    auto& c = this->ensure_cell();
     auto& e = c.find_or_add(ns_);
     e.value = std::move(value);
     e.stamp = stamp();
   }
 
-  void clear() override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
-    if (c == nullptr)
-      return;
-    c->erase(ns_);
-    b_.release_if_empty(idx_);
-  }
+  void clear() override { this->erase_entry(); }
 
   void merge_namespaces(const std::vector<N>& sources,
                         const std::function<V(const V&, const V&)>& merge) override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    auto* c = this->cell();
     if (c == nullptr)
       return;
     std::optional<V> acc;
@@ -486,8 +516,6 @@ public:
   }
 
 private:
-  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
-
   internal::stamped<V>* live(cell_type& c, const N& ns) {
     auto* e = c.find(ns);
     if (e != nullptr && ttl_.enabled() && ttl_.expired(e->stamp, b_.now())) {
@@ -498,7 +526,7 @@ private:
   }
 
   V* find(bool write) {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    auto* c = this->cell();
     if (c == nullptr)
       return nullptr;
     auto* e = c->find(ns_);
@@ -516,27 +544,28 @@ private:
     }
     return &e->value;
   }
-
-  heap_backend_core& b_;
-  uint32_t idx_;
-  state_ttl ttl_;
-  N ns_{};
 };
 
 /// Heap list state.
 template <class N, class T>
-class heap_list_state final : public internal_list_state<N, T> {
-public:
+class heap_list_state final : public internal_list_state<N, T>,
+                              heap_state_base<N, std::vector<internal::stamped<T>>> {
   using list_type = std::vector<internal::stamped<T>>;
-  using cell_type = internal::ns_cell<N, list_type>;
+  using base = heap_state_base<N, list_type>;
+  using typename base::cell_type;
+  using base::b_;
+  using base::idx_;
+  using base::ns_;
+  using base::stamp;
+  using base::ttl_;
 
-  heap_list_state(heap_backend_core& backend, uint32_t index)
-    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+public:
+  heap_list_state(heap_backend_core& backend, uint32_t index) : base(backend, index) {}
 
   void set_namespace(const N& ns) override { ns_ = ns; }
 
   bool get(std::vector<T>& out) override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    auto* c = this->cell();
     if (c == nullptr)
       return false;
     auto* l = c->find(ns_);
@@ -561,14 +590,14 @@ public:
   }
 
   void add(T value) override {
-    auto& c = b_.ensure_cell<cell_type>(idx_);
+    auto& c = this->ensure_cell();
     c.find_or_add(ns_).push_back({std::move(value), stamp()});
   }
 
   void add_all(std::vector<T> values) override {
     if (values.empty())
       return;
-    auto& l = b_.ensure_cell<cell_type>(idx_).find_or_add(ns_);
+    auto& l = this->ensure_cell().find_or_add(ns_);
     auto s = stamp();
     for (auto& v : values)
       l.push_back({std::move(v), s});
@@ -579,16 +608,10 @@ public:
     add_all(std::move(values));
   }
 
-  void clear() override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
-    if (c == nullptr)
-      return;
-    c->erase(ns_);
-    b_.release_if_empty(idx_);
-  }
+  void clear() override { this->erase_entry(); }
 
   void merge_namespaces(const std::vector<N>& sources) override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    auto* c = this->cell();
     if (c == nullptr)
       return;
     list_type merged;
@@ -610,24 +633,24 @@ public:
       target.push_back(std::move(e));
   }
 
-private:
-  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
-
-  heap_backend_core& b_;
-  uint32_t idx_;
-  state_ttl ttl_;
-  N ns_{};
 };
 
 /// Heap map state.
 template <class N, class UK, class UV>
-class heap_map_state final : public internal_map_state<N, UK, UV> {
-public:
+class heap_map_state final
+  : public internal_map_state<N, UK, UV>,
+    heap_state_base<N, std::unordered_map<UK, internal::stamped<UV>, state_hasher<UK>>> {
   using map_type = std::unordered_map<UK, internal::stamped<UV>, state_hasher<UK>>;
-  using cell_type = internal::ns_cell<N, map_type>;
+  using base = heap_state_base<N, map_type>;
+  using typename base::cell_type;
+  using base::b_;
+  using base::idx_;
+  using base::ns_;
+  using base::stamp;
+  using base::ttl_;
 
-  heap_map_state(heap_backend_core& backend, uint32_t index)
-    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+public:
+  heap_map_state(heap_backend_core& backend, uint32_t index) : base(backend, index) {}
 
   void set_namespace(const N& ns) override { ns_ = ns; }
 
@@ -639,7 +662,7 @@ public:
   }
 
   void put(UK key, UV value) override {
-    auto& m = b_.ensure_cell<cell_type>(idx_).find_or_add(ns_);
+    auto& m = this->ensure_cell().find_or_add(ns_);
     m[std::move(key)] = internal::stamped<UV>{std::move(value), stamp()};
   }
 
@@ -688,26 +711,18 @@ public:
     return m->empty();
   }
 
-  void clear() override {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
-    if (c == nullptr)
-      return;
-    c->erase(ns_);
-    b_.release_if_empty(idx_);
-  }
+  void clear() override { this->erase_entry(); }
 
 private:
-  int64_t stamp() const { return ttl_.enabled() ? b_.now() : 0; }
-
   map_type* map() {
-    auto* c = static_cast<cell_type*>(b_.cell(idx_));
+    auto* c = this->cell();
     return c == nullptr ? nullptr : c->find(ns_);
   }
 
   void drop_if_empty(map_type& m) {
     if (!m.empty())
       return;
-    if (auto* c = static_cast<cell_type*>(b_.cell(idx_))) {
+    if (auto* c = this->cell()) {
       c->erase(ns_);
       b_.release_if_empty(idx_);
     }
@@ -732,11 +747,6 @@ private:
     }
     return &it->second;
   }
-
-  heap_backend_core& b_;
-  uint32_t idx_;
-  state_ttl ttl_;
-  N ns_{};
 };
 
 } // namespace sluice::state

@@ -299,4 +299,40 @@ TEST_CASE_TEMPLATE("a key outside the owned key groups is rejected", F, heap_fix
   CHECK_THROWS_AS(b->set_current_key(outside), state_error);
 }
 
+TEST_CASE("wrong RocksDB configuration is a clear error") {
+  rocksdb_config cfg;
+  cfg.local_dir = "/proc/sluice-cannot-create-this";
+  try {
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, cfg, instance_name());
+    FAIL("opening RocksDB in an impossible directory must throw");
+  } catch (const state_error& e) {
+    CHECK(std::string(e.what()).find("/proc/sluice-cannot-create-this") != std::string::npos);
+  }
+  rocksdb_config tiny;
+  tiny.managed_memory_bytes = 1 << 20; // no other instance is open, so this one decides
+  try {
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, tiny, instance_name());
+    FAIL("a 1 MiB memory budget must be rejected");
+  } catch (const state_error& e) {
+    CHECK(std::string(e.what()).find("managed-size") != std::string::npos);
+  }
+}
+
+TEST_CASE("a key type without a serializer on RocksDB is a clear error") {
+  struct opaque {
+    int v = 0;
+    int32_t hash_code() const { return v; }
+    bool operator==(const opaque& o) const { return v == o.v; }
+  };
+  CHECK_NOTHROW(make_keyed_backend<opaque>(backend_kind::heap, all_groups, max_p, nullptr, {},
+                                           instance_name()));
+  try {
+    (void)make_keyed_backend<opaque>(backend_kind::rocksdb, all_groups, max_p, nullptr, {},
+                                     instance_name());
+    FAIL("RocksDB needs a serializer for the key");
+  } catch (const state_error& e) {
+    CHECK(std::string(e.what()).find("SLUICE_SERIALIZABLE") != std::string::npos);
+  }
+}
+
 } // TEST_SUITE

@@ -26,18 +26,29 @@ namespace sluice::state {
 /// How a list of operator state is handed out when parallelism changes.
 enum class redistribution { even_split, union_all, broadcast };
 
-/// Even-split redistribution: concatenates the old subtasks' lists in order
-/// and cuts the result into `new_parallelism` contiguous parts whose sizes
-/// differ by at most one (the first parts take the remainder).
+namespace internal {
+/// Checks the new parallelism and concatenates the old subtasks' lists in
+/// subtask order.
 template <class T>
-std::vector<std::vector<T>> redistribute_even(const std::vector<std::vector<T>>& old_lists,
-                                              int32_t new_parallelism) {
+std::vector<T> concat_for_redistribution(const std::vector<std::vector<T>>& old_lists,
+                                         int32_t new_parallelism) {
   if (new_parallelism <= 0)
     throw state_error("cannot redistribute operator state to parallelism " +
                       std::to_string(new_parallelism));
   std::vector<T> all;
   for (auto& l : old_lists)
     all.insert(all.end(), l.begin(), l.end());
+  return all;
+}
+} // namespace internal
+
+/// Even-split redistribution: concatenates the old subtasks' lists in order
+/// and cuts the result into `new_parallelism` contiguous parts whose sizes
+/// differ by at most one (the first parts take the remainder).
+template <class T>
+std::vector<std::vector<T>> redistribute_even(const std::vector<std::vector<T>>& old_lists,
+                                              int32_t new_parallelism) {
+  auto all = internal::concat_for_redistribution(old_lists, new_parallelism);
   auto p = static_cast<size_t>(new_parallelism);
   std::vector<std::vector<T>> out(p);
   size_t base = all.size() / p;
@@ -56,12 +67,7 @@ std::vector<std::vector<T>> redistribute_even(const std::vector<std::vector<T>>&
 template <class T>
 std::vector<std::vector<T>> redistribute_union(const std::vector<std::vector<T>>& old_lists,
                                                int32_t new_parallelism) {
-  if (new_parallelism <= 0)
-    throw state_error("cannot redistribute operator state to parallelism " +
-                      std::to_string(new_parallelism));
-  std::vector<T> all;
-  for (auto& l : old_lists)
-    all.insert(all.end(), l.begin(), l.end());
+  auto all = internal::concat_for_redistribution(old_lists, new_parallelism);
   return std::vector<std::vector<T>>(static_cast<size_t>(new_parallelism), all);
 }
 

@@ -45,35 +45,49 @@ public:
   [[nodiscard]] virtual std::unique_ptr<evictor> clone() const = 0;
 };
 
-/// Keeps the last max_count elements, evicting the oldest.
+namespace internal {
+/// An evictor that applies one rule either before or after the window
+/// function, as chosen at construction.
 template <class T, class W>
-class count_evictor final : public evictor<T, W> {
+class one_phase_evictor : public evictor<T, W> {
 public:
-  /// Evicts before the window function, or after it if `do_evict_after`.
-  /// Throws std::invalid_argument if max_count is negative.
-  explicit count_evictor(int64_t max_count, bool do_evict_after = false)
-    : max_count_(max_count), do_evict_after_(do_evict_after) {
-    if (max_count < 0)
-      throw std::invalid_argument("count_evictor: max_count must not be negative, got " +
-                                  std::to_string(max_count));
-  }
-  /// Evicts unless configured to evict after.
   void evict_before(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
     if (!do_evict_after_)
       evict(elements);
   }
-  /// Evicts if configured to evict after.
   void evict_after(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
     if (do_evict_after_)
       evict(elements);
   }
+
+protected:
+  explicit one_phase_evictor(bool do_evict_after) : do_evict_after_(do_evict_after) {}
+  /// The rule.
+  virtual void evict(std::vector<timestamped_value<T>>& elements) const = 0;
+
+  bool do_evict_after_;
+};
+} // namespace internal
+
+/// Keeps the last max_count elements, evicting the oldest.
+template <class T, class W>
+class count_evictor final : public internal::one_phase_evictor<T, W> {
+public:
+  /// Evicts before the window function, or after it if `do_evict_after`.
+  /// Throws std::invalid_argument if max_count is negative.
+  explicit count_evictor(int64_t max_count, bool do_evict_after = false)
+    : internal::one_phase_evictor<T, W>(do_evict_after), max_count_(max_count) {
+    if (max_count < 0)
+      throw std::invalid_argument("count_evictor: max_count must not be negative, got " +
+                                  std::to_string(max_count));
+  }
   /// A copy with the same settings.
   [[nodiscard]] std::unique_ptr<evictor<T, W>> clone() const override {
-    return std::make_unique<count_evictor>(max_count_, do_evict_after_);
+    return std::make_unique<count_evictor>(max_count_, this->do_evict_after_);
   }
 
 private:
-  void evict(std::vector<timestamped_value<T>>& elements) const {
+  void evict(std::vector<timestamped_value<T>>& elements) const override {
     const auto keep = static_cast<uint64_t>(max_count_);
     if (elements.size() <= keep)
       return;
@@ -82,7 +96,6 @@ private:
   }
 
   int64_t max_count_;
-  bool do_evict_after_;
 };
 
 /// Keeps the elements whose timestamp is within window_size of the latest
@@ -91,36 +104,26 @@ private:
 /// evicted (Flink decides by the first element alone, which is the same
 /// when timestamps are either all present or all absent, as a stream's are).
 template <class T, class W>
-class time_evictor final : public evictor<T, W> {
+class time_evictor final : public internal::one_phase_evictor<T, W> {
 public:
   /// Evicts before the window function, or after it if `do_evict_after`.
   /// Throws std::invalid_argument if window_size is negative.
   explicit time_evictor(std::chrono::milliseconds window_size, bool do_evict_after = false)
-    : window_size_(window_size.count()), do_evict_after_(do_evict_after) {
+    : internal::one_phase_evictor<T, W>(do_evict_after), window_size_(window_size.count()) {
     if (window_size_ < 0)
       throw std::invalid_argument("time_evictor: window_size must not be negative, got " +
                                   std::to_string(window_size_) + " ms");
   }
-  /// Evicts unless configured to evict after.
-  void evict_before(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
-    if (!do_evict_after_)
-      evict(elements);
-  }
-  /// Evicts if configured to evict after.
-  void evict_after(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
-    if (do_evict_after_)
-      evict(elements);
-  }
   /// A copy with the same settings.
   [[nodiscard]] std::unique_ptr<evictor<T, W>> clone() const override {
     return std::make_unique<time_evictor>(std::chrono::milliseconds(window_size_),
-                                          do_evict_after_);
+                                          this->do_evict_after_);
   }
 
 private:
   static constexpr int64_t no_timestamp = std::numeric_limits<int64_t>::min();
 
-  void evict(std::vector<timestamped_value<T>>& elements) const {
+  void evict(std::vector<timestamped_value<T>>& elements) const override {
     int64_t max_ts = no_timestamp;
     for (auto& e : elements)
       max_ts = std::max(max_ts, e.timestamp);
@@ -138,13 +141,12 @@ private:
   }
 
   int64_t window_size_;
-  bool do_evict_after_;
 };
 
 /// Evicts every element whose delta to the last element is at least
 /// threshold, by a user delta function (e.g. the distance between prices).
 template <class T, class W>
-class delta_evictor final : public evictor<T, W> {
+class delta_evictor final : public internal::one_phase_evictor<T, W> {
 public:
   /// The distance between two elements.
   using delta_function = std::function<double(const T& a, const T& b)>;
@@ -152,27 +154,18 @@ public:
   /// Evicts before the window function, or after it if `do_evict_after`.
   /// Throws std::invalid_argument if `delta` is empty.
   delta_evictor(double threshold, delta_function delta, bool do_evict_after = false)
-    : threshold_(threshold), delta_(std::move(delta)), do_evict_after_(do_evict_after) {
+    : internal::one_phase_evictor<T, W>(do_evict_after), threshold_(threshold),
+      delta_(std::move(delta)) {
     if (!delta_)
       throw std::invalid_argument("delta_evictor: the delta function is empty");
   }
-  /// Evicts unless configured to evict after.
-  void evict_before(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
-    if (!do_evict_after_)
-      evict(elements);
-  }
-  /// Evicts if configured to evict after.
-  void evict_after(std::vector<timestamped_value<T>>& elements, const W&, int64_t) override {
-    if (do_evict_after_)
-      evict(elements);
-  }
   /// A copy with the same settings.
   [[nodiscard]] std::unique_ptr<evictor<T, W>> clone() const override {
-    return std::make_unique<delta_evictor>(threshold_, delta_, do_evict_after_);
+    return std::make_unique<delta_evictor>(threshold_, delta_, this->do_evict_after_);
   }
 
 private:
-  void evict(std::vector<timestamped_value<T>>& elements) const {
+  void evict(std::vector<timestamped_value<T>>& elements) const override {
     if (elements.empty())
       return;
     // A copy: the last element itself may be evicted (threshold <= 0).
@@ -186,7 +179,6 @@ private:
 
   double threshold_;
   delta_function delta_;
-  bool do_evict_after_;
 };
 
 } // namespace sluice::runtime

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/runtime/time/timer_service.hpp"
 #include "sluice/runtime/window/time_window.hpp"
 #include "sluice/state/keyed_state.hpp"
 
@@ -62,21 +63,8 @@ inline std::ostream& operator<<(std::ostream& os, trigger_result r) { return os 
 /// current key and window. Timers are per (key, window, time): registering
 /// the same one twice keeps one.
 template <class W>
-class trigger_context {
+class trigger_context : public timer_service {
 public:
-  virtual ~trigger_context() = default;
-  /// The operator's current event time (watermark).
-  [[nodiscard]] virtual int64_t current_watermark() const = 0;
-  /// The wall-clock time, in milliseconds.
-  [[nodiscard]] virtual int64_t current_processing_time() const = 0;
-  /// Asks for on_event_time(time) once the watermark reaches `time`.
-  virtual void register_event_time_timer(int64_t time) = 0;
-  /// Cancels a timer set with register_event_time_timer.
-  virtual void delete_event_time_timer(int64_t time) = 0;
-  /// Asks for on_processing_time(time) once the wall clock reaches `time`.
-  virtual void register_processing_time_timer(int64_t time) = 0;
-  /// Cancels a timer set with register_processing_time_timer.
-  virtual void delete_processing_time_timer(int64_t time) = 0;
   /// The keyed state backend, with the current key already set; triggers
   /// keep per-window state there, in the window's namespace.
   [[nodiscard]] virtual state::keyed_state_backend_base& state_backend() = 0;

@@ -53,61 +53,18 @@ public:
   [[nodiscard]] virtual std::unique_ptr<window_contents> clone() const = 0;
 };
 
-/// Incremental reduce, then optionally a process window function over the
-/// single reduced value (identity emit when `Out` is `T` and fn is null).
-template <class K, class T, class W, class Out>
-class reduce_contents final : public window_contents<K, T, W, Out> {
+/// Incremental contents: one accumulated value per window (reducing or
+/// aggregating state whose result is R), emitted as is or through a process
+/// window function with the window's metadata.
+template <class K, class T, class W, class Out, class R, class State>
+class incremental_contents final : public window_contents<K, T, W, Out> {
 public:
-  using reduce_fn = std::function<T(const T&, const T&)>;
-  using process_fn = std::shared_ptr<process_window_function<K, T, Out, W>>;
-  reduce_contents(reduce_fn r, process_fn p) : reduce_(std::move(r)), process_(std::move(p)) {}
-  void open(const runtime_context& ctx) override {
-    state_ = state::reducing_state<T, W>(ctx.keyed_backend(),
-                                         state::reducing_state_descriptor<T>("window-contents", reduce_));
-    if (process_)
-      process_->open(ctx);
-  }
-  void close() override {
-    if (process_)
-      process_->close();
-  }
-  void set_namespace(const W& w) override { state_.set_namespace(w); }
-  void add(const T& v) override { state_.add(v); }
-  void clear() override { state_.clear(); }
-  void merge_namespaces(const std::vector<W>& s) override { state_.merge_namespaces(s); }
-  bool emit(const K& key, const window_context<W>& ctx, collector<Out>& out) override {
-    auto v = state_.get();
-    if (!v)
-      return false;
-    if (process_) {
-      std::vector<T> one{std::move(*v)};
-      process_->process(key, ctx, one, out);
-    } else if constexpr (std::is_same_v<T, Out>) {
-      out.collect(std::move(*v));
-    }
-    return true;
-  }
-  std::unique_ptr<window_contents<K, T, W, Out>> clone() const override {
-    return std::make_unique<reduce_contents>(reduce_, process_);
-  }
-
-private:
-  reduce_fn reduce_;
-  process_fn process_;
-  state::reducing_state<T, W> state_;
-};
-
-/// Incremental aggregation (an aggregate_function), then optionally a
-/// process window function over the result.
-template <class K, class T, class Acc, class R, class W, class Out>
-class aggregate_contents final : public window_contents<K, T, W, Out> {
-public:
-  using agg_fn = std::shared_ptr<const state::aggregate_function<T, Acc, R>>;
+  using make_state_fn = std::function<State(state::keyed_state_backend_base&)>;
   using process_fn = std::shared_ptr<process_window_function<K, R, Out, W>>;
-  aggregate_contents(agg_fn a, process_fn p) : agg_(std::move(a)), process_(std::move(p)) {}
+  incremental_contents(make_state_fn make, process_fn p)
+    : make_(std::move(make)), process_(std::move(p)) {}
   void open(const runtime_context& ctx) override {
-    state_ = state::aggregating_state<T, Acc, R, W>(
-      ctx.keyed_backend(), state::aggregating_state_descriptor<T, Acc, R>("window-contents", agg_));
+    state_ = make_(ctx.keyed_backend());
     if (process_)
       process_->open(ctx);
   }
@@ -132,14 +89,40 @@ public:
     return true;
   }
   std::unique_ptr<window_contents<K, T, W, Out>> clone() const override {
-    return std::make_unique<aggregate_contents>(agg_, process_);
+    return std::make_unique<incremental_contents>(make_, process_);
   }
 
 private:
-  agg_fn agg_;
+  make_state_fn make_;
   process_fn process_;
-  state::aggregating_state<T, Acc, R, W> state_;
+  State state_;
 };
+
+/// Window contents folded by a reduce function.
+template <class K, class T, class W, class Out>
+std::shared_ptr<window_contents<K, T, W, Out>>
+make_reduce_contents(std::function<T(const T&, const T&)> reduce,
+                     std::shared_ptr<process_window_function<K, T, Out, W>> process) {
+  using state_type = state::reducing_state<T, W>;
+  return std::make_shared<incremental_contents<K, T, W, Out, T, state_type>>(
+    [reduce](state::keyed_state_backend_base& b) {
+      return state_type(b, state::reducing_state_descriptor<T>("window-contents", reduce));
+    },
+    std::move(process));
+}
+
+/// Window contents folded by an aggregate_function.
+template <class K, class T, class Acc, class R, class W, class Out>
+std::shared_ptr<window_contents<K, T, W, Out>>
+make_aggregate_contents(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg,
+                        std::shared_ptr<process_window_function<K, R, Out, W>> process) {
+  using state_type = state::aggregating_state<T, Acc, R, W>;
+  return std::make_shared<incremental_contents<K, T, W, Out, R, state_type>>(
+    [agg](state::keyed_state_backend_base& b) {
+      return state_type(b, state::aggregating_state_descriptor<T, Acc, R>("window-contents", agg));
+    },
+    std::move(process));
+}
 
 /// All elements in list state, handed to a process window function.
 template <class K, class T, class W, class Out>
