@@ -132,10 +132,20 @@ bool subtask_state::has_credit(uint32_t output, uint32_t channel) const {
 
 void subtask_state::send_event(uint32_t output, uint32_t channel, uint8_t kind, int64_t value) {
   auto& ch = outputs_[output][channel];
-  if (ch.pending.empty())
+  if (ch.pending.empty()) {
     self_->send(ch.target, event_msg{ch.target_channel, kind, value});
-  else
-    ch.pending.push_back({nullptr, kind, value}); // after the batches before it
+    return;
+  }
+  // Behind batches waiting for credit. A watermark right behind another
+  // replaces it (only the latest matters), so a long stall with periodic
+  // watermarks cannot grow this queue.
+  auto& last = ch.pending.back();
+  if (!last.batch && last.kind == kind &&
+      kind == static_cast<uint8_t>(channel_event::watermark)) {
+    last.value = value;
+    return;
+  }
+  ch.pending.push_back({nullptr, kind, value});
 }
 
 void subtask_state::send_pending(out_channel& ch) {
