@@ -20,6 +20,8 @@ using runtime::source_function;
 using runtime::source_step;
 using runtime::stream_environment;
 using runtime::keyed_process_function;
+using runtime::output_tag;
+using runtime::process_context;
 using runtime::time_domain;
 using runtime::watermark_strategy;
 using state::aggregating_state_descriptor;

@@ -4,6 +4,7 @@
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/operators.hpp"
 #include "sluice/runtime/process_function.hpp"
+#include "sluice/runtime/side_output.hpp"
 #include "sluice/runtime/window/window_operator.hpp"
 #include "sluice/runtime/sink.hpp"
 #include "sluice/runtime/source.hpp"
@@ -14,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <typeindex>
 #include <utility>
 #include <vector>
 
@@ -182,6 +184,38 @@ public:
     data_stream<T> out = *this;
     (out.inputs_.insert(out.inputs_.end(), others.inputs_.begin(), others.inputs_.end()), ...);
     return out;
+  }
+
+  /// The records this operator emitted to side output `tag` (at the
+  /// operator's parallelism, chained to it).
+  template <class U>
+  data_stream<U> get_side_output(const output_tag<U>& tag) const {
+    auto producer = own_node_id();
+    auto& g = env_->graph;
+    auto known = g.nodes[producer].side_output_nodes.find(tag.id());
+    if (known != g.nodes[producer].side_output_nodes.end()) {
+      for (const auto& e : g.edges)
+        if (e.source == producer && e.side_tag == tag.id() &&
+            e.side_type != std::type_index(typeid(U)))
+          throw std::invalid_argument("side output '" + tag.id() +
+                                      "' is already read with another type");
+      return data_stream<U>(env_, known->second);
+    }
+    stream_node node;
+    node.name = "Side Output(" + tag.id() + ")";
+    node.make_operator = [](const std::string& n) {
+      return std::make_unique<identity_operator<U>>(n);
+    };
+    node.parallelism_of = producer;
+    node.timestamped = g.nodes[producer].timestamped;
+    node.slot_sharing_group = g.nodes[producer].slot_sharing_group;
+    internal::add_typed_node_helpers<U>(node);
+    auto id = g.add_node(std::move(node)).id;
+    g.edges.push_back({producer, id, ship_strategy::forward, false,
+                       std::make_shared<typed_exchange<U>>(ship_strategy::forward), tag.id(),
+                       std::type_index(typeid(U))});
+    g.nodes[producer].side_output_nodes[tag.id()] = id;
+    return data_stream<U>(env_, id);
   }
 
   // ---- partitioning ------------------------------------------------------

@@ -70,6 +70,8 @@ job_graph::job_graph(std::string name, std::shared_ptr<const stream_graph> graph
   std::map<std::string, int> uids;
   for (const auto& node : nodes) {
     int32_t p = node.parallelism > 0 ? node.parallelism : default_parallelism;
+    if (node.parallelism_of >= 0)
+      p = parallelism_[node.parallelism_of];
     if (node.non_parallel) {
       if (node.parallelism > 1)
         throw invalid_program("'" + node.name + "' is not a parallel source; its parallelism must be 1");
@@ -243,14 +245,16 @@ chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate
   }
   for (auto id : v.nodes) {
     std::vector<any_collector*> targets;
+    auto* op = op_of[id];
     for (auto e : out_edges_of_node_[id]) {
       auto t = edges[e].target;
-      if (vertex_of_node_[t] == vertex)
-        targets.push_back(op_of[t]->input());
+      auto* target = vertex_of_node_[t] == vertex ? op_of[t]->input()
+                                                  : output_of_edge[e]->collector_ptr();
+      if (edges[e].side_tag.empty())
+        targets.push_back(target);
       else
-        targets.push_back(output_of_edge[e]->collector_ptr());
+        op->set_side_output(edges[e].side_tag, edges[e].side_type, target);
     }
-    auto* op = op_of[id];
     if (nodes[id].kind == node_kind::sink)
       continue;
     if (targets.empty()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/side_output.hpp"
 #include "sluice/state/key_group.hpp"
 
 #include <cctype>
@@ -8,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -41,8 +43,15 @@ public:
   virtual any_collector* input() { return nullptr; }
   /// Wires the operator's output, once, before open().
   virtual void set_output(any_collector* /*out*/) {}
+  /// Wires side output `tag` (records of `type`) to `out`, before open().
+  void set_side_output(std::string tag, std::type_index type, any_collector* out) {
+    side_.wire(std::move(tag), type, out);
+  }
 
 protected:
+  /// Side outputs somebody reads; the rest are dropped.
+  side_outputs side_;
+
   /// Runs user code, turning any exception into a user_code_error that
   /// names this operator.
   template <class F, class... Args>
@@ -78,8 +87,12 @@ public:
   void process_watermark(int64_t wm) override {
     on_watermark(wm);
     out_->process_watermark(wm);
+    side_.process_watermark(wm);
   }
-  void process_idleness(bool idle) override { out_->process_idleness(idle); }
+  void process_idleness(bool idle) override {
+    out_->process_idleness(idle);
+    side_.process_idleness(idle);
+  }
 
 protected:
   /// Event time reached `wm` (before it is passed on): fire what is due.
@@ -181,11 +194,26 @@ public:
 /// Context of a non-keyed process function.
 class process_context {
 public:
-  explicit process_context(const runtime_context* rc) : rc_(rc) {}
+  explicit process_context(const runtime_context* rc, side_outputs* side = nullptr)
+    : rc_(rc), side_(side) {}
   const runtime_context& runtime() const { return *rc_; }
+  /// The record's event timestamp, if it has one.
+  [[nodiscard]] std::optional<int64_t> timestamp() const {
+    auto ts = rc_->element().timestamp;
+    return ts == INT64_MIN ? std::nullopt : std::optional<int64_t>(ts);
+  }
+  /// The operator's current event time.
+  [[nodiscard]] int64_t current_watermark() const { return rc_->element().watermark; }
+  /// Emits `value` to side output `tag` (with the record's timestamp).
+  template <class T>
+  void output(const output_tag<T>& tag, T value) {
+    if (side_ != nullptr)
+      side_->emit(tag, std::move(value));
+  }
 
 private:
   const runtime_context* rc_;
+  side_outputs* side_;
 };
 
 /// Context of a keyed process function: the key of the current record.
@@ -212,7 +240,7 @@ public:
   }
   void close() override { this->close_function(); }
   void collect(In&& value) override {
-    process_context pc{&rc_};
+    process_context pc{&rc_, &this->side_};
     this->call_user(this->fn_, std::move(value), pc, *this->out_);
   }
 
@@ -235,7 +263,7 @@ public:
   void collect(In&& value) override {
     K key = sel_(static_cast<const In&>(value));
     this->backend_->set_current_key(key);
-    keyed_process_context<K> pc{&this->keyed_ctx_};
+    keyed_process_context<K> pc{&this->keyed_ctx_, &this->side_};
     pc.set_current_key(&key);
     this->call_user(this->fn_, std::move(value), pc, *this->out_);
   }

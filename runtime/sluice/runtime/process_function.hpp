@@ -102,6 +102,14 @@ public:
     virtual runtime::timer_service& timer_service() = 0;
     /// In on_timer: which clock fired.
     [[nodiscard]] virtual runtime::time_domain time_domain() const = 0;
+    /// Emits `value` to side output `tag` (with the current timestamp).
+    template <class T>
+    void output(const output_tag<T>& tag, T value) {
+      side().emit(tag, std::move(value));
+    }
+
+  protected:
+    virtual side_outputs& side() = 0;
   };
 
   virtual void process_element(const In& value, context& ctx, collector<Out>& out) = 0;
@@ -184,6 +192,7 @@ private:
   const K& current_key() const override { return key_; }
   runtime::timer_service& timer_service() override { return *this; }
   runtime::time_domain time_domain() const override { return domain_; }
+  side_outputs& side() override { return this->side_; }
 
   // timer_service
   int64_t current_processing_time() const override {

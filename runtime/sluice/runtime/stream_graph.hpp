@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <typeindex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +26,10 @@ struct stream_edge {
   /// rebalance if the parallelism changes (as in Flink).
   bool strategy_explicit = false;
   std::shared_ptr<const exchange_factory> exchange;
+  /// Set on the edge that carries side output `side_tag` (records of
+  /// `side_type`) of the source node instead of its main output.
+  std::string side_tag;
+  std::type_index side_type{typeid(void)};
 };
 
 /// One operator of the program with its settings.
@@ -44,6 +50,11 @@ struct stream_node {
   /// Its records carry event timestamps (it assigns them, or an input's
   /// records carry them): exchanges after it ship the timestamps.
   bool timestamped = false;
+  /// >= 0: this node's parallelism is that (earlier) node's, resolved
+  /// (side outputs and input adapters that must chain to their producer).
+  int32_t parallelism_of = -1;
+  /// Nodes reading this node's side outputs, by tag id.
+  std::map<std::string, int32_t> side_output_nodes;
   /// Creates this operator's instance for one subtask, named as the node is
   /// named when the job starts (so name() applies to errors too).
   std::function<std::unique_ptr<stream_operator>(const std::string& name)> make_operator;
