@@ -7,6 +7,11 @@
 
 namespace sluice {
 
+using runtime::broadcast_process_function;
+using runtime::co_flat_map_function;
+using runtime::co_group_function;
+using runtime::co_map_function;
+using runtime::co_process_function;
 using runtime::collector;
 using runtime::configuration;
 using runtime::data_stream;
@@ -19,9 +24,12 @@ using runtime::sink_function;
 using runtime::source_function;
 using runtime::source_step;
 using runtime::stream_environment;
+using runtime::keyed_broadcast_process_function;
+using runtime::keyed_co_process_function;
 using runtime::keyed_process_function;
 using runtime::output_tag;
 using runtime::process_context;
+using runtime::process_join_function;
 using runtime::time_domain;
 using runtime::watermark_strategy;
 using state::aggregating_state_descriptor;

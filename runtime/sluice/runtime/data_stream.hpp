@@ -35,6 +35,23 @@ template <class K, class T, class KeySel = std::function<K(const T&)>>
 class keyed_stream;
 template <class K, class T, class KeySel, class W>
 class windowed_stream;
+template <class A, class B>
+class connected_streams;
+template <class K, class A, class B, class SA, class SB>
+class keyed_connected_streams;
+template <class B>
+class broadcast_stream;
+template <class A, class B>
+class broadcast_connected_stream;
+template <class K, class A, class SA, class B>
+class keyed_broadcast_connected_stream;
+template <class A, class B, bool Join>
+class two_stream_window_builder;
+template <class K, class A, class SA, class B, class SB>
+class interval_join_builder;
+namespace internal {
+struct stream_access;
+}
 
 namespace internal {
 
@@ -178,6 +195,29 @@ public:
   auto key_by(KeySel sel) const
     -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T, KeySel>;
 
+  /// Connects this stream with `other` for a two-input operator (co-map,
+  /// co-flat-map, co-process); see connected_streams.hpp.
+  template <class B>
+  connected_streams<T, B> connect(const data_stream<B>& other) const;
+  /// Connects this stream with a broadcast stream (the broadcast-state
+  /// pattern, non-keyed side).
+  template <class B>
+  broadcast_connected_stream<T, B> connect(const broadcast_stream<B>& other) const;
+  /// Broadcasts this stream to every subtask of the operator it is connected
+  /// to, which keeps the given broadcast (map) states.
+  template <class UK, class UV, class... More>
+  broadcast_stream<T> broadcast(const state::map_state_descriptor<UK, UV>& d,
+                                const More&... more) const;
+
+  /// Window join with `other`: .where(key).equal_to(key).window(assigner)
+  /// .apply(f(a, b) -> R) for every pair of a key's window (joins.hpp).
+  template <class B>
+  two_stream_window_builder<T, B, true> join(const data_stream<B>& other) const;
+  /// Co-group with `other`: as join, but apply gets both sides' records of a
+  /// key's window at once.
+  template <class B>
+  two_stream_window_builder<T, B, false> co_group(const data_stream<B>& other) const;
+
   /// Merges this stream with others of the same type.
   template <class... Others>
   data_stream<T> union_with(const Others&... others) const {
@@ -211,9 +251,9 @@ public:
     node.slot_sharing_group = g.nodes[producer].slot_sharing_group;
     internal::add_typed_node_helpers<U>(node);
     auto id = g.add_node(std::move(node)).id;
-    g.edges.push_back({producer, id, ship_strategy::forward, false,
-                       std::make_shared<typed_exchange<U>>(ship_strategy::forward), tag.id(),
-                       std::type_index(typeid(U))});
+    g.add_edge(producer, id, ship_strategy::forward, false,
+               std::make_shared<typed_exchange<U>>(ship_strategy::forward), tag.id(),
+               std::type_index(typeid(U)));
     g.nodes[producer].side_output_nodes[tag.id()] = id;
     return data_stream<U>(env_, id);
   }
@@ -314,6 +354,7 @@ protected:
   friend class data_stream;
   template <class K, class U, class S>
   friend class keyed_stream;
+  friend struct internal::stream_access;
 
   data_stream(std::shared_ptr<environment_state> env, std::vector<internal::input_ref> inputs)
     : env_(std::move(env)), inputs_(std::move(inputs)) {}
@@ -353,7 +394,7 @@ protected:
     internal::add_typed_node_helpers<R>(node);
     auto id = env_->graph.add_node(std::move(node)).id;
     for (const auto& in : inputs_)
-      env_->graph.edges.push_back({in.node, id, in.strategy, in.strategy_explicit, in.exchange});
+      env_->graph.add_edge(in.node, id, in.strategy, in.strategy_explicit, in.exchange);
     return data_stream<R>(env_, id);
   }
 
@@ -454,6 +495,19 @@ public:
     });
   }
   const key_selector& key() const { return key_; }
+
+  /// Connects with another stream keyed by the same key type: a two-input
+  /// operator with keyed state and timers (keyed_connected_streams).
+  template <class B, class SB>
+  auto connect(const keyed_stream<K, B, SB>& other) const;
+  /// Connects with a broadcast stream (the broadcast-state pattern).
+  template <class B>
+  auto connect(const broadcast_stream<B>& other) const;
+  using data_stream<T>::connect;
+  /// Interval join with another keyed stream: .between(lower, upper)
+  /// .process(...) (joins.hpp).
+  template <class B, class SB>
+  interval_join_builder<K, T, KeySel, B, SB> interval_join(const keyed_stream<K, B, SB>& other) const;
 
   /// Groups each key's records into windows of `assigner` (tumbling,
   /// sliding, session or global windows).
@@ -598,3 +652,7 @@ private:
 };
 
 } // namespace sluice::runtime
+
+// Two-input operators complete this header (they need data_stream whole).
+#include "sluice/runtime/connected_streams.hpp"
+#include "sluice/runtime/joins.hpp"

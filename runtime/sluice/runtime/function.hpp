@@ -3,6 +3,7 @@
 #include "sluice/state/keyed_state.hpp"
 #include "sluice/state/operator_state.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -17,6 +18,10 @@ struct state_settings {
   state::rocksdb_config rocksdb;
   /// The clock state TTL runs on; null = wall clock.
   std::shared_ptr<const state::state_clock> ttl_clock;
+  /// How often keyed operators sweep expired state in the background (0 =
+  /// only on access), and how many keys one sweep may visit.
+  std::chrono::milliseconds ttl_cleanup_interval{1000};
+  size_t ttl_cleanup_keys = 1000;
 };
 
 /// The record a subtask is processing. One per subtask, shared by its

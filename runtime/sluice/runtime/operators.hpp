@@ -4,6 +4,7 @@
 #include "sluice/runtime/side_output.hpp"
 #include "sluice/state/key_group.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstddef>
@@ -131,10 +132,13 @@ protected:
                                             instance_name(ctx));
     keyed_ctx_ = ctx;
     keyed_ctx_.set_keyed_backend(backend_.get());
+    sweeper_.start(backend_.get(), ctx.time_service(), cfg.ttl_cleanup_interval.count(),
+                   cfg.ttl_cleanup_keys);
     return keyed_ctx_;
   }
   /// Drops the backend (and a RocksDB instance's working files).
   void close_keyed_state() noexcept {
+    sweeper_.stop();
     keyed_ctx_.set_keyed_backend(nullptr);
     backend_.reset();
   }
@@ -143,6 +147,41 @@ protected:
   runtime_context keyed_ctx_;
 
 private:
+  /// Removes expired state in the background, a bounded number of keys per
+  /// processing-time tick, while any declared state has a TTL (Flink's
+  /// incremental cleanup, driven by time instead of by access).
+  class ttl_sweeper final : public processing_time_callback {
+  public:
+    void start(state::keyed_state_backend_base* b, processing_time_service* time,
+               int64_t interval_ms, size_t keys) {
+      backend_ = b;
+      time_ = time;
+      interval_ = interval_ms;
+      keys_ = keys;
+      if (time_ != nullptr && interval_ > 0)
+        time_->register_timer(time_->now_ms() + interval_, this);
+    }
+    void stop() noexcept { backend_ = nullptr; }
+    void on_processing_time(int64_t now) override {
+      if (backend_ == nullptr)
+        return;
+      const auto& states = backend_->states();
+      if (std::any_of(states.begin(), states.end(),
+                      [](const state::state_meta& m) { return m.ttl.enabled(); }))
+        swept_ += backend_->cleanup_expired(keys_);
+      time_->register_timer(now + interval_, this);
+    }
+    [[nodiscard]] uint64_t swept() const noexcept { return swept_; }
+
+  private:
+    state::keyed_state_backend_base* backend_ = nullptr;
+    processing_time_service* time_ = nullptr;
+    int64_t interval_ = 0;
+    size_t keys_ = 0;
+    uint64_t swept_ = 0;
+  };
+  ttl_sweeper sweeper_;
+
   std::string instance_name(const runtime_context& ctx) const {
     std::string n = "sluice-" + (ctx.instance_id().empty() ? std::string("local") : ctx.instance_id()) +
                     "-" + this->name();
@@ -204,6 +243,15 @@ public:
   }
   /// The operator's current event time.
   [[nodiscard]] int64_t current_watermark() const { return rc_->element().watermark; }
+  /// Wall-clock time of the subtask in milliseconds.
+  [[nodiscard]] int64_t current_processing_time() const {
+    if (auto* t = rc_->time_service())
+      return t->now_ms();
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  }
+  /// The operator's side outputs (null outside an operator).
+  [[nodiscard]] side_outputs* side() const noexcept { return side_; }
   /// Emits `value` to side output `tag` (with the record's timestamp).
   template <class T>
   void output(const output_tag<T>& tag, T value) {

@@ -117,6 +117,14 @@ public:
 };
 
 namespace internal {
+/// A function whose records may carry no key (the broadcast side of a keyed
+/// broadcast operator) says so with a static is_keyless(const In&).
+template <class F, class In, class = void>
+struct has_keyless : std::false_type {};
+template <class F, class In>
+struct has_keyless<F, In, std::void_t<decltype(F::is_keyless(std::declval<const In&>()))>>
+  : std::true_type {};
+
 template <class F, class = void>
 struct is_keyed_process_function : std::false_type {};
 template <class F>
@@ -150,9 +158,15 @@ public:
     this->close_keyed_state();
   }
   void collect(In&& value) override {
+    domain_ = runtime::time_domain::event_time;
+    if constexpr (internal::has_keyless<Fn, In>::value) {
+      if (Fn::is_keyless(value)) {
+        this->call_user([&] { fn_.process_element(value, *this, *this->out_); });
+        return;
+      }
+    }
     key_ = sel_(static_cast<const In&>(value));
     this->backend_->set_current_key(key_);
-    domain_ = runtime::time_domain::event_time;
     this->call_user([&] { fn_.process_element(value, *this, *this->out_); });
   }
 

@@ -70,6 +70,22 @@ struct stream_graph {
   std::vector<stream_node> nodes;
   std::vector<stream_edge> edges;
 
+  /// Connects `source` to `target`; a non-empty `side_tag` makes it carry
+  /// that side output of `source` (records of `side_type`).
+  void add_edge(int32_t source, int32_t target, ship_strategy strategy, bool strategy_explicit,
+                std::shared_ptr<const exchange_factory> exchange, std::string side_tag = {},
+                std::type_index side_type = typeid(void)) {
+    stream_edge e;
+    e.source = source;
+    e.target = target;
+    e.strategy = strategy;
+    e.strategy_explicit = strategy_explicit;
+    e.exchange = std::move(exchange);
+    e.side_tag = std::move(side_tag);
+    e.side_type = side_type;
+    edges.push_back(std::move(e));
+  }
+
   stream_node& add_node(stream_node n) {
     n.id = static_cast<int32_t>(nodes.size());
     nodes.push_back(std::move(n));

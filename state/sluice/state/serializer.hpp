@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 /// Binary encoding of values: keyed state in RocksDB, checkpoints, records crossing processes.
@@ -413,6 +414,44 @@ struct serializer<std::pair<A, B>, std::enable_if_t<is_serializable_v<A> && is_s
     A first = serializer<A>::read(r);
     B second = serializer<B>::read(r);
     return {std::move(first), std::move(second)};
+  }
+};
+
+/// Variants: the alternative's index as a varint, then its value. Named
+/// "variant<A,B,...>".
+template <class... Ts>
+struct serializer<std::variant<Ts...>, std::enable_if_t<(is_serializable_v<Ts> && ...)>> {
+  static constexpr uint32_t version = 1;
+  static std::string type_name() { return "variant<" + internal::type_name_list<Ts...>() + ">"; }
+  static void write(byte_writer& w, const std::variant<Ts...>& v) {
+    w.write_varint(v.index());
+    write_alternative(w, v, std::index_sequence_for<Ts...>{});
+  }
+  [[nodiscard]] static std::variant<Ts...> read(byte_reader& r) {
+    auto index = r.read_varint();
+    if (index >= sizeof...(Ts))
+      r.fail(type_name() + " alternative " + std::to_string(index) + " does not exist");
+    return read_alternative(r, static_cast<size_t>(index), std::index_sequence_for<Ts...>{});
+  }
+
+private:
+  template <size_t... I>
+  static void write_alternative(byte_writer& w, const std::variant<Ts...>& v,
+                                std::index_sequence<I...>) {
+    ((v.index() == I ? serializer<std::variant_alternative_t<I, std::variant<Ts...>>>::write(
+                         w, std::get<I>(v))
+                     : void()),
+     ...);
+  }
+  template <size_t... I>
+  static std::variant<Ts...> read_alternative(byte_reader& r, size_t index,
+                                              std::index_sequence<I...>) {
+    std::optional<std::variant<Ts...>> out;
+    ((index == I ? void(out.emplace(std::in_place_index<I>,
+                                    serializer<std::variant_alternative_t<I, std::variant<Ts...>>>::read(r)))
+                 : void()),
+     ...);
+    return std::move(*out);
   }
 };
 

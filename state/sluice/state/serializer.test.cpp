@@ -534,3 +534,20 @@ TEST_CASE("an older stored version is read by sluice_read_version, or throws wit
 }
 
 } // TEST_SUITE
+
+TEST_CASE("variants round-trip by alternative index, even with one type twice") {
+  using v2 = std::variant<int32_t, std::string>;
+  check_round_trip(v2(int32_t{-7}));
+  check_round_trip(v2(std::string("x\0y", 3)));
+  using same = std::variant<int64_t, int64_t>;
+  auto bytes = serialize(same(std::in_place_index<1>, 42));
+  auto back = deserialize<same>(bytes);
+  CHECK(back.index() == 1);
+  CHECK(std::get<1>(back) == 42);
+  CHECK(serializer<v2>::type_name() == "variant<int32,string>");
+  // An index past the alternatives is refused.
+  std::string bad = serialize(v2(int32_t{1}));
+  bad[0] = 5;
+  CHECK_THROWS_WITH_AS(deserialize<v2>(bad), doctest::Contains("alternative 5 does not exist"),
+                       serialization_error);
+}
