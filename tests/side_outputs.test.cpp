@@ -145,4 +145,37 @@ TEST_CASE("a keyed process function emits to a side output from records and time
                                  "timer:107"});
 }
 
+TEST_CASE("a process_function class sees timestamps and watermarks and writes side outputs") {
+  struct late_splitter final : process_function<int64_t, int64_t> {
+    output_tag<std::string> behind{"behind"};
+    int32_t subtask = -1;
+    void open(const runtime_context& ctx) override { subtask = ctx.subtask_index(); }
+    void process_element(const int64_t& v, process_context& ctx, collector<int64_t>& out) override {
+      if (subtask != 0)
+        throw std::logic_error("open() was not called");
+      // Punctuated watermark after every record: the record at 5 after 9
+      // arrives behind event time.
+      if (*ctx.timestamp() < ctx.current_watermark())
+        ctx.output(behind, std::to_string(v) + "<" + std::to_string(ctx.current_watermark()));
+      else
+        out.collect(v);
+    }
+  };
+  stream_environment env;
+  auto s = env.from_elements<int64_t>(1, 9, 5, 12)
+             .assign_timestamps_and_watermarks(
+               watermark_strategy<int64_t>::for_generator([] {
+                 return std::make_unique<runtime::punctuated_watermarks<int64_t>>(
+                   [](const int64_t&, int64_t ts) { return std::optional<int64_t>(ts - 1); });
+               }).with_timestamp_assigner([](const int64_t& v) { return v; }))
+             .disable_chaining()
+             .process(late_splitter{});
+  auto main_out = s.collect();
+  auto side = s.get_side_output(output_tag<std::string>("behind")).collect();
+  auto r = env.execute("process function class");
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(main_out->values() == std::vector<int64_t>{1, 9, 12});
+  CHECK(side->values() == std::vector<std::string>{"5<8"});
+}
+
 } // TEST_SUITE

@@ -29,6 +29,7 @@ using runtime::keyed_co_process_function;
 using runtime::keyed_process_function;
 using runtime::output_tag;
 using runtime::process_context;
+using runtime::process_function;
 using runtime::process_join_function;
 using runtime::time_domain;
 using runtime::watermark_strategy;

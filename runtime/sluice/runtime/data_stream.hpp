@@ -169,6 +169,14 @@ public:
     });
   }
 
+  /// Low-level processing with a process_function<T, R> class.
+  template <class Fn, std::enable_if_t<internal::is_process_function<Fn>::value, int> = 0>
+  data_stream<typename Fn::output_type> process(Fn fn) const {
+    static_assert(std::is_same_v<typename Fn::input_type, T>,
+                  "the function's input type is not the stream's");
+    using R = typename Fn::output_type;
+    return process<R>(internal::process_function_call<Fn>(std::move(fn)));
+  }
   /// Low-level processing: f(T, process_context&, collector<R>&).
   template <class R, class F>
   data_stream<R> process(F f) const {

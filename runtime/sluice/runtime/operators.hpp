@@ -276,6 +276,40 @@ private:
   const K* key_ = nullptr;
 };
 
+/// A process function on a non-keyed stream (Flink's ProcessFunction):
+/// per-record logic with the record's timestamp, the current watermark and
+/// processing time, and side outputs. Timers need a key: use
+/// keyed_process_function after key_by.
+template <class In, class Out>
+class process_function : public rich_function {
+public:
+  using input_type = In;
+  using output_type = Out;
+  virtual void process_element(const In& value, process_context& ctx, collector<Out>& out) = 0;
+};
+
+namespace internal {
+template <class F, class = void>
+struct is_process_function : std::false_type {};
+template <class F>
+struct is_process_function<
+  F, std::enable_if_t<std::is_base_of_v<
+       process_function<typename F::input_type, typename F::output_type>, F>>> : std::true_type {};
+
+/// Calls a process_function class as the process operator's function.
+template <class Fn>
+struct process_function_call : rich_function {
+  explicit process_function_call(Fn f) : fn(std::move(f)) {}
+  void open(const runtime_context& ctx) override { fn.open(ctx); }
+  void close() override { fn.close(); }
+  void operator()(typename Fn::input_type&& v, process_context& ctx,
+                  collector<typename Fn::output_type>& out) {
+    fn.process_element(v, ctx, out);
+  }
+  Fn fn;
+};
+} // namespace internal
+
 /// process: f(In&&, process_context&, collector<Out>&).
 template <class In, class Out, class F>
 class process_operator final : public one_input_operator<In, Out>, with_function<F> {
