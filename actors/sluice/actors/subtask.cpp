@@ -89,7 +89,7 @@ void subtask_state::start() {
                         std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
     opened_ = true;
     for (auto& op : chain_.operators)
-      op->open(ctx);
+      op->open_operator(ctx);
     phase_ = phase::running;
     report(execution_state::running);
     if (!outputs_.empty() && d_.config.buffer_timeout.count() > 0)

@@ -96,6 +96,15 @@ public:
     return *keyed_;
   }
   void set_keyed_backend(state::keyed_state_backend_base* b) noexcept { keyed_ = b; }
+
+  /// The operator state of the function's operator instance: list, union
+  /// list and broadcast state by name (Flink's OperatorStateStore).
+  state::operator_state_store& operator_state() const {
+    if (operator_state_ == nullptr)
+      throw std::logic_error("operator state is only available inside a running operator");
+    return *operator_state_;
+  }
+  void set_operator_state(state::operator_state_store* s) noexcept { operator_state_ = s; }
   bool has_keyed_state() const noexcept { return keyed_ != nullptr; }
 
   /// Keyed value state (Flink's getState).
@@ -137,6 +146,7 @@ private:
   const state_settings* state_ = nullptr;
   std::string instance_id_;
   state::keyed_state_backend_base* keyed_ = nullptr;
+  state::operator_state_store* operator_state_ = nullptr;
 
   std::string task_name_;
   int32_t subtask_index_ = 0;

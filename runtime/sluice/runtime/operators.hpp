@@ -35,6 +35,15 @@ public:
   const std::string& name() const noexcept { return name_; }
 
   virtual void open(const runtime_context& /*ctx*/) {}
+  /// Opens the operator (what a subtask calls): the context it and its
+  /// functions see reaches this instance's operator state.
+  void open_operator(const runtime_context& ctx) {
+    ctx_ = ctx;
+    ctx_.set_operator_state(&operator_state_);
+    open(ctx_);
+  }
+  /// This instance's operator state (snapshotted with the operator).
+  [[nodiscard]] state::operator_state_store& operator_state() noexcept { return operator_state_; }
   /// All input has ended; emit what is still buffered.
   virtual void finish() {}
   virtual void close() {}
@@ -70,6 +79,8 @@ protected:
 
 private:
   std::string name_;
+  runtime_context ctx_;
+  state::operator_state_store operator_state_;
 };
 
 /// Base of operators with one typed input and one typed output.
