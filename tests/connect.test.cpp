@@ -83,7 +83,7 @@ struct ride_fare_join final : runtime::keyed_co_process_function<int64_t, ride, 
 
 } // namespace
 
-TEST_SUITE("connect") {
+TEST_SUITE("integration.connect") {
 
 TEST_CASE("co-map with one function per side merges two types into one stream") {
   stream_environment env;

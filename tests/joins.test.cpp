@@ -52,7 +52,7 @@ int64_t window_start(int64_t ts, int64_t size) { return ts - ((ts % size) + size
 
 } // namespace
 
-TEST_SUITE("joins") {
+TEST_SUITE("integration.joins") {
 
 TEST_CASE("a tumbling window join pairs every record of a key's window with the other side's") {
   auto left = events(300, 1, 7);

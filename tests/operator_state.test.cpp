@@ -27,7 +27,7 @@ struct count_in_operator_state final : rich_function {
 
 } // namespace
 
-TEST_SUITE("operator state") {
+TEST_SUITE("integration.operator_state") {
 
 TEST_CASE("each operator instance of a chain has its own operator state") {
   stream_environment env;

@@ -25,7 +25,7 @@ std::vector<int64_t> range(int64_t n) {
 
 } // namespace
 
-TEST_SUITE("side outputs") {
+TEST_SUITE("integration.side_outputs") {
 
 TEST_CASE("a process function splits a stream into a main and a typed side output") {
   for (int p : {1, 2}) {

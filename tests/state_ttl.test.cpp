@@ -74,7 +74,7 @@ std::string run_and_report(state::backend_kind backend, std::chrono::millisecond
 
 } // namespace
 
-TEST_SUITE("state ttl") {
+TEST_SUITE("integration.state_ttl") {
 
 TEST_CASE("expired state nobody reads again is swept in the background") {
   for (auto backend : {state::backend_kind::heap, state::backend_kind::rocksdb}) {

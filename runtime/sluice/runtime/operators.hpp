@@ -381,19 +381,44 @@ public:
     state::value_state_descriptor<T> d("_aggregate");
     auto idx = b.template declare<state::void_namespace, T>(d, state::state_kind::value,
                                                             "value<record>");
-    acc_ = state::internal::make_value<state::void_namespace, T>(b, idx);
-    heap_ = dynamic_cast<state::heap_value_state<state::void_namespace, T>*>(acc_.get());
     heap_backend_ = dynamic_cast<state::heap_keyed_backend<K>*>(this->backend_.get());
+    // A plain fold on the heap keeps its accumulators in a dense table: one
+    // probe per record. A rich fold may read other keyed state of the
+    // record's key, which needs the key set on the backend: the cell path.
+    if (heap_backend_ != nullptr && !std::is_base_of_v<rich_function, Fold>)
+      dense_ = &heap_backend_->template dense_value<T>(idx);
+    else
+      acc_ = state::internal::make_value<state::void_namespace, T>(b, idx);
+    heap_ = dynamic_cast<state::heap_value_state<state::void_namespace, T>*>(acc_.get());
     internal::open_if_rich(fold_, kctx);
   }
   void close() override {
     internal::close_if_rich(fold_);
     heap_ = nullptr;
+    dense_ = nullptr;
     heap_backend_ = nullptr;
     acc_.reset();
     this->close_keyed_state();
   }
   void collect(T&& value) override {
+    if (dense_ != nullptr) {
+      const K key = sel_(static_cast<const T&>(value));
+      auto hash = heap_backend_->dense_hash(key);
+      if (auto* acc = dense_->find(key, hash)) {
+        if constexpr (std::is_trivially_copy_constructible_v<T>) {
+          T next = *acc;
+          this->call_user(fold_, next, std::move(value));
+          *acc = next;
+          this->out_->collect(std::move(next));
+        } else {
+          this->call_user(fold_, *acc, std::move(value));
+          this->out_->collect(static_cast<const T&>(*acc));
+        }
+      } else {
+        this->out_->collect(static_cast<const T&>(dense_->insert(key, hash, std::move(value))));
+      }
+      return;
+    }
     if (heap_ != nullptr) {
       // The heap backend class is final: this call is direct and inlines.
       heap_backend_->set_current_key(sel_(static_cast<const T&>(value)));
@@ -432,6 +457,7 @@ private:
   Fold fold_;
   std::shared_ptr<state::internal_value_state<state::void_namespace, T>> acc_;
   state::heap_value_state<state::void_namespace, T>* heap_ = nullptr;
+  state::dense_value_table<K, T>* dense_ = nullptr;
   state::heap_keyed_backend<K>* heap_backend_ = nullptr;
 };
 

@@ -13,8 +13,10 @@ namespace sluice::state {
 
 /// Map from K to V with caller-supplied 32-bit hashes. K and V must be
 /// default-constructible and movable. References returned by find/insert
-/// stay valid until the next insert or erase.
-template <class K, class V>
+/// stay valid until the next insert or erase. `LineAligned` puts each entry
+/// on its own cache line (large values); without it entries pack densely
+/// (small values: more of the table stays in L1).
+template <class K, class V, bool LineAligned = true>
 class flat_key_map {
 public:
   flat_key_map() = default;
@@ -100,7 +102,7 @@ public:
 private:
   /// The probe reads hash, flag and key: keep them first, and the entry on
   /// a cache-line boundary, so a probe and a small value share one line.
-  struct alignas(64) entry {
+  struct alignas(LineAligned ? 64 : alignof(V) > alignof(K) ? alignof(V) : alignof(K)) entry {
     uint32_t hash = 0;
     bool used = false;
     K key{};

@@ -272,6 +272,46 @@ struct ns_cell<void_namespace, E> final : heap_cell {
 
 } // namespace internal
 
+/// Storage of one value state kept outside the key slots (see
+/// heap_keyed_backend::dense_value).
+template <class K>
+class dense_table_base {
+public:
+  virtual ~dense_table_base() = default;
+  [[nodiscard]] virtual size_t size() const noexcept = 0;
+  /// Appends every key to `out`.
+  virtual void keys(std::vector<K>& out) = 0;
+};
+
+/// A value state of a small type, without namespace or TTL, in one typed
+/// table for the whole backend: the accumulators of rolling aggregations.
+/// A record then costs one probe of a densely packed table instead of a key
+/// slot lookup plus a cell access.
+template <class K, class V>
+class dense_value_table final : public dense_table_base<K> {
+public:
+  [[nodiscard]] V* find(const K& key, uint32_t hash) noexcept { return map_.find(key, hash); }
+  /// Adds `key` (absent) with `value`.
+  V& insert(const K& key, uint32_t hash, V value) {
+    auto& v = map_.insert(key, hash);
+    v = std::move(value);
+    return v;
+  }
+  void erase(const K& key, uint32_t hash) { map_.erase(key, hash); }
+  /// Calls fn(const K&, V&) for every entry.
+  template <class F>
+  void for_each(F&& fn) {
+    map_.for_each(std::forward<F>(fn));
+  }
+  [[nodiscard]] size_t size() const noexcept override { return map_.size(); }
+  void keys(std::vector<K>& out) override {
+    map_.for_each([&](const K& k, V&) { out.push_back(k); });
+  }
+
+private:
+  flat_key_map<K, V, false> map_;
+};
+
 /// The key-type independent half of the heap backend: cells of the current
 /// key. State handles talk to this.
 class heap_backend_core : public virtual keyed_state_backend_base {
@@ -342,25 +382,43 @@ public:
     : keyed_state_backend_base(range, max_parallelism, clock),
       keyed_state_backend<K>(range, max_parallelism, clock),
       heap_backend_core(range, max_parallelism, clock),
-      groups_(static_cast<size_t>(range.size())) {}
+      groups_(static_cast<size_t>(range.size())),
+      kg_mask_((max_parallelism & (max_parallelism - 1)) == 0 ? max_parallelism - 1 : -1) {}
 
   backend_kind kind() const noexcept override { return backend_kind::heap; }
 
   void set_current_key(const K& key) override {
-    auto m = murmur_hash(key_hash<K>{}(key));
-    auto kg = m % max_parallelism_;
-    if (kg < range_.start || kg > range_.end)
-      set_current_key_group(kg); // throws
-    current_kg_ = kg;
-    // The low bits of m pick the key group; spread the high ones instead.
-    hash_ = static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(m)) *
-                                   0x9e3779b97f4a7c15ull) >> 32);
+    hash_ = route(key);
     this->key_ = key;
-    slot_ = groups_[static_cast<size_t>(kg - range_.start)].find(key, hash_);
+    slot_ = groups_[static_cast<size_t>(current_kg_ - range_.start)].find(key, hash_);
   }
+
+  /// The dense table of value state `index` (declared without TTL, used
+  /// with the void namespace): created on first use. Accessed with
+  /// dense_hash(key) instead of set_current_key.
+  template <class V>
+  dense_value_table<K, V>& dense_value(uint32_t index) {
+    if (states_.at(index).ttl.enabled())
+      throw state_error("state '" + states_[index].name + "' has a TTL; it cannot be dense");
+    if (dense_.size() <= index)
+      dense_.resize(index + 1);
+    if (!dense_[index])
+      dense_[index] = std::make_unique<dense_value_table<K, V>>();
+    auto* t = dynamic_cast<dense_value_table<K, V>*>(dense_[index].get());
+    if (t == nullptr)
+      throw state_error("state '" + states_[index].name + "' is dense with another type");
+    return *t;
+  }
+  /// Checks that `key` belongs to this backend's key groups and returns its
+  /// hash for dense tables (sets the current key group, not the key).
+  uint32_t dense_hash(const K& key) { return route(key); }
 
   std::vector<K> keys(uint32_t index) override {
     std::vector<K> out;
+    if (index < dense_.size() && dense_[index]) {
+      dense_[index]->keys(out);
+      return out;
+    }
     for (auto& m : groups_)
       m.for_each([&](const K& k, internal::key_slot& slot) {
         if (slot.get(index) != nullptr)
@@ -413,9 +471,24 @@ private:
     slot_ = nullptr;
   }
 
+  /// Key group check and table hash of `key`; sets the current key group.
+  uint32_t route(const K& key) {
+    auto m = murmur_hash(key_hash<K>{}(key));
+    // A power-of-two max parallelism (the default 128 is) needs no division.
+    auto kg = kg_mask_ >= 0 ? (m & kg_mask_) : m % max_parallelism_;
+    if (kg < range_.start || kg > range_.end)
+      set_current_key_group(kg); // throws
+    current_kg_ = kg;
+    // The low bits of m pick the key group; spread the high ones instead.
+    return static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(m)) *
+                                  0x9e3779b97f4a7c15ull) >> 32);
+  }
+
   std::vector<flat_key_map<K, internal::key_slot>> groups_;
+  std::vector<std::unique_ptr<dense_table_base<K>>> dense_;
   uint32_t hash_ = 0;
   size_t sweep_next_ = 0;
+  int32_t kg_mask_;
 };
 
 // ---- heap state implementations -------------------------------------------

@@ -336,3 +336,38 @@ TEST_CASE("a key type without a serializer on RocksDB is a clear error") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("state.heap") {
+
+TEST_CASE("a dense value table holds one value per key of the backend's key groups") {
+  // Key groups 0..63 of 128: subtask 0 of 2.
+  heap_keyed_backend<int64_t> b(key_group_range{0, 63}, 128);
+  auto idx = b.declare<void_namespace, int64_t>(value_state_descriptor<int64_t>("acc"),
+                                                state_kind::value, "value<int64>");
+  auto& t = b.dense_value<int64_t>(idx);
+  std::vector<int64_t> mine;
+  for (int64_t k = 0; mine.size() < 300; ++k) {
+    if (key_group_for_hash(key_hash<int64_t>{}(k), 128) > 63) {
+      CHECK_THROWS_AS(b.dense_hash(k), state_error);
+      continue;
+    }
+    mine.push_back(k);
+    auto h = b.dense_hash(k);
+    CHECK(t.find(k, h) == nullptr);
+    t.insert(k, h, k * 10);
+  }
+  for (auto k : mine)
+    CHECK(*t.find(k, b.dense_hash(k)) == k * 10);
+  auto keys = b.keys(idx);
+  std::sort(keys.begin(), keys.end());
+  CHECK(keys == mine);
+  CHECK(&b.dense_value<int64_t>(idx) == &t);
+  CHECK_THROWS_AS(b.dense_value<std::string>(idx), state_error);
+  auto ttl_idx = b.declare<void_namespace, int64_t>(
+    value_state_descriptor<int64_t>("ttl", state_ttl{std::chrono::milliseconds(5)}),
+    state_kind::value, "value<int64>");
+  CHECK_THROWS_WITH_AS(b.dense_value<int64_t>(ttl_idx), doctest::Contains("has a TTL"),
+                       state_error);
+}
+
+} // TEST_SUITE
