@@ -208,12 +208,12 @@ public:
       const auto& metas = backend.states();
       while (index < metas.size() && metas[index].name != d.name)
         ++index;
-      K saved = backend.current_key();
+      // No key is current on the broadcast side, so none is restored after;
+      // the next keyed record sets its own.
       for (const auto& key : backend.keys(index)) {
         backend.set_current_key(key);
         fn(key, handle);
       }
-      backend.set_current_key(saved);
     }
 
   private:
