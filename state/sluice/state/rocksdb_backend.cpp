@@ -124,8 +124,9 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   table.cache_index_and_filter_blocks_with_high_priority = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   // A point read of a key that has no entry yet (every new key's first
-  // access) would otherwise read a data block of every sorted run.
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // access) otherwise reads a data block of every sorted run.
+  if (config.use_bloom_filter)
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   o.column.merge_operator = std::make_shared<list_append_operator>();
   // Memtables are charged to the shared cache; keep each small, so many
