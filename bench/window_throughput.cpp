@@ -1,11 +1,16 @@
 // Window and state throughput, one figure per line:
 //   heap: keyed tumbling event-time window sum, heap backend
-//   rocksdb: the same on RocksDB
+//   exchange only: the same pipeline without the window (the floor the
+//     source, watermarks and keyed exchange set)
+//   window operator alone: the heap case's window operator driven in a loop
+//     on one thread, a watermark every --watermark-every records
+//   rocksdb: the window sum on RocksDB
 //   rocksdb value-state: a keyed value-state update per record, 1 M keys, RocksDB
 //   rocksdb raw put / raw get: RocksDB operations through the backend's byte
 //   level, for scale
 //
-//   window_throughput [--records N] [--rocksdb-records N] [--only heap|rocksdb|value|raw]
+//   window_throughput [--records N] [--rocksdb-records N] [--watermark-every N]
+//                     [--only heap|exchange|operator|rocksdb|value|raw]
 //
 // Workload (issue 3): 1000 keys, 10 ms windows, timestamps rising 1 ms per
 // 1000 records, parallelism 2, periodic ascending watermarks.
@@ -14,6 +19,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -53,6 +59,83 @@ double window_sum(uint64_t n, state::backend_kind backend) {
     std::fprintf(stderr, "window sum failed: %s\n", r.error.c_str());
     std::exit(1);
   }
+  return static_cast<double>(n) / s;
+}
+
+/// The window sum's pipeline without the window: the same source, watermarks
+/// and keyed exchange into a filter that drops everything. The window
+/// operator's cost is what window_sum adds to this.
+double exchange_only(uint64_t n) {
+  configuration cfg;
+  cfg.scheduler_profile = "throughput";
+  stream_environment env(cfg);
+  env.set_parallelism(2);
+  auto src = env.from_generator(n, [](uint64_t i) {
+    return record{i % 1000, static_cast<int64_t>(i / 1000)};
+  });
+  src.set_parallelism(1);
+  auto stamped = src.assign_timestamps_and_watermarks(
+    watermark_strategy<record>::for_monotonous_timestamps().with_timestamp_assigner(
+      [](const record& r) { return r.second; }));
+  stamped.set_parallelism(1);
+  stamped.key_by([](const record& r) { return r.first; })
+    .filter([](const record& r) { return r.second < 0; })
+    .discard();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = env.execute("exchange only");
+  auto s = seconds_since(t0);
+  if (!r.ok()) {
+    std::fprintf(stderr, "exchange only failed: %s\n", r.error.c_str());
+    std::exit(1);
+  }
+  return static_cast<double>(n) / s;
+}
+
+/// The heap window sum's window operator alone, driven in a loop on this
+/// thread (no actors, no exchange): one subtask owning every key, the same
+/// records and timestamps, a watermark (the highest timestamp - 1) every
+/// `watermark_every` records. What the operator costs per record.
+double operator_alone(uint64_t n, uint64_t watermark_every) {
+  auto key = [](const record& r) { return r.first; };
+  auto sum = [](const record& a, const record& b) { return record{a.first, a.second + b.second}; };
+  using ops = reduce_ops<record, decltype(sum)>;
+  window_spec<uint64_t, record, time_window, record> spec;
+  spec.assigner = std::make_shared<tumbling_event_time_windows>(std::chrono::milliseconds(10));
+  spec.trigger_prototype = std::make_shared<event_time_trigger<record, time_window>>();
+  spec.contents_prototype =
+    std::make_shared<incremental_contents<uint64_t, record, time_window, record, ops>>(ops{sum},
+                                                                                       nullptr);
+  window_operator<uint64_t, record, time_window, record, decltype(key)> op("Window", key, spec);
+  struct counting_sink final : collector<record> {
+    using collector<record>::collect;
+    void collect(record&&) override { ++n; }
+    uint64_t n = 0;
+  } sink;
+  state_settings settings;
+  settings.backend = state::backend_kind::heap;
+  element_context element;
+  runtime_context ctx("window operator", 0, 1, 128);
+  ctx.set_state_config(&settings);
+  ctx.set_element_context(&element);
+  op.set_output(&sink);
+  op.open(ctx);
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    record r{i % 1000, static_cast<int64_t>(i / 1000)};
+    element.timestamp = r.second;
+    op.collect(std::move(r));
+    if ((i + 1) % watermark_every == 0) {
+      element.watermark = static_cast<int64_t>(i / 1000) - 1;
+      op.process_watermark(element.watermark);
+    }
+  }
+  element.watermark = INT64_MAX;
+  op.process_watermark(INT64_MAX);
+  auto s = seconds_since(t0);
+  op.close();
+  if (sink.n != n / 10000 * 1000)
+    std::fprintf(stderr, "operator alone emitted %llu windows\n",
+                 static_cast<unsigned long long>(sink.n));
   return static_cast<double>(n) / s;
 }
 
@@ -119,6 +202,7 @@ void raw_rocksdb(uint64_t n, double& puts, double& gets) {
 int main(int argc, char** argv) {
   uint64_t n = 10'000'000;
   uint64_t rocks_n = 1'000'000;
+  uint64_t watermark_every = 1'000'000;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -126,11 +210,14 @@ int main(int argc, char** argv) {
       n = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--rocksdb-records" && i + 1 < argc)
       rocks_n = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--watermark-every" && i + 1 < argc)
+      watermark_every = std::max<uint64_t>(1, std::strtoull(argv[++i], nullptr, 10));
     else if (arg == "--only" && i + 1 < argc)
       only = argv[++i];
     else {
       std::fprintf(stderr,
-                   "usage: %s [--records N] [--rocksdb-records N] [--only heap|rocksdb|value|raw]\n",
+                   "usage: %s [--records N] [--rocksdb-records N] [--watermark-every N]\n"
+                   "          [--only heap|exchange|operator|rocksdb|value|raw]\n",
                    argv[0]);
       return 2;
     }
@@ -138,6 +225,14 @@ int main(int argc, char** argv) {
   auto want = [&](const char* w) { return only.empty() || only == w; };
   if (want("heap")) {
     std::printf("heap: %.0f records/s\n", window_sum(n, state::backend_kind::heap));
+    std::fflush(stdout);
+  }
+  if (want("operator")) {
+    std::printf("window operator alone: %.0f records/s\n", operator_alone(n, watermark_every));
+    std::fflush(stdout);
+  }
+  if (want("exchange")) {
+    std::printf("exchange only: %.0f records/s\n", exchange_only(n));
     std::fflush(stdout);
   }
   if (want("rocksdb")) {

@@ -35,6 +35,8 @@ template <class K, class T, class KeySel = std::function<K(const T&)>>
 class keyed_stream;
 template <class K, class T, class KeySel, class W>
 class windowed_stream;
+template <class T, class W>
+class all_windowed_stream;
 template <class A, class B>
 class connected_streams;
 template <class K, class A, class B, class SA, class SB>
@@ -203,6 +205,11 @@ public:
   auto key_by(KeySel sel) const
     -> keyed_stream<std::decay_t<std::invoke_result_t<KeySel&, const T&>>, T, KeySel>;
 
+  /// Windows over the whole stream (Flink's windowAll): one window operator
+  /// at parallelism 1 sees every record; see all_windowed_stream.
+  template <class A>
+  auto window_all(A assigner) const;
+
   /// Connects this stream with `other` for a two-input operator (co-map,
   /// co-flat-map, co-process); see connected_streams.hpp.
   template <class B>
@@ -331,7 +338,8 @@ public:
       throw std::invalid_argument("parallelism must be at least 1, got " + std::to_string(p));
     auto& n = own_node();
     if (n.non_parallel && p != 1)
-      throw std::invalid_argument("'" + n.name + "' is not a parallel source");
+      throw std::invalid_argument("'" + n.name +
+                                  "' cannot run in parallel; its parallelism must be 1");
     n.parallelism = p;
     return *this;
   }
@@ -553,8 +561,16 @@ auto data_stream<T>::key_by(KeySel sel) const
   return keyed_stream<K, T, KeySel>(*this, sel);
 }
 
-/// A keyed stream cut into windows: choose a trigger and lateness, then a
-/// window function (reduce, aggregate, process, or reduce + process).
+/// A keyed stream cut into windows: choose a trigger, an evictor and
+/// lateness, then a window function (reduce, aggregate, process, or reduce
+/// or aggregate followed by process).
+///
+/// Without an evictor, reduce and aggregate fold each element into one
+/// accumulator per window as it arrives. With one, as in Flink, the window
+/// keeps every element (with its timestamp) whatever the function, and a
+/// firing runs evict_before, the function over what remains (a reduce or
+/// aggregate is applied to those elements then), evict_after, and keeps
+/// what remains after that.
 template <class K, class T, class KeySel, class W>
 class windowed_stream {
 public:
@@ -575,6 +591,14 @@ public:
     trigger_ = std::move(t);
     return *this;
   }
+  /// Removes elements from a window when it fires (count_evictor,
+  /// time_evictor, delta_evictor or a user evictor); each subtask clones it.
+  windowed_stream& evictor(std::shared_ptr<const runtime::evictor<T, W>> e) {
+    if (!e)
+      throw std::invalid_argument("window evictor must not be null");
+    evictor_ = std::move(e);
+    return *this;
+  }
   /// Keeps windows this long after the watermark passed their end; late
   /// records within it re-fire the window.
   windowed_stream& allowed_lateness(std::chrono::milliseconds lateness) {
@@ -590,18 +614,18 @@ public:
     return *this;
   }
 
-  /// Incremental reduce: f(const T&, const T&) -> T.
+  /// Reduce: f(const T&, const T&) -> T.
   template <class F>
   data_stream<T> reduce(F f) const {
-    return build<T>("Window(Reduce)", make_reduce_contents<K, T, W, T>(f, nullptr));
+    return build<T>("Reduce", folding<T>(reduce_ops<T, F>{std::move(f)}, nullptr));
   }
-  /// Incremental reduce, then `fn` (a process_window_function<K, T, Out, W>)
-  /// on the reduced value with the window's metadata.
+  /// Reduce, then `fn` (a process_window_function<K, T, Out, W>) on the
+  /// reduced value with the window's metadata.
   template <class F, class Fn>
   data_stream<typename Fn::output_type> reduce(F f, Fn fn) const {
     using Out = typename Fn::output_type;
-    return build<Out>("Window(Reduce, Process)",
-                      make_reduce_contents<K, T, W, Out>(f, std::make_shared<Fn>(fn)));
+    return build<Out>("Reduce, Process",
+                      folding<Out>(reduce_ops<T, F>{std::move(f)}, factory<T, Out>(std::move(fn))));
   }
   /// Sum of a field, the rest of the record from the window's first record.
   template <class Proj>
@@ -612,33 +636,71 @@ public:
       return r;
     });
   }
-  /// Incremental aggregation with an aggregate_function<T, Acc, R>.
+  /// Aggregation with an aggregate_function<T, Acc, R>.
   template <class Acc, class R>
   data_stream<R> aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg) const {
-    return build<R>("Window(Aggregate)",
-                    make_aggregate_contents<K, T, Acc, R, W, R>(std::move(agg), nullptr));
+    if (!agg)
+      throw std::invalid_argument("window aggregate function must not be null");
+    return build<R>("Aggregate", folding<R>(aggregate_ops<T, Acc, R>{std::move(agg)}, nullptr));
   }
-  /// Aggregation, then `fn` on the result with the window's metadata.
+  /// Aggregation, then `fn` (a process_window_function<K, R, Out, W>) on the
+  /// result with the window's metadata.
   template <class Acc, class R, class Fn>
   data_stream<typename Fn::output_type>
   aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg, Fn fn) const {
     using Out = typename Fn::output_type;
-    return build<Out>("Window(Aggregate, Process)",
-                      make_aggregate_contents<K, T, Acc, R, W, Out>(std::move(agg),
-                                                                    std::make_shared<Fn>(fn)));
+    if (!agg)
+      throw std::invalid_argument("window aggregate function must not be null");
+    return build<Out>("Aggregate, Process",
+                      folding<Out>(aggregate_ops<T, Acc, R>{std::move(agg)},
+                                   factory<R, Out>(std::move(fn))));
   }
   /// Full-window processing: `fn` (a process_window_function<K, T, Out, W>)
   /// gets every element of the window.
   template <class Fn>
   data_stream<typename Fn::output_type> process(Fn fn) const {
     using Out = typename Fn::output_type;
-    using C = list_contents<K, T, W, Out>;
-    return build<Out>("Window(Process)", std::make_shared<C>(std::make_shared<Fn>(fn)));
+    auto elements =
+      std::make_shared<process_elements<K, T, W, Out>>(factory<T, Out>(std::move(fn)));
+    std::shared_ptr<const window_contents<K, T, W, Out>> contents;
+    if (evictor_)
+      contents = std::make_shared<evicting_contents<K, T, W, Out>>(evictor_, std::move(elements));
+    else
+      contents = std::make_shared<list_contents<K, T, W, Out>>(std::move(elements));
+    return build<Out>("Process", std::move(contents));
   }
 
 private:
+  template <class T2, class W2>
+  friend class all_windowed_stream;
+
+  /// A function over a window's result of type In, copied for each subtask.
+  template <class In, class Out, class Fn>
+  static internal::process_factory<K, In, Out, W> factory(Fn fn) {
+    static_assert(std::is_base_of_v<process_window_function<K, In, Out, W>, Fn>,
+                  "the window function must derive from process_window_function<K, In, Out, W> "
+                  "with the stream's key and window types and In the window's result type");
+    return [fn]() -> std::unique_ptr<process_window_function<K, In, Out, W>> {
+      return std::make_unique<Fn>(fn);
+    };
+  }
+
+  /// Contents for a reduce or aggregate: incremental, or all elements with
+  /// an evictor.
+  template <class Out, class Ops>
+  std::shared_ptr<const window_contents<K, T, W, Out>>
+  folding(Ops ops, internal::process_factory<K, std::decay_t<typename Ops::result_type>, Out, W>
+                     process) const {
+    if (evictor_)
+      return std::make_shared<evicting_contents<K, T, W, Out>>(
+        evictor_, std::make_shared<fold_elements<K, T, W, Out, Ops>>(std::move(ops),
+                                                                     std::move(process)));
+    return std::make_shared<incremental_contents<K, T, W, Out, Ops>>(std::move(ops),
+                                                                     std::move(process));
+  }
+
   template <class Out>
-  data_stream<Out> build(const std::string& name,
+  data_stream<Out> build(const std::string& function,
                          std::shared_ptr<const window_contents<K, T, W, Out>> contents) const {
     window_spec<K, T, W, Out> spec;
     spec.assigner = assigner_;
@@ -647,17 +709,129 @@ private:
     spec.allowed_lateness = lateness_;
     spec.late_sink = late_;
     auto key = input_.key();
-    return input_.template add_keyed_operator<Out>(name, [key, spec](const std::string& n) {
+    std::string name = std::string(all_ ? "AllWindow(" : "Window(") + function + ")";
+    auto out = input_.template add_keyed_operator<Out>(name, [key, spec](const std::string& n) {
       return std::make_unique<window_operator<K, T, W, Out, KeySel>>(n, key, spec);
     });
+    if (all_) {
+      // One subtask sees the whole stream, as Flink's windowAll: a larger
+      // parallelism is refused by set_parallelism and by the job graph.
+      auto& node = input_.env_->graph.nodes[static_cast<size_t>(out.node_id())];
+      node.non_parallel = true;
+      node.parallelism = 1;
+    }
+    return out;
   }
 
   keyed_stream<K, T, KeySel> input_;
   std::shared_ptr<const window_assigner<W>> assigner_;
   std::shared_ptr<const runtime::trigger<T, W>> trigger_;
+  std::shared_ptr<const runtime::evictor<T, W>> evictor_;
   int64_t lateness_ = 0;
   std::function<void(const T&, int64_t)> late_;
+  /// Built by window_all: the operator runs at parallelism 1.
+  bool all_ = false;
 };
+
+namespace internal {
+/// The key of window_all: every record has the same one (Flink's
+/// NullByteKeySelector).
+template <class T>
+struct null_key_selector {
+  uint8_t operator()(const T&) const noexcept { return 0; }
+};
+} // namespace internal
+
+/// A whole (non-keyed) stream cut into windows (Flink's AllWindowedStream),
+/// made by data_stream::window_all. It is a windowed stream keyed by one
+/// constant key (an uint8_t 0) whose window operator runs at parallelism 1;
+/// it offers the same settings and functions, with
+/// process_all_window_function (no key) for full-window processing.
+template <class T, class W>
+class all_windowed_stream {
+public:
+  /// The constant key every record has.
+  using key_type = uint8_t;
+
+  all_windowed_stream(const data_stream<T>& input, std::shared_ptr<const window_assigner<W>> a)
+    : inner_(input.key_by(internal::null_key_selector<T>{}), std::move(a)) {
+    inner_.all_ = true;
+  }
+
+  /// Replaces the assigner's default trigger.
+  all_windowed_stream& trigger(std::shared_ptr<const runtime::trigger<T, W>> t) {
+    inner_.trigger(std::move(t));
+    return *this;
+  }
+  /// Removes elements from a window when it fires.
+  all_windowed_stream& evictor(std::shared_ptr<const runtime::evictor<T, W>> e) {
+    inner_.evictor(std::move(e));
+    return *this;
+  }
+  /// Keeps windows this long after the watermark passed their end.
+  all_windowed_stream& allowed_lateness(std::chrono::milliseconds lateness) {
+    inner_.allowed_lateness(lateness);
+    return *this;
+  }
+  /// Calls `sink(record, timestamp)` for each record dropped as late.
+  all_windowed_stream& on_late_data(std::function<void(const T&, int64_t)> sink) {
+    inner_.on_late_data(std::move(sink));
+    return *this;
+  }
+
+  /// Reduce: f(const T&, const T&) -> T.
+  template <class F>
+  data_stream<T> reduce(F f) const {
+    return inner_.reduce(std::move(f));
+  }
+  /// Reduce, then `fn` (a process_all_window_function<T, Out, W>) on the
+  /// reduced value.
+  template <class F, class Fn>
+  data_stream<typename Fn::output_type> reduce(F f, Fn fn) const {
+    return inner_.reduce(std::move(f), adapt<T>(std::move(fn)));
+  }
+  /// Sum of a field, the rest of the record from the window's first record.
+  template <class Proj>
+  data_stream<T> sum(Proj proj) const {
+    return inner_.sum(std::move(proj));
+  }
+  /// Aggregation with an aggregate_function<T, Acc, R>.
+  template <class Acc, class R>
+  data_stream<R> aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg) const {
+    return inner_.aggregate(std::move(agg));
+  }
+  /// Aggregation, then `fn` (a process_all_window_function<R, Out, W>).
+  template <class Acc, class R, class Fn>
+  data_stream<typename Fn::output_type>
+  aggregate(std::shared_ptr<const state::aggregate_function<T, Acc, R>> agg, Fn fn) const {
+    return inner_.aggregate(std::move(agg), adapt<R>(std::move(fn)));
+  }
+  /// Full-window processing: `fn` (a process_all_window_function<T, Out, W>)
+  /// gets every element of the window.
+  template <class Fn>
+  data_stream<typename Fn::output_type> process(Fn fn) const {
+    return inner_.process(adapt<T>(std::move(fn)));
+  }
+
+private:
+  template <class In, class Fn>
+  static internal::all_window_adapter<key_type, Fn> adapt(Fn fn) {
+    static_assert(std::is_base_of_v<process_all_window_function<In, typename Fn::output_type, W>,
+                                    Fn>,
+                  "the window function must derive from process_all_window_function<In, Out, W> "
+                  "with the stream's window type and In the window's result type");
+    return internal::all_window_adapter<key_type, Fn>(std::move(fn));
+  }
+
+  windowed_stream<key_type, T, internal::null_key_selector<T>, W> inner_;
+};
+
+template <class T>
+template <class A>
+auto data_stream<T>::window_all(A assigner) const {
+  using W = typename decltype(assigner.assign_windows(0, 0))::value_type;
+  return all_windowed_stream<T, W>(*this, std::make_shared<A>(std::move(assigner)));
+}
 
 } // namespace sluice::runtime
 

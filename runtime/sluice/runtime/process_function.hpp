@@ -4,81 +4,275 @@
 #include "sluice/runtime/time/timer_service.hpp"
 #include "sluice/runtime/time/watermarks.hpp"
 
+#include <algorithm>
+#include <functional>
+#include <map>
 #include <optional>
-#include <set>
-#include <tuple>
 #include <type_traits>
+#include <vector>
 
 /// Event time in operators: the timestamp/watermark assigner, keyed timers,
 /// and keyed process functions (Flink's KeyedProcessFunction).
 namespace sluice::runtime {
 
-/// Timers per (key, namespace), ordered by time; one per distinct
-/// (time, key, namespace). Owned by one keyed operator subtask.
+/// Timers per (key, namespace) in two time domains: one per distinct
+/// (time, key, namespace), fired in time order (timers of equal time in the
+/// order they were set), deletable. Owned by one keyed operator subtask and
+/// used from its thread only.
+///
+/// Layout: per domain, an ordered map from time to a bucket of that time's
+/// timers, in insertion order, with a small hash index over (key,
+/// namespace). Operators set many timers of few distinct times (a window's
+/// end, for every key), so the bucket of the last time used answers most
+/// calls without a map lookup, and setting a timer that exists costs one
+/// hash probe.
 template <class K, class N = state::void_namespace>
 class keyed_timers {
 public:
+  /// One timer: fires at `time` for `key` in namespace `ns`.
   struct timer {
     int64_t time;
     K key;
     N ns;
-    friend bool operator<(const timer& a, const timer& b) {
-      return std::tie(a.time, a.key, a.ns) < std::tie(b.time, b.key, b.ns);
-    }
   };
 
   keyed_timers() = default;
-  // last_event_ points into event_: a copy or move would carry it into the
-  // wrong set.
+  // The queues cache pointers into their own maps.
   keyed_timers(const keyed_timers&) = delete;
   keyed_timers& operator=(const keyed_timers&) = delete;
 
-  void add_event(int64_t t, const K& k, const N& ns) {
-    // A record usually registers the same timer twice in a row (a window's
-    // trigger timer and its cleanup timer coincide without lateness): the
-    // repeat needs no set lookup.
-    if (last_event_ != event_.end() && last_event_->time == t && !(last_event_->key < k) &&
-        !(k < last_event_->key) && !(last_event_->ns < ns) && !(ns < last_event_->ns))
-      return;
-    last_event_ = event_.insert({t, k, ns}).first;
-  }
-  void remove_event(int64_t t, const K& k, const N& ns) {
-    last_event_ = event_.end();
-    event_.erase({t, k, ns});
-  }
-  /// Adds a processing-time timer; true when it is new.
+  /// Sets an event-time timer (nothing if it is set already).
+  void add_event(int64_t t, const K& k, const N& ns) { event_.add(t, k, ns); }
+  /// Deletes an event-time timer (nothing if it is not set).
+  void remove_event(int64_t t, const K& k, const N& ns) { event_.remove(t, k, ns); }
+  /// Sets a processing-time timer; true when it is the only one at `t`, so
+  /// the caller must arm its clock for `t` (a timer joining others of the
+  /// same time fires with them).
   bool add_processing(int64_t t, const K& k, const N& ns) {
-    return processing_.insert({t, k, ns}).second;
+    return processing_.add(t, k, ns) == add_result::new_time;
   }
-  void remove_processing(int64_t t, const K& k, const N& ns) { processing_.erase({t, k, ns}); }
+  /// Deletes a processing-time timer (nothing if it is not set).
+  void remove_processing(int64_t t, const K& k, const N& ns) { processing_.remove(t, k, ns); }
 
-  /// Fires, in time order, every event-time timer at or before `wm`.
+  /// Fires, in time order, every event-time timer at or before `wm`. A timer
+  /// is deleted before it fires; `fire` may set and delete timers, and those
+  /// it sets at or before `wm` fire in this call too.
   template <class F>
   void advance_watermark(int64_t wm, F&& fire) {
-    while (!event_.empty() && event_.begin()->time <= wm) {
-      last_event_ = event_.end();
-      auto t = *event_.begin();
-      event_.erase(event_.begin());
-      fire(t);
-    }
+    event_.advance(wm, fire);
   }
-  /// Fires every processing-time timer at or before `now`.
+  /// Fires, in time order, every processing-time timer at or before `now`.
   template <class F>
   void advance_processing_time(int64_t now, F&& fire) {
-    while (!processing_.empty() && processing_.begin()->time <= now) {
-      auto t = *processing_.begin();
-      processing_.erase(processing_.begin());
-      fire(t);
-    }
+    processing_.advance(now, fire);
   }
+  /// Event-time timers set.
   [[nodiscard]] size_t event_timers() const noexcept { return event_.size(); }
+  /// Processing-time timers set.
   [[nodiscard]] size_t processing_timers() const noexcept { return processing_.size(); }
 
 private:
-  std::set<timer> event_;
-  std::set<timer> processing_;
-  /// The timer add_event placed last (end() when unknown).
-  typename std::set<timer>::iterator last_event_ = event_.end();
+  enum class add_result { existed, added, new_time };
+
+  template <class T, class = void>
+  struct has_key_hash : std::false_type {};
+  template <class T>
+  struct has_key_hash<T, std::void_t<decltype(state::key_hash<T>{}(std::declval<const T&>()))>>
+    : std::true_type {};
+
+  /// The timers of one time domain.
+  class queue {
+  public:
+    queue() = default;
+    queue(const queue&) = delete;
+    queue& operator=(const queue&) = delete;
+
+    [[nodiscard]] size_t size() const noexcept { return size_; }
+
+    add_result add(int64_t t, const K& k, const N& ns) {
+      bool new_time = false;
+      bucket& b = bucket_at(t, &new_time);
+      const uint32_t h = hash_of(k);
+      if (!new_time && find(b, k, ns, h) != npos)
+        return add_result::existed;
+      if ((b.indexed + 1) * 2 > b.index.size() || b.entries.size() >= 2 * b.live + 16)
+        rebuild(b, b.live + 1);
+      b.entries.push_back(entry{k, ns, h, true});
+      index_insert(b, b.entries.size() - 1);
+      ++b.indexed;
+      ++b.live;
+      ++size_;
+      return new_time ? add_result::new_time : add_result::added;
+    }
+
+    void remove(int64_t t, const K& k, const N& ns) {
+      auto* b = existing_bucket_at(t);
+      if (b == nullptr)
+        return;
+      auto pos = find(*b, k, ns, hash_of(k));
+      if (pos == npos)
+        return;
+      kill(*b, pos);
+      if (b->live == 0)
+        erase_bucket(t);
+    }
+
+    template <class F>
+    void advance(int64_t until, F& fire) {
+      // The map is re-read after every timer: `fire` may add a bucket
+      // before this one, or delete this one.
+      while (!buckets_.empty()) {
+        auto it = buckets_.begin();
+        if (it->first > until)
+          return;
+        bucket& b = it->second;
+        // Deleting a timer of this time during the firing finds it here.
+        cached_time_ = it->first;
+        cached_ = &b;
+        while (b.next < b.entries.size() && !b.entries[b.next].live)
+          ++b.next;
+        if (b.next == b.entries.size()) {
+          last_fired_size_ = b.entries.size();
+          erase_bucket(it->first);
+          continue;
+        }
+        const size_t pos = b.next++;
+        kill(b, pos);
+        auto& e = b.entries[pos];
+        // The entry is dead: its key and namespace may move out.
+        timer fired{it->first, std::move(e.key), std::move(e.ns)};
+        fire(static_cast<const timer&>(fired));
+      }
+    }
+
+  private:
+    static constexpr size_t npos = static_cast<size_t>(-1);
+
+    struct entry {
+      K key;
+      N ns;
+      uint32_t hash;
+      bool live;
+    };
+    /// The timers of one time, in insertion order. Entries before `next`
+    /// are dead (fired or deleted); deleted ones after it stay until the
+    /// bucket is rebuilt. `index` holds position + 1 of `indexed` entries
+    /// (0: empty slot), open addressing with linear probing, at most half
+    /// full; entries that died since the last rebuild stay in it and are
+    /// skipped by lookups.
+    struct bucket {
+      std::vector<entry> entries;
+      std::vector<uint32_t> index;
+      size_t next = 0;
+      size_t live = 0;
+      size_t indexed = 0;
+    };
+
+    static uint32_t hash_of(const K& k) {
+      // The key's stable hash where it has one (every key of a keyed
+      // stream does), else std::hash; spread by a multiplication, as the
+      // index uses the low bits.
+      uint64_t x;
+      if constexpr (has_key_hash<K>::value)
+        x = static_cast<uint32_t>(state::key_hash<K>{}(k));
+      else
+        x = std::hash<K>{}(k);
+      x ^= x >> 32;
+      return static_cast<uint32_t>((x * 0x9e3779b97f4a7c15ull) >> 32);
+    }
+
+    bucket& bucket_at(int64_t t, bool* created) {
+      if (cached_ != nullptr && cached_time_ == t)
+        return *cached_;
+      auto it = buckets_.lower_bound(t);
+      if (it == buckets_.end() || it->first != t) {
+        it = buckets_.emplace_hint(it, t, bucket{});
+        *created = true;
+        // Times usually get as many timers as the last one that fired
+        // (a window end for every key): size for that up front.
+        if (last_fired_size_ > 0)
+          rebuild(it->second, last_fired_size_);
+      }
+      cached_time_ = t;
+      cached_ = &it->second;
+      return it->second;
+    }
+
+    bucket* existing_bucket_at(int64_t t) {
+      if (cached_ != nullptr && cached_time_ == t)
+        return cached_;
+      auto it = buckets_.find(t);
+      if (it == buckets_.end())
+        return nullptr;
+      cached_time_ = t;
+      cached_ = &it->second;
+      return &it->second;
+    }
+
+    void erase_bucket(int64_t t) {
+      if (cached_ != nullptr && cached_time_ == t)
+        cached_ = nullptr;
+      buckets_.erase(t);
+    }
+
+    static size_t find(const bucket& b, const K& k, const N& ns, uint32_t h) {
+      if (b.live == 0)
+        return npos;
+      const size_t mask = b.index.size() - 1;
+      for (size_t i = h & mask; b.index[i] != 0; i = (i + 1) & mask) {
+        const auto pos = static_cast<size_t>(b.index[i] - 1);
+        const auto& e = b.entries[pos];
+        if (e.hash == h && e.live && e.key == k && e.ns == ns)
+          return pos;
+      }
+      return npos;
+    }
+
+    static void index_insert(bucket& b, size_t pos) {
+      const size_t mask = b.index.size() - 1;
+      size_t i = b.entries[pos].hash & mask;
+      while (b.index[i] != 0)
+        i = (i + 1) & mask;
+      b.index[i] = static_cast<uint32_t>(pos + 1);
+    }
+
+    /// Marks entry `pos` dead (its index slot stays until the next rebuild).
+    void kill(bucket& b, size_t pos) {
+      b.entries[pos].live = false;
+      --b.live;
+      --size_;
+    }
+
+    /// Drops dead entries (every entry before `next` is dead, so `next`
+    /// becomes 0) and indexes the rest in an index sized for `live`.
+    static void rebuild(bucket& b, size_t live) {
+      b.entries.reserve(live);
+      if (b.live != b.entries.size()) {
+        b.entries.erase(std::remove_if(b.entries.begin(), b.entries.end(),
+                                       [](const entry& e) { return !e.live; }),
+                        b.entries.end());
+        b.next = 0;
+      }
+      size_t cap = 8;
+      while (cap < 2 * live)
+        cap *= 2;
+      b.index.assign(cap, 0);
+      for (size_t pos = 0; pos < b.entries.size(); ++pos)
+        index_insert(b, pos);
+      b.indexed = b.entries.size();
+    }
+
+    std::map<int64_t, bucket> buckets_;
+    /// The bucket the last call used (nullptr when unknown).
+    bucket* cached_ = nullptr;
+    int64_t cached_time_ = 0;
+    size_t size_ = 0;
+    /// Entries of the last bucket that fired out.
+    size_t last_fired_size_ = 0;
+  };
+
+  queue event_;
+  queue processing_;
 };
 
 /// A keyed process function: per-record logic with keyed state and timers.

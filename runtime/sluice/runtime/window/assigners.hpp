@@ -34,6 +34,25 @@ public:
   [[nodiscard]] virtual std::vector<W> assign_windows(int64_t timestamp,
                                                       int64_t current_processing_time) const = 0;
 
+  /// assign_windows without allocating, for the window operator's per-element
+  /// path: writes the windows to out[0..capacity) and returns how many there
+  /// are. A result above `capacity` means they did not fit, and the caller
+  /// calls assign_windows instead. Assigners that can should override it;
+  /// this default goes through assign_windows.
+  [[nodiscard]] virtual size_t assign_windows_to(int64_t timestamp,
+                                                 int64_t current_processing_time, W* out,
+                                                 size_t capacity) const {
+    auto all = assign_windows(timestamp, current_processing_time);
+    if (all.size() <= capacity)
+      std::copy(all.begin(), all.end(), out);
+    return all.size();
+  }
+
+  /// Whether assign_windows reads its current_processing_time argument;
+  /// when false the operator does not read the clock for every element.
+  /// True unless an assigner says otherwise.
+  [[nodiscard]] virtual bool needs_processing_time() const { return true; }
+
   /// Whether windows are closed by watermarks (true) or by the wall clock.
   [[nodiscard]] virtual bool is_event_time() const = 0;
 
@@ -99,14 +118,22 @@ inline void require_offset_below(const char* assigner, int64_t offset, const cha
 
 /// Throws std::invalid_argument if an event-time assigner got a record
 /// without a timestamp.
+[[noreturn]] inline void throw_no_timestamp(const char* assigner) {
+  throw std::invalid_argument(std::string(assigner) +
+                              ": record has no timestamp; did you forget "
+                              "assign_timestamps_and_watermarks?");
+}
 inline void require_timestamp(const char* assigner, int64_t timestamp) {
   // INT64_MIN is no_timestamp (see time/watermarks.hpp).
   if (timestamp == std::numeric_limits<int64_t>::min())
-    throw std::invalid_argument(std::string(assigner) +
-                                ": record has no timestamp; did you forget "
-                                "assign_timestamps_and_watermarks?");
+    throw_no_timestamp(assigner);
 }
 
+[[noreturn]] inline void throw_unrepresentable(const char* assigner, int64_t time, int64_t span) {
+  throw std::out_of_range(std::string(assigner) + ": time " + std::to_string(time) +
+                          " is too close to the int64 limits for windows spanning " +
+                          ms_text(span));
+}
 /// Throws std::out_of_range if `time` lies within `span` of the int64 limits.
 /// Every window an assigner builds lies within `span` of the time it is built
 /// for, so this keeps start and end arithmetic free of overflow.
@@ -114,9 +141,7 @@ inline void require_representable(const char* assigner, int64_t time, int64_t sp
   constexpr auto lo = std::numeric_limits<int64_t>::min();
   constexpr auto hi = std::numeric_limits<int64_t>::max();
   if (time < lo + span || time > hi - span)
-    throw std::out_of_range(std::string(assigner) + ": time " + std::to_string(time) +
-                            " is too close to the int64 limits for windows spanning " +
-                            ms_text(span));
+    throw_unrepresentable(assigner, time, span);
 }
 
 /// Tumbling windows of either time domain.
@@ -140,9 +165,24 @@ protected:
   }
 
   [[nodiscard]] std::vector<time_window> assign_at(int64_t time) const {
+    return {window_at(time)};
+  }
+  [[nodiscard]] time_window window_at(int64_t time) const {
     require_representable(name_, time, size_);
-    int64_t start = window_start_with_offset(time, offset_, size_);
-    return {time_window{start, start + size_}};
+    // One division where window_start_with_offset needs three: with |time|
+    // at least size from the int64 limits and |offset| < size, time - offset
+    // cannot overflow.
+    int64_t r = (time - offset_) % size_;
+    if (r < 0)
+      r += size_;
+    const int64_t start = time - r;
+    return time_window{start, start + size_};
+  }
+  size_t assign_at(int64_t time, time_window* out, size_t capacity) const {
+    auto w = window_at(time);
+    if (capacity > 0)
+      out[0] = w;
+    return 1;
   }
 
   const char* name_;
@@ -179,17 +219,30 @@ protected:
   // by slide while the window still contains `time`. A slide larger than the
   // size leaves gaps, where an element belongs to no window.
   [[nodiscard]] std::vector<time_window> assign_at(int64_t time) const {
-    require_representable(name_, time, std::max(size_, slide_));
     std::vector<time_window> out;
     out.reserve(static_cast<size_t>(size_ / slide_ + 1));
+    for_each_window(time, [&](const time_window& w) { out.push_back(w); });
+    return out;
+  }
+  size_t assign_at(int64_t time, time_window* out, size_t capacity) const {
+    size_t n = 0;
+    for_each_window(time, [&](const time_window& w) {
+      if (n < capacity)
+        out[n] = w;
+      ++n;
+    });
+    return n;
+  }
+  template <class F>
+  void for_each_window(int64_t time, F&& f) const {
+    require_representable(name_, time, std::max(size_, slide_));
     const int64_t lowest_excluded = time - size_;
     for (int64_t start = window_start_with_offset(time, offset_, slide_); start > lowest_excluded;
          start -= slide_) {
-      out.push_back(time_window{start, start + size_});
+      f(time_window{start, start + size_});
       if (start - lowest_excluded <= slide_)
         break; // the next start would be excluded; stop before it could underflow
     }
-    return out;
   }
 
   const char* name_;
@@ -223,6 +276,12 @@ protected:
     require_representable(name_, time, gap_);
     return {time_window{time, time + gap_}};
   }
+  size_t assign_at(int64_t time, time_window* out, size_t capacity) const {
+    require_representable(name_, time, gap_);
+    if (capacity > 0)
+      out[0] = time_window{time, time + gap_};
+    return 1;
+  }
 
   const char* name_;
   int64_t gap_;
@@ -244,6 +303,14 @@ public:
     internal::require_timestamp(name_, timestamp);
     return assign_at(timestamp);
   }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
+                                         size_t capacity) const override {
+    internal::require_timestamp(name_, timestamp);
+    return assign_at(timestamp, out, capacity);
+  }
+  /// False: event-time windows do not depend on the clock.
+  [[nodiscard]] bool needs_processing_time() const override { return false; }
   /// True.
   [[nodiscard]] bool is_event_time() const override { return true; }
 };
@@ -260,6 +327,11 @@ public:
   [[nodiscard]] std::vector<time_window>
   assign_windows(int64_t, int64_t current_processing_time) const override {
     return assign_at(current_processing_time);
+  }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
+                                         time_window* out, size_t capacity) const override {
+    return assign_at(current_processing_time, out, capacity);
   }
   /// False.
   [[nodiscard]] bool is_event_time() const override { return false; }
@@ -279,6 +351,14 @@ public:
     internal::require_timestamp(name_, timestamp);
     return assign_at(timestamp);
   }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
+                                         size_t capacity) const override {
+    internal::require_timestamp(name_, timestamp);
+    return assign_at(timestamp, out, capacity);
+  }
+  /// False: event-time windows do not depend on the clock.
+  [[nodiscard]] bool needs_processing_time() const override { return false; }
   /// True.
   [[nodiscard]] bool is_event_time() const override { return true; }
 };
@@ -294,6 +374,11 @@ public:
   [[nodiscard]] std::vector<time_window>
   assign_windows(int64_t, int64_t current_processing_time) const override {
     return assign_at(current_processing_time);
+  }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
+                                         time_window* out, size_t capacity) const override {
+    return assign_at(current_processing_time, out, capacity);
   }
   /// False.
   [[nodiscard]] bool is_event_time() const override { return false; }
@@ -312,6 +397,14 @@ public:
     internal::require_timestamp(name_, timestamp);
     return assign_at(timestamp);
   }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
+                                         size_t capacity) const override {
+    internal::require_timestamp(name_, timestamp);
+    return assign_at(timestamp, out, capacity);
+  }
+  /// False: event-time windows do not depend on the clock.
+  [[nodiscard]] bool needs_processing_time() const override { return false; }
   /// True.
   [[nodiscard]] bool is_event_time() const override { return true; }
 };
@@ -327,6 +420,11 @@ public:
   assign_windows(int64_t, int64_t current_processing_time) const override {
     return assign_at(current_processing_time);
   }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
+                                         time_window* out, size_t capacity) const override {
+    return assign_at(current_processing_time, out, capacity);
+  }
   /// False.
   [[nodiscard]] bool is_event_time() const override { return false; }
 };
@@ -339,6 +437,15 @@ public:
   [[nodiscard]] std::vector<global_window> assign_windows(int64_t, int64_t) const override {
     return {global_window{}};
   }
+  /// The global window, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t, global_window* out,
+                                         size_t capacity) const override {
+    if (capacity > 0)
+      out[0] = global_window{};
+    return 1;
+  }
+  /// False.
+  [[nodiscard]] bool needs_processing_time() const override { return false; }
   /// False, as in Flink.
   [[nodiscard]] bool is_event_time() const override { return false; }
 };

@@ -220,4 +220,50 @@ TEST_CASE("global windows put everything in the one global window") {
   CHECK(a.assign_windows(42, 7).size() == 1);
 }
 
+/// assign_windows_to with room for `capacity` windows, as a vector.
+template <class W>
+std::vector<W> assigned_to(const window_assigner<W>& a, int64_t ts, int64_t now, size_t capacity) {
+  std::vector<W> out(capacity);
+  auto n = a.assign_windows_to(ts, now, out.data(), capacity);
+  REQUIRE(n <= capacity);
+  out.resize(n);
+  return out;
+}
+
+TEST_CASE("assigning without allocation gives the windows assign_windows gives") {
+  const std::vector<std::pair<int64_t, int64_t>> size_offset{{10, 0}, {10, 3}, {10, -7}, {7, 2}};
+  const std::vector<int64_t> times{-25, -10, -1, 0, 1, 9, 10, 11, 1234567, no_ts + 40,
+                                   std::numeric_limits<int64_t>::max() - 40};
+  for (auto [size, offset] : size_offset)
+    for (auto ts : times) {
+      CAPTURE(size);
+      CAPTURE(offset);
+      CAPTURE(ts);
+      auto ms = [](int64_t v) { return std::chrono::milliseconds(v); };
+      tumbling_event_time_windows te(ms(size), ms(offset));
+      CHECK(assigned_to(te, ts, now_unused, 8) == te.assign_windows(ts, now_unused));
+      tumbling_processing_time_windows tp(ms(size), ms(offset));
+      CHECK(assigned_to(tp, 0, ts, 8) == tp.assign_windows(0, ts));
+      sliding_event_time_windows se(ms(3 * size), ms(size), ms(offset));
+      CHECK(assigned_to(se, ts, now_unused, 8) == se.assign_windows(ts, now_unused));
+      sliding_processing_time_windows sp(ms(3 * size), ms(size), ms(offset));
+      CHECK(assigned_to(sp, 0, ts, 8) == sp.assign_windows(0, ts));
+      event_time_session_windows ss(ms(size));
+      CHECK(assigned_to(ss, ts, now_unused, 8) == ss.assign_windows(ts, now_unused));
+    }
+  global_windows g;
+  CHECK(assigned_to(g, no_ts, 0, 1) == g.assign_windows(no_ts, 0));
+}
+
+TEST_CASE("assigning without allocation reports windows that do not fit") {
+  sliding_event_time_windows a(100ms, 10ms);
+  time_window out[4];
+  CHECK(a.assign_windows_to(55, now_unused, out, 4) == 10);
+  CHECK(out[0] == time_window{50, 150});
+  CHECK(out[3] == time_window{20, 120});
+  CHECK_THROWS_AS((void)a.assign_windows_to(no_ts, now_unused, out, 4), std::invalid_argument);
+  CHECK_FALSE(a.needs_processing_time());
+  CHECK(sliding_processing_time_windows(100ms, 10ms).needs_processing_time());
+}
+
 } // TEST_SUITE

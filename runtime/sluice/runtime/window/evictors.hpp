@@ -1,5 +1,7 @@
 #pragma once
 
+#include "sluice/state/serializer.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -22,9 +24,13 @@ namespace sluice::runtime {
 template <class T>
 struct timestamped_value {
   /// The element.
-  T value;
+  T value{};
   /// Its event timestamp, or INT64_MIN.
-  int64_t timestamp;
+  int64_t timestamp = std::numeric_limits<int64_t>::min();
+
+  /// The window operator keeps a window's elements as these in keyed list
+  /// state when it has an evictor: serializable where T is.
+  SLUICE_SERIALIZABLE(value, timestamp)
 };
 
 /// Removes elements of type T from a window of type W when it fires. The

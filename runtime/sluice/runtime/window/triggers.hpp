@@ -113,9 +113,17 @@ public:
   /// a timer at its max timestamp.
   trigger_result on_element(const T&, int64_t, const W& window,
                             trigger_context<W>& ctx) override {
-    if (window.max_timestamp() <= ctx.current_watermark())
+    return on_element_at(window, ctx.current_watermark(),
+                         [&](int64_t t) { ctx.register_event_time_timer(t); });
+  }
+  /// on_element with the watermark and the timer registration given
+  /// directly, for the window operator's per-element path (no virtual calls).
+  template <class Register>
+  static trigger_result on_element_at(const W& window, int64_t current_watermark,
+                                      Register&& register_event_time_timer) {
+    if (window.max_timestamp() <= current_watermark)
       return trigger_result::fire;
-    ctx.register_event_time_timer(window.max_timestamp());
+    register_event_time_timer(window.max_timestamp());
     return trigger_result::continue_;
   }
   /// Fires for the timer at the window's max timestamp.
