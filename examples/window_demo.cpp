@@ -166,12 +166,10 @@ int main(int argc, char** argv) {
   auto stamped = parsed.assign_timestamps_and_watermarks(strategy);
   stamped.set_parallelism(1);
   auto keyed = stamped.key_by([](const click& c) { return c.key; });
-  auto late = [](const click& c, int64_t ts) {
-    print_line("late," + c.key + "," + std::to_string(ts) + "," + std::to_string(c.value));
-  };
+  output_tag<click> late("late");
   auto sum = [](const click& a, const click& b) { return click{a.key, b.ts, a.value + b.value}; };
   auto finish = [&](auto windowed) {
-    windowed.allowed_lateness(std::chrono::milliseconds(lateness)).on_late_data(late);
+    windowed.allowed_lateness(std::chrono::milliseconds(lateness)).side_output_late_data(late);
     return windowed.reduce(sum, print_window{});
   };
   data_stream<std::string> out = [&] {
@@ -183,6 +181,12 @@ int main(int argc, char** argv) {
     return finish(keyed.window(tumbling_event_time_windows(milliseconds(size))));
   }();
   out.add_sink(stdout_sink{}, "Print");
+  out.get_side_output(late)
+    .map([](const click& c) {
+      return "late," + c.key + "," + std::to_string(c.ts) + "," + std::to_string(c.value);
+    })
+    .name("Late")
+    .add_sink(stdout_sink{}, "Print late");
   auto r = env.execute("window demo");
   if (!r.ok()) {
     std::cerr << "error: " << r.error << "\n";

@@ -613,6 +613,12 @@ public:
     late_ = std::move(sink);
     return *this;
   }
+  /// Sends records dropped as late to side output `tag` (Flink's
+  /// sideOutputLateData); read it with get_side_output(tag) on the result.
+  windowed_stream& side_output_late_data(const output_tag<T>& tag) {
+    late_tag_ = tag.id();
+    return *this;
+  }
 
   /// Reduce: f(const T&, const T&) -> T.
   template <class F>
@@ -708,6 +714,7 @@ private:
     spec.contents_prototype = std::move(contents);
     spec.allowed_lateness = lateness_;
     spec.late_sink = late_;
+    spec.late_tag = late_tag_;
     auto key = input_.key();
     std::string name = std::string(all_ ? "AllWindow(" : "Window(") + function + ")";
     auto out = input_.template add_keyed_operator<Out>(name, [key, spec](const std::string& n) {
@@ -729,6 +736,7 @@ private:
   std::shared_ptr<const runtime::evictor<T, W>> evictor_;
   int64_t lateness_ = 0;
   std::function<void(const T&, int64_t)> late_;
+  std::string late_tag_;
   /// Built by window_all: the operator runs at parallelism 1.
   bool all_ = false;
 };
@@ -776,6 +784,11 @@ public:
   /// Calls `sink(record, timestamp)` for each record dropped as late.
   all_windowed_stream& on_late_data(std::function<void(const T&, int64_t)> sink) {
     inner_.on_late_data(std::move(sink));
+    return *this;
+  }
+  /// Sends records dropped as late to side output `tag`.
+  all_windowed_stream& side_output_late_data(const output_tag<T>& tag) {
+    inner_.side_output_late_data(tag);
     return *this;
   }
 

@@ -665,8 +665,10 @@ struct window_spec {
   std::shared_ptr<const trigger<T, W>> trigger_prototype;
   std::shared_ptr<const window_contents<K, T, W, Out>> contents_prototype;
   int64_t allowed_lateness = 0;
-  /// Receives elements that were dropped as late (side output), if set.
+  /// Receives elements that were dropped as late, if set.
   std::function<void(const T&, int64_t ts)> late_sink;
+  /// The side output late elements go to ("" = none), with their timestamp.
+  std::string late_tag;
 };
 
 /// The window operator of one subtask.
@@ -691,6 +693,8 @@ public:
     // inlined here instead of called through the trigger interface.
     event_trigger_ = dynamic_cast<event_time_trigger<T, W>*>(trigger_.get());
     contents_ = spec_.contents_prototype->clone();
+    if (!spec_.late_tag.empty())
+      late_output_ = this->side_.find(output_tag<T>(spec_.late_tag));
     this->call_user([&] { contents_->open(kctx); });
     if (merging_) {
       merging_state_ = state::value_state<std::vector<std::pair<W, W>>>(
@@ -761,6 +765,8 @@ public:
       ++late_dropped_;
       if (spec_.late_sink)
         this->call_user([&] { spec_.late_sink(value, ts); });
+      if (late_output_ != nullptr)
+        late_output_->collect(static_cast<const T&>(value));
     }
   }
 
@@ -1042,6 +1048,8 @@ private:
   };
   std::optional<firing_timer> firing_;
   uint64_t late_dropped_ = 0;
+  /// The late-data side output's collector (null: nobody reads it).
+  collector<T>* late_output_ = nullptr;
 };
 
 } // namespace sluice::runtime
