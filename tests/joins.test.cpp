@@ -1,4 +1,5 @@
 #include "sluice/sluice.hpp"
+#include "test_util.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::sorted;
 using namespace std::chrono_literals;
 
 namespace {
@@ -19,12 +21,6 @@ struct event {
   int64_t value = 0;
   SLUICE_SERIALIZABLE(key, ts, value)
 };
-
-template <class T>
-std::vector<T> sorted(std::vector<T> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 watermark_strategy<event> by_ts() {
   return watermark_strategy<event>::for_monotonous_timestamps().with_timestamp_assigner(

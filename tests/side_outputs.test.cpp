@@ -1,4 +1,5 @@
 #include "sluice/sluice.hpp"
+#include "test_util.hpp"
 
 #include <doctest/doctest.h>
 
@@ -7,14 +8,9 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::sorted;
 
 namespace {
-
-template <class T>
-std::vector<T> sorted(std::vector<T> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
 
 std::vector<int64_t> range(int64_t n) {
   std::vector<int64_t> v;

@@ -1,13 +1,22 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace sluice::test {
+
+/// `v` sorted: compares collected outputs whose order across subtasks varies.
+template <class T>
+std::vector<T> sorted(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
 
 /// A fresh directory under /tmp, removed when the object goes.
 class temp_dir {

@@ -405,15 +405,7 @@ public:
       const K key = sel_(static_cast<const T&>(value));
       auto hash = heap_backend_->dense_hash(key);
       if (auto* acc = dense_->find(key, hash)) {
-        if constexpr (std::is_trivially_copy_constructible_v<T>) {
-          T next = *acc;
-          this->call_user(fold_, next, std::move(value));
-          *acc = next;
-          this->out_->collect(std::move(next));
-        } else {
-          this->call_user(fold_, *acc, std::move(value));
-          this->out_->collect(static_cast<const T&>(*acc));
-        }
+        fold_and_emit(*acc, std::move(value));
       } else {
         this->out_->collect(static_cast<const T&>(dense_->insert(key, hash, std::move(value))));
       }
@@ -423,18 +415,7 @@ public:
       // The heap backend class is final: this call is direct and inlines.
       heap_backend_->set_current_key(sel_(static_cast<const T&>(value)));
       if (auto* acc = heap_->find_mutable()) {
-        if constexpr (std::is_trivially_copy_constructible_v<T>) {
-          // Fold a copy and store it back: folding in place and then copying
-          // the accumulator out for the emit reloads, whole, what was just
-          // stored in part, and the CPU stalls on it every record.
-          T next = *acc;
-          this->call_user(fold_, next, std::move(value));
-          *acc = next;
-          this->out_->collect(std::move(next));
-        } else {
-          this->call_user(fold_, *acc, std::move(value));
-          this->out_->collect(static_cast<const T&>(*acc));
-        }
+        fold_and_emit(*acc, std::move(value));
       } else {
         this->out_->collect(static_cast<const T&>(heap_->insert(std::move(value))));
       }
@@ -453,6 +434,23 @@ public:
   }
 
 private:
+  /// Folds `value` into the accumulator `acc` (in heap memory) and emits
+  /// the result.
+  void fold_and_emit(T& acc, T&& value) {
+    if constexpr (std::is_trivially_copy_constructible_v<T>) {
+      // Fold a copy and store it back: folding in place and then copying
+      // the accumulator out for the emit reloads, whole, what was just
+      // stored in part, and the CPU stalls on it every record.
+      T next = acc;
+      this->call_user(fold_, next, std::move(value));
+      acc = next;
+      this->out_->collect(std::move(next));
+    } else {
+      this->call_user(fold_, acc, std::move(value));
+      this->out_->collect(static_cast<const T&>(acc));
+    }
+  }
+
   KeySel sel_;
   Fold fold_;
   std::shared_ptr<state::internal_value_state<state::void_namespace, T>> acc_;
