@@ -2,10 +2,14 @@
 
 #include "sluice/state/flat_key_map.hpp"
 #include "sluice/state/keyed_backend.hpp"
+#include "sluice/state/snapshot.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <new>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -22,6 +26,21 @@ namespace sluice::state {
 
 namespace internal {
 
+/// Where a cell writes its entries during a snapshot.
+struct cell_snapshot_context {
+  snapshot_writer& writer;
+  int32_t key_group;
+  uint32_t state;
+  std::string_view key; ///< serializer<K> bytes of the cell's key
+  const state_meta& meta;
+  int64_t now; ///< expired entries are left out
+};
+
+[[noreturn]] inline void no_snapshot_serializer(const state_meta& m) {
+  throw state_error("cannot snapshot state '" + m.name + "' (" + m.type_description +
+                    "): its types need a serializer");
+}
+
 /// The data one key holds in one state (all namespaces).
 struct heap_cell {
   virtual ~heap_cell() = default;
@@ -31,6 +50,8 @@ struct heap_cell {
   /// Move-constructs this cell into `where` (storage of the same size and
   /// alignment); the caller destroys the original.
   virtual heap_cell* move_into(void* where) noexcept = 0;
+  /// Adds this cell's live entries to a snapshot.
+  virtual void write_snapshot(const cell_snapshot_context& c) const { no_snapshot_serializer(c.meta); }
 };
 
 /// The cells of one key, indexed by state. Cell 0 lives inside the slot
@@ -183,6 +204,94 @@ size_t expire_entry(std::unordered_map<UK, stamped<UV>, H>& map, int64_t now,
   return removed;
 }
 
+/// How a cell entry type (value, list, map) maps to snapshot entries.
+/// `piece` is what one snapshot entry decodes to, merged into the entry.
+template <class E>
+struct entry_codec {
+  static constexpr bool serializable = false;
+};
+
+template <class V>
+struct entry_codec<stamped<V>> {
+  static constexpr bool serializable = is_serializable_v<V>;
+  using piece = stamped<V>;
+  static void write(const cell_snapshot_context& c, const std::string& ns, const stamped<V>& e) {
+    if (c.meta.ttl.expired(e.stamp, c.now))
+      return;
+    c.writer.add_value(c.key_group, c.state, c.key, ns, serialize(e.value),
+                       c.meta.ttl.enabled() ? e.stamp : 0);
+  }
+  static piece decode(byte_reader& ns_rest, const snapshot_entry& s) {
+    if (!ns_rest.at_end())
+      ns_rest.fail("trailing bytes after the namespace");
+    return {deserialize<V>(s.value), s.stamp};
+  }
+  static bool empty(const piece&) noexcept { return false; }
+  static void merge(stamped<V>& e, piece&& p) { e = std::move(p); }
+};
+
+template <class T>
+struct entry_codec<std::vector<stamped<T>>> {
+  static constexpr bool serializable = is_serializable_v<T>;
+  using piece = std::vector<stamped<T>>;
+  static void write(const cell_snapshot_context& c, const std::string& ns, const piece& list) {
+    std::string elements;
+    uint64_t n = 0;
+    std::string v;
+    for (auto& e : list) {
+      if (c.meta.ttl.expired(e.stamp, c.now))
+        continue;
+      v.clear();
+      serialize_into(v, e.value);
+      snapshot_writer::append_list_element(elements, v, c.meta.ttl.enabled() ? e.stamp : 0);
+      ++n;
+    }
+    if (n > 0)
+      c.writer.add_list(c.key_group, c.state, c.key, ns, n, elements);
+  }
+  static piece decode(byte_reader& ns_rest, const snapshot_entry& s) {
+    if (!ns_rest.at_end())
+      ns_rest.fail("trailing bytes after the namespace");
+    piece out;
+    for (auto& [bytes, stamp] : s.elements)
+      out.push_back({deserialize<T>(bytes), stamp});
+    return out;
+  }
+  static bool empty(const piece& p) noexcept { return p.empty(); }
+  static void merge(piece& e, piece&& p) {
+    for (auto& x : p)
+      e.push_back(std::move(x));
+  }
+};
+
+template <class UK, class UV, class H>
+struct entry_codec<std::unordered_map<UK, stamped<UV>, H>> {
+  static constexpr bool serializable = is_serializable_v<UK> && is_serializable_v<UV>;
+  using piece = std::pair<UK, stamped<UV>>;
+  static void write(const cell_snapshot_context& c, const std::string& ns,
+                    const std::unordered_map<UK, stamped<UV>, H>& map) {
+    std::string k;
+    for (auto& [uk, e] : map) {
+      if (c.meta.ttl.expired(e.stamp, c.now))
+        continue;
+      k = ns;
+      serialize_into(k, uk);
+      c.writer.add_value(c.key_group, c.state, c.key, k, serialize(e.value),
+                         c.meta.ttl.enabled() ? e.stamp : 0);
+    }
+  }
+  static piece decode(byte_reader& ns_rest, const snapshot_entry& s) {
+    UK uk = serializer<UK>::read(ns_rest);
+    if (!ns_rest.at_end())
+      ns_rest.fail("trailing bytes after the map key");
+    return {std::move(uk), stamped<UV>{deserialize<UV>(s.value), s.stamp}};
+  }
+  static bool empty(const piece&) noexcept { return false; }
+  static void merge(std::unordered_map<UK, stamped<UV>, H>& e, piece&& p) {
+    e[std::move(p.first)] = std::move(p.second);
+  }
+};
+
 /// The entries of one key in one state, one per namespace. Namespaces per
 /// key are few (the windows a key has open), so a vector searched linearly
 /// beats a map.
@@ -216,6 +325,18 @@ struct ns_cell final : heap_cell {
   bool empty() const noexcept override { return entries.empty(); }
   heap_cell* move_into(void* where) noexcept override {
     return ::new (where) ns_cell(std::move(*this));
+  }
+  void write_snapshot(const cell_snapshot_context& c) const override {
+    if constexpr (is_serializable_v<N> && entry_codec<E>::serializable) {
+      std::string ns;
+      for (auto& [n, e] : entries) {
+        ns.clear();
+        serialize_into(ns, n);
+        entry_codec<E>::write(c, ns, e);
+      }
+    } else {
+      no_snapshot_serializer(c.meta);
+    }
   }
   size_t expire(int64_t now, const state_ttl& ttl) override {
     size_t removed = 0;
@@ -259,6 +380,14 @@ struct ns_cell<void_namespace, E> final : heap_cell {
   heap_cell* move_into(void* where) noexcept override {
     return ::new (where) ns_cell(std::move(*this));
   }
+  void write_snapshot(const cell_snapshot_context& c) const override {
+    if constexpr (entry_codec<E>::serializable) {
+      if (present)
+        entry_codec<E>::write(c, std::string(), entry);
+    } else {
+      no_snapshot_serializer(c.meta);
+    }
+  }
   size_t expire(int64_t now, const state_ttl& ttl) override {
     if (!present)
       return 0;
@@ -281,6 +410,12 @@ public:
   [[nodiscard]] virtual size_t size() const noexcept = 0;
   /// Appends every key to `out`.
   virtual void keys(std::vector<K>& out) = 0;
+  /// Adds every entry to `w` as entries of state `meta`/`idx`;
+  /// `key_group_of` gives each key's group.
+  virtual void write_snapshot(snapshot_writer& w, uint32_t idx, const state_meta& meta,
+                              const std::function<int32_t(const K&)>& key_group_of) = 0;
+  /// Sets `key`'s value from its serializer<V> bytes (from a snapshot).
+  virtual void restore(const K& key, uint32_t hash, std::string_view value) = 0;
 };
 
 /// A value state of a small type, without namespace or TTL, in one typed
@@ -306,6 +441,33 @@ public:
   [[nodiscard]] size_t size() const noexcept override { return map_.size(); }
   void keys(std::vector<K>& out) override {
     map_.for_each([&](const K& k, V&) { out.push_back(k); });
+  }
+  void write_snapshot(snapshot_writer& w, uint32_t idx, const state_meta& meta,
+                      const std::function<int32_t(const K&)>& key_group_of) override {
+    if constexpr (is_serializable_v<K> && is_serializable_v<V>) {
+      std::string k;
+      std::string v;
+      map_.for_each([&](const K& key, V& value) {
+        k.clear();
+        v.clear();
+        serialize_into(k, key);
+        serialize_into(v, value);
+        w.add_value(key_group_of(key), idx, k, {}, v, 0);
+      });
+    } else {
+      internal::no_snapshot_serializer(meta);
+    }
+  }
+  void restore(const K& key, uint32_t hash, std::string_view value) override {
+    if constexpr (is_serializable_v<V>) {
+      auto v = deserialize<V>(value);
+      if (auto* cur = find(key, hash))
+        *cur = std::move(v);
+      else
+        insert(key, hash, std::move(v));
+    } else {
+      throw state_error("dense value state has no serializer for its value type");
+    }
   }
 
 private:
@@ -349,6 +511,16 @@ public:
 
   [[nodiscard]] int64_t now() const { return clock_->now_ms(); }
 
+  /// Restores one snapshot entry of state `idx` into the current key.
+  using cell_restore_fn = void (*)(heap_backend_core&, uint32_t idx, const snapshot_entry&);
+  /// Records how state `idx` restores its cells (its state handle knows
+  /// the cell type; called when the handle is created).
+  void register_cell_restore(uint32_t idx, cell_restore_fn fn) {
+    if (restore_fns_.size() <= idx)
+      restore_fns_.resize(idx + 1, nullptr);
+    restore_fns_[idx] = fn;
+  }
+
 protected:
   /// Inserts an empty slot for the current key and makes it current.
   virtual internal::key_slot& insert_current_slot() = 0;
@@ -371,7 +543,32 @@ protected:
   }
 
   internal::key_slot* slot_ = nullptr;
+  std::vector<cell_restore_fn> restore_fns_;
 };
+
+namespace internal {
+
+/// Restores one snapshot entry into the current key's ns_cell<N, E>:
+/// decodes everything first, so a bad entry leaves the cell as it was.
+template <class N, class E>
+void restore_cell_entry(heap_backend_core& core, uint32_t idx, const snapshot_entry& s) {
+  if constexpr (is_serializable_v<N> && entry_codec<E>::serializable) {
+    byte_reader r(s.ns);
+    N ns = serializer<N>::read(r);
+    auto piece = entry_codec<E>::decode(r, s);
+    if (entry_codec<E>::empty(piece))
+      return;
+    auto& cell = core.template ensure_cell<ns_cell<N, E>>(idx);
+    E* e = cell.find(ns);
+    if (e == nullptr)
+      e = &cell.add(ns, E{});
+    entry_codec<E>::merge(*e, std::move(piece));
+  } else {
+    no_snapshot_serializer(core.states().at(idx));
+  }
+}
+
+} // namespace internal
 
 /// Heap backend for keys of type K.
 template <class K>
@@ -458,6 +655,62 @@ public:
     return n;
   }
 
+protected:
+  void write_snapshot_entries(snapshot_writer& w) override {
+    if constexpr (is_serializable_v<K>) {
+      auto now = clock_->now_ms();
+      std::string k;
+      for (size_t g = 0; g < groups_.size(); ++g) {
+        auto kg = range_.start + static_cast<int32_t>(g);
+        groups_[g].for_each([&](const K& key, internal::key_slot& slot) {
+          k.clear();
+          serialize_into(k, key);
+          for (size_t i = 0; i < slot.size() && i < states_.size(); ++i)
+            if (auto* c = slot.get(i))
+              c->write_snapshot({w, kg, static_cast<uint32_t>(i), k, states_[i], now});
+        });
+      }
+      for (size_t i = 0; i < dense_.size(); ++i)
+        if (dense_[i])
+          dense_[i]->write_snapshot(w, static_cast<uint32_t>(i), states_[i],
+                                    [this](const K& key) { return this->key_group_of_key(key); });
+    } else {
+      (void)w;
+      (void)this->snapshot_key_type(); // throws: no serializer for K
+    }
+  }
+
+  void restore_snapshot_entry(uint32_t idx, int32_t kg, const snapshot_entry& e) override {
+    if constexpr (is_serializable_v<K>) {
+      auto& meta = states_.at(idx);
+      auto key = deserialize<K>(e.key);
+      if (this->key_group_of_key(key) != kg)
+        throw state_error("restore: state '" + meta.name + "': a key in the block of key group " +
+                          std::to_string(kg) + " belongs to key group " +
+                          std::to_string(this->key_group_of_key(key)) + " (corrupt snapshot)");
+      if (idx < dense_.size() && dense_[idx]) {
+        if (!e.ns.empty())
+          throw state_error("restore: state '" + meta.name +
+                            "': dense value state entry with a namespace");
+        auto hash = route(key);
+        dense_[idx]->restore(key, hash, e.value);
+        return;
+      }
+      auto fn = idx < restore_fns_.size() ? restore_fns_[idx] : nullptr;
+      if (fn == nullptr)
+        throw state_error("restore: state '" + meta.name + "' (" + meta.type_description +
+                          ") is declared but has no heap state handle or dense table yet; "
+                          "create it before restoring");
+      set_current_key(key);
+      fn(*this, idx, e);
+    } else {
+      (void)idx;
+      (void)kg;
+      (void)e;
+      (void)this->snapshot_key_type(); // throws
+    }
+  }
+
 private:
   internal::key_slot& insert_current_slot() override {
     auto& slot =
@@ -501,7 +754,9 @@ protected:
   using cell_type = internal::ns_cell<N, E>;
 
   heap_state_base(heap_backend_core& backend, uint32_t index)
-    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {}
+    : b_(backend), idx_(index), ttl_(backend.states()[index].ttl) {
+    b_.register_cell_restore(idx_, &internal::restore_cell_entry<N, E>);
+  }
 
   /// The current key's cell of this state, or nullptr.
   cell_type* cell() const noexcept { return static_cast<cell_type*>(b_.cell(idx_)); }

@@ -9,7 +9,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <typeindex>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -78,7 +80,24 @@ struct state_meta {
   std::type_index namespace_type = typeid(void);
   std::string type_description; ///< for errors: "value<int64 in void_namespace>"
   state_ttl ttl;
+  /// serializer<N>::type_name() / serializer<V>::type_name(), empty when the
+  /// type has none: what a snapshot records and a restore checks.
+  std::string namespace_serial_type;
+  std::string value_serial_type;
 };
+
+class snapshot_writer;
+struct snapshot_entry;
+
+namespace internal {
+template <class T>
+std::string serial_type_name() {
+  if constexpr (is_serializable_v<T>)
+    return serializer<T>::type_name();
+  else
+    return {};
+}
+} // namespace internal
 
 /// The part of a backend that does not depend on the key type.
 class keyed_state_backend_base {
@@ -126,8 +145,9 @@ public:
                           " but accessed as " + type_desc);
       return i;
     }
-    states_.push_back(
-      state_meta{d.name, kind, typeid(V), typeid(N), type_desc, d.ttl});
+    states_.push_back(state_meta{d.name, kind, typeid(V), typeid(N), type_desc, d.ttl,
+                                 internal::serial_type_name<N>(),
+                                 internal::serial_type_name<V>()});
     on_declare(static_cast<uint32_t>(states_.size() - 1));
     return static_cast<uint32_t>(states_.size() - 1);
   }
@@ -135,9 +155,36 @@ public:
   /// Every declared state, by index.
   [[nodiscard]] const std::vector<state_meta>& states() const noexcept { return states_; }
 
+  /// Writes the entries of every declared state in the key groups this
+  /// backend owns in the canonical snapshot format (snapshot.hpp), which
+  /// every backend kind restores. Expired entries are left out. Throws
+  /// state_error when a state's type (or the key type) has no serializer.
+  /// Defined in snapshot.cpp.
+  [[nodiscard]] std::string snapshot();
+
+  /// Restores the entries of the key groups this backend owns from
+  /// `snapshots` (of any backend kind and parallelism, e.g. one per old
+  /// subtask); entries of other key groups are skipped without being read.
+  /// Every state in a snapshot must be declared here first, with the same
+  /// kind and types (create the state handles, then restore). Meant for a
+  /// fresh backend: restored entries overwrite existing ones. Throws
+  /// state_error on corrupt input, an unknown version, a type mismatch, or a
+  /// key group present in two snapshots; the backend may then hold part of
+  /// the data. The current key is undefined afterwards.
+  void restore(const std::vector<std::string_view>& snapshots);
+
 protected:
   /// Called after a new state was declared (RocksDB creates its column).
   virtual void on_declare(uint32_t) {}
+
+  /// serializer<K>::type_name() of the key type; throws state_error when K
+  /// has none.
+  [[nodiscard]] virtual std::string snapshot_key_type() const;
+  /// Adds every live entry of the owned key groups to `w`.
+  virtual void write_snapshot_entries(snapshot_writer& w);
+  /// Stores one entry of state `idx` read from a snapshot's key group `kg`
+  /// (stamps already adjusted to this state's TTL).
+  virtual void restore_snapshot_entry(uint32_t idx, int32_t kg, const snapshot_entry& e);
 
   void set_current_key_group(int32_t kg) {
     if (!range_.contains(kg))
@@ -172,6 +219,14 @@ public:
   [[nodiscard]] virtual std::vector<K> keys(uint32_t index) = 0;
 
 protected:
+  std::string snapshot_key_type() const override {
+    if constexpr (is_serializable_v<K>)
+      return serializer<K>::type_name();
+    else
+      throw state_error(std::string("the key type (") + typeid(K).name() +
+                        ") has no serializer, which a snapshot needs");
+  }
+
   int32_t key_group_of_key(const K& key) const noexcept {
     return key_group_for_hash(key_hash<K>{}(key), max_parallelism_);
   }

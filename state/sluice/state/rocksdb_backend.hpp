@@ -2,6 +2,7 @@
 
 #include "sluice/state/keyed_backend.hpp"
 #include "sluice/state/serializer.hpp"
+#include "sluice/state/snapshot.hpp"
 
 #include <cstdint>
 #include <cstring>
@@ -103,6 +104,11 @@ private:
   std::vector<std::string> sweep_cursor_; ///< per state: where the TTL sweep resumes
 };
 
+namespace internal {
+inline int64_t stamp_of(std::string_view v);
+inline void append_stamp(std::string& out, int64_t stamp);
+} // namespace internal
+
 /// RocksDB backend for keys of type K.
 template <class K>
 class rocksdb_keyed_backend final : public keyed_state_backend<K>, public rocksdb_backend_core {
@@ -139,6 +145,103 @@ public:
       return true;
     });
     return out;
+  }
+
+protected:
+  /// A scan of each state's column per owned key group: the stored key and
+  /// value bytes are the snapshot's, less the key-group prefix and the
+  /// native-endian TTL stamp.
+  void write_snapshot_entries(snapshot_writer& w) override {
+    const size_t kg_bytes = max_parallelism_ <= 128 ? 1 : 2;
+    const auto now = clock_->now_ms();
+    std::string prefix;
+    std::string elements;
+    for (uint32_t idx = 0; idx < states_.size(); ++idx) {
+      const auto& meta = states_[idx];
+      const bool list = meta.kind == state_kind::list;
+      const bool ttl = meta.ttl.enabled();
+      for (auto kg = range_.start; kg <= range_.end; ++kg) {
+        prefix.clear();
+        append_key_group(prefix, kg);
+        try {
+          scan(idx, prefix, [&](std::string_view k, std::string_view v) {
+            auto rest = k.substr(kg_bytes);
+            byte_reader r(rest);
+            (void)serializer<K>::read(r);
+            auto key = rest.substr(0, r.offset());
+            auto ns = rest.substr(r.offset());
+            if (!list) {
+              int64_t stamp = 0;
+              if (ttl) {
+                byte_reader vr(v);
+                (void)vr.read_view(sizeof(int64_t));
+                stamp = internal::stamp_of(v);
+                if (meta.ttl.expired(stamp, now))
+                  return true;
+                v.remove_prefix(sizeof(int64_t));
+              }
+              w.add_value(kg, idx, key, ns, v, stamp);
+              return true;
+            }
+            elements.clear();
+            uint64_t n = 0;
+            byte_reader lr(v);
+            while (!lr.at_end()) {
+              auto len = lr.read_varint();
+              auto elem = lr.read_view(static_cast<size_t>(len));
+              int64_t stamp = 0;
+              if (ttl) {
+                byte_reader er(elem);
+                (void)er.read_view(sizeof(int64_t));
+                stamp = internal::stamp_of(elem);
+                if (meta.ttl.expired(stamp, now))
+                  continue;
+                elem.remove_prefix(sizeof(int64_t));
+              }
+              snapshot_writer::append_list_element(elements, elem, stamp);
+              ++n;
+            }
+            if (n > 0)
+              w.add_list(kg, idx, key, ns, n, elements);
+            return true;
+          });
+        } catch (const serialization_error& e) {
+          throw state_error("cannot snapshot state '" + meta.name + "': stored bytes of key group " +
+                            std::to_string(kg) + " are malformed (" + e.what() + ")");
+        }
+      }
+    }
+  }
+
+  void restore_snapshot_entry(uint32_t idx, int32_t kg, const snapshot_entry& e) override {
+    const auto& meta = states_.at(idx);
+    auto key_group = this->key_group_of_key(deserialize<K>(e.key));
+    if (key_group != kg)
+      throw state_error("restore: state '" + meta.name + "': a key in the block of key group " +
+                        std::to_string(kg) + " belongs to key group " +
+                        std::to_string(key_group) + " (corrupt snapshot)");
+    std::string k;
+    append_key_group(k, kg);
+    k.append(e.key.data(), e.key.size());
+    k.append(e.ns.data(), e.ns.size());
+    const bool ttl = meta.ttl.enabled();
+    std::string v;
+    if (meta.kind == state_kind::list) {
+      if (e.elements.empty())
+        return;
+      for (auto& [bytes, stamp] : e.elements) {
+        byte_writer w(v);
+        w.write_varint(bytes.size() + (ttl ? sizeof(int64_t) : 0));
+        if (ttl)
+          internal::append_stamp(v, stamp);
+        v.append(bytes.data(), bytes.size());
+      }
+    } else {
+      if (ttl)
+        internal::append_stamp(v, e.stamp);
+      v.append(e.value.data(), e.value.size());
+    }
+    put(idx, k, v);
   }
 };
 

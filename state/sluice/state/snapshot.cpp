@@ -1,0 +1,412 @@
+#include "sluice/state/snapshot.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <unordered_map>
+
+namespace sluice::state {
+
+namespace {
+
+constexpr char magic[8] = {'S', 'L', 'K', 'S', 'N', 'A', 'P', '1'};
+/// Index entry per key group: offset, length, CRC.
+constexpr size_t index_entry_bytes = 8 + 8 + 4;
+
+std::array<uint32_t, 256> make_crc_table() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k)
+      c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+
+void write_str(byte_writer& w, std::string_view s) {
+  w.write_varint(s.size());
+  w.write_bytes(s.data(), s.size());
+}
+
+std::string_view read_str(byte_reader& r) {
+  auto n = r.read_varint();
+  if (n > r.remaining())
+    r.fail("string of " + std::to_string(n) + " bytes, " + std::to_string(r.remaining()) +
+           " remain");
+  return r.read_view(static_cast<size_t>(n));
+}
+
+/// What the header says about one state.
+struct snapshot_state {
+  std::string name;
+  state_kind kind = state_kind::value;
+  std::string namespace_type;
+  std::string value_type;
+  std::string description;
+  bool ttl = false;
+};
+
+struct block_ref {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint32_t crc = 0;
+};
+
+/// Parses and checks a snapshot's header; reads key-group blocks on demand.
+/// Every failure is a state_error naming the snapshot and the byte offset.
+class snapshot_reader {
+public:
+  snapshot_reader(std::string_view bytes, size_t number) : bytes_(bytes), number_(number) {
+    try {
+      parse_header();
+    } catch (const serialization_error& e) {
+      fail(std::string("corrupt header: ") + e.what());
+    }
+  }
+
+  int32_t max_parallelism = 0;
+  key_group_range range;
+  std::string key_type;
+  std::vector<snapshot_state> states;
+
+  /// Calls fn(state index in the header, entry) for every entry of key group
+  /// `kg` (inside `range`).
+  template <class F>
+  void for_each_entry(int32_t kg, F&& fn) {
+    const auto& b = index_[static_cast<size_t>(kg - range.start)];
+    if (b.length == 0)
+      return;
+    auto block = body_.substr(static_cast<size_t>(b.offset), static_cast<size_t>(b.length));
+    if (snapshot_crc32(block) != b.crc)
+      fail("key group " + std::to_string(kg) + ": checksum mismatch in the block at byte " +
+           std::to_string(body_start_ + b.offset));
+    byte_reader r(block);
+    snapshot_entry e;
+    try {
+      auto sections = r.read_varint();
+      for (uint64_t s = 0; s < sections; ++s) {
+        auto state = r.read_varint();
+        if (state >= states.size())
+          r.fail("state index " + std::to_string(state) + " not in the header");
+        bool list = states[static_cast<size_t>(state)].kind == state_kind::list;
+        auto count = r.read_varint();
+        for (uint64_t i = 0; i < count; ++i) {
+          e.key = read_str(r);
+          e.ns = read_str(r);
+          e.elements.clear();
+          if (list) {
+            auto n = r.read_varint();
+            for (uint64_t j = 0; j < n; ++j) {
+              auto v = read_str(r);
+              e.elements.emplace_back(v, static_cast<int64_t>(r.read_u64()));
+            }
+          } else {
+            e.value = read_str(r);
+            e.stamp = static_cast<int64_t>(r.read_u64());
+          }
+          fn(static_cast<uint32_t>(state), e);
+        }
+      }
+      if (!r.at_end())
+        r.fail(std::to_string(r.remaining()) + " trailing bytes");
+    } catch (const serialization_error& err) {
+      fail("key group " + std::to_string(kg) + " (block at byte " +
+           std::to_string(body_start_ + b.offset) + "): " + err.what());
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw state_error("keyed state snapshot #" + std::to_string(number_) + " (" +
+                      std::to_string(bytes_.size()) + " bytes): " + what);
+  }
+
+private:
+  void parse_header() {
+    byte_reader r(bytes_);
+    auto m = r.read_view(sizeof magic);
+    if (std::memcmp(m.data(), magic, sizeof magic) != 0)
+      fail("not a keyed state snapshot (bad magic)");
+    auto version = r.read_u32();
+    if (version != keyed_snapshot_version)
+      fail("unsupported format version " + std::to_string(version) + " (this build reads " +
+           std::to_string(keyed_snapshot_version) + ")");
+    auto header_len = r.read_u64();
+    if (header_len > r.remaining() || r.remaining() - header_len < 4)
+      fail("truncated: header of " + std::to_string(header_len) + " bytes, " +
+           std::to_string(r.remaining()) + " remain");
+    auto header_end = r.offset() + static_cast<size_t>(header_len);
+    byte_reader crc_r(bytes_.substr(header_end, 4));
+    if (snapshot_crc32(bytes_.substr(0, header_end)) != crc_r.read_u32())
+      fail("header checksum mismatch");
+    byte_reader h(bytes_.substr(r.offset(), static_cast<size_t>(header_len)));
+
+    max_parallelism = static_cast<int32_t>(h.read_u32());
+    range.start = static_cast<int32_t>(h.read_u32());
+    range.end = static_cast<int32_t>(h.read_u32());
+    if (max_parallelism <= 0 || max_parallelism > upper_bound_max_parallelism ||
+        range.start < 0 || range.end < range.start || range.end >= max_parallelism)
+      h.fail("bad key-group range or max parallelism");
+    key_type = std::string(read_str(h));
+    auto n = h.read_varint();
+    if (n > h.remaining())
+      h.fail("state count " + std::to_string(n) + " exceeds the header");
+    for (uint64_t i = 0; i < n; ++i) {
+      snapshot_state s;
+      s.name = std::string(read_str(h));
+      auto kind = h.read_u8();
+      if (kind > static_cast<uint8_t>(state_kind::aggregating))
+        h.fail("unknown state kind " + std::to_string(kind));
+      s.kind = static_cast<state_kind>(kind);
+      s.namespace_type = std::string(read_str(h));
+      s.value_type = std::string(read_str(h));
+      s.description = std::string(read_str(h));
+      auto ttl = h.read_u8();
+      if (ttl > 1)
+        h.fail("bad TTL flag");
+      s.ttl = ttl == 1;
+      for (auto& o : states)
+        if (o.name == s.name)
+          h.fail("state '" + s.name + "' appears twice");
+      states.push_back(std::move(s));
+    }
+    auto groups = static_cast<size_t>(range.size());
+    if (groups * index_entry_bytes > h.remaining())
+      h.fail("truncated key-group index");
+    index_.resize(groups);
+    for (auto& b : index_) {
+      b.offset = h.read_u64();
+      b.length = h.read_u64();
+      b.crc = h.read_u32();
+    }
+    auto body_len = h.read_u64();
+    if (!h.at_end())
+      h.fail("trailing bytes in the header");
+    body_start_ = header_end + 4;
+    if (bytes_.size() - body_start_ != body_len)
+      fail("body is " + std::to_string(bytes_.size() - body_start_) + " bytes, header says " +
+           std::to_string(body_len) + " (truncated or extended)");
+    body_ = bytes_.substr(body_start_);
+    for (size_t g = 0; g < groups; ++g) {
+      auto& b = index_[g];
+      if (b.offset > body_len || b.length > body_len - b.offset)
+        fail("key group " + std::to_string(range.start + static_cast<int32_t>(g)) +
+             ": block outside the body");
+    }
+  }
+
+  std::string_view bytes_;
+  std::string_view body_;
+  size_t body_start_ = 0;
+  size_t number_;
+  std::vector<block_ref> index_;
+};
+
+} // namespace
+
+uint32_t snapshot_crc32(std::string_view bytes) noexcept {
+  static const auto table = make_crc_table();
+  uint32_t c = 0xFFFFFFFFu;
+  for (char ch : bytes)
+    c = table[(c ^ static_cast<uint8_t>(ch)) & 0xFFu] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// ---- snapshot_writer --------------------------------------------------------
+
+snapshot_writer::snapshot_writer(const std::vector<state_meta>& states, key_group_range range,
+                                 int32_t max_parallelism, std::string key_type)
+  : states_(states), range_(range), max_parallelism_(max_parallelism),
+    key_type_(std::move(key_type)), groups_(static_cast<size_t>(range.size())) {}
+
+snapshot_writer::section& snapshot_writer::section_of(int32_t kg, uint32_t state) {
+  if (!range_.contains(kg))
+    throw state_error("snapshot: entry of key group " + std::to_string(kg) +
+                      " outside the backend's range");
+  if (state >= states_.size())
+    throw state_error("snapshot: entry of undeclared state index " + std::to_string(state));
+  auto& g = groups_[static_cast<size_t>(kg - range_.start)];
+  if (g.size() <= state)
+    g.resize(states_.size());
+  return g[state];
+}
+
+void snapshot_writer::add_value(int32_t kg, uint32_t state, std::string_view key,
+                                std::string_view ns, std::string_view value, int64_t stamp) {
+  auto& s = section_of(kg, state);
+  byte_writer w(s.bytes);
+  write_str(w, key);
+  write_str(w, ns);
+  write_str(w, value);
+  w.write_u64(static_cast<uint64_t>(stamp));
+  ++s.count;
+}
+
+void snapshot_writer::add_list(int32_t kg, uint32_t state, std::string_view key,
+                               std::string_view ns, uint64_t count, std::string_view elements) {
+  auto& s = section_of(kg, state);
+  byte_writer w(s.bytes);
+  write_str(w, key);
+  write_str(w, ns);
+  w.write_varint(count);
+  w.write_bytes(elements.data(), elements.size());
+  ++s.count;
+}
+
+void snapshot_writer::append_list_element(std::string& out, std::string_view value,
+                                          int64_t stamp) {
+  byte_writer w(out);
+  write_str(w, value);
+  w.write_u64(static_cast<uint64_t>(stamp));
+}
+
+std::string snapshot_writer::finish() {
+  std::string body;
+  std::vector<block_ref> index(groups_.size());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto& sections = groups_[g];
+    uint64_t n = 0;
+    for (auto& s : sections)
+      n += s.count > 0 ? 1 : 0;
+    if (n == 0)
+      continue;
+    auto start = body.size();
+    byte_writer w(body);
+    w.write_varint(n);
+    for (size_t i = 0; i < sections.size(); ++i) {
+      if (sections[i].count == 0)
+        continue;
+      w.write_varint(i);
+      w.write_varint(sections[i].count);
+      w.write_bytes(sections[i].bytes.data(), sections[i].bytes.size());
+      std::string().swap(sections[i].bytes);
+    }
+    index[g] = {start, body.size() - start,
+                snapshot_crc32(std::string_view(body).substr(start))};
+  }
+
+  std::string header;
+  byte_writer h(header);
+  h.write_u32(static_cast<uint32_t>(max_parallelism_));
+  h.write_u32(static_cast<uint32_t>(range_.start));
+  h.write_u32(static_cast<uint32_t>(range_.end));
+  write_str(h, key_type_);
+  h.write_varint(states_.size());
+  for (auto& s : states_) {
+    write_str(h, s.name);
+    h.write_u8(static_cast<uint8_t>(s.kind));
+    write_str(h, s.namespace_serial_type);
+    write_str(h, s.value_serial_type);
+    write_str(h, s.type_description);
+    h.write_u8(s.ttl.enabled() ? 1 : 0);
+  }
+  for (auto& b : index) {
+    h.write_u64(b.offset);
+    h.write_u64(b.length);
+    h.write_u32(b.crc);
+  }
+  h.write_u64(body.size());
+
+  std::string out;
+  out.reserve(8 + 4 + 8 + header.size() + 4 + body.size());
+  byte_writer o(out);
+  o.write_bytes(magic, sizeof magic);
+  o.write_u32(keyed_snapshot_version);
+  o.write_u64(header.size());
+  o.write_bytes(header.data(), header.size());
+  o.write_u32(snapshot_crc32(out));
+  o.write_bytes(body.data(), body.size());
+  return out;
+}
+
+// ---- keyed_state_backend_base -----------------------------------------------
+
+std::string keyed_state_backend_base::snapshot() {
+  for (auto& s : states_)
+    if (s.namespace_serial_type.empty() || s.value_serial_type.empty())
+      throw state_error("cannot snapshot state '" + s.name + "' (" + s.type_description +
+                        "): its types need a serializer; add SLUICE_SERIALIZABLE(...) or a "
+                        "serializer<T> specialisation");
+  snapshot_writer w(states_, range_, max_parallelism_, snapshot_key_type());
+  write_snapshot_entries(w);
+  return w.finish();
+}
+
+void keyed_state_backend_base::restore(const std::vector<std::string_view>& snapshots) {
+  std::vector<bool> restored(static_cast<size_t>(range_.size()), false);
+  for (size_t n = 0; n < snapshots.size(); ++n) {
+    snapshot_reader r(snapshots[n], n);
+    if (r.max_parallelism != max_parallelism_)
+      r.fail("written with max parallelism " + std::to_string(r.max_parallelism) +
+             ", this backend has " + std::to_string(max_parallelism_) +
+             " (rescaling keeps the max parallelism)");
+    auto key_type = snapshot_key_type();
+    if (r.key_type != key_type)
+      r.fail("keys are " + r.key_type + ", this backend's are " + key_type);
+
+    // Snapshot state index -> declared state index.
+    std::vector<uint32_t> local(r.states.size());
+    for (size_t i = 0; i < r.states.size(); ++i) {
+      auto& s = r.states[i];
+      auto it = std::find_if(states_.begin(), states_.end(),
+                             [&](const state_meta& m) { return m.name == s.name; });
+      if (it == states_.end())
+        throw state_error("restore: state '" + s.name + "' (" + s.description +
+                          ") is in the snapshot but not declared; create its state handle "
+                          "before restoring");
+      if (it->kind != s.kind || it->namespace_serial_type != s.namespace_type ||
+          it->value_serial_type != s.value_type)
+        throw state_error("restore: state '" + s.name + "' was snapshotted as " + s.description +
+                          " (" + to_string(s.kind) + " of " + s.value_type + " in " +
+                          s.namespace_type + ") but is declared as " + it->type_description +
+                          " (" + to_string(it->kind) + " of " + it->value_serial_type + " in " +
+                          it->namespace_serial_type + ")");
+      local[i] = static_cast<uint32_t>(it - states_.begin());
+    }
+
+    auto from = std::max(r.range.start, range_.start);
+    auto to = std::min(r.range.end, range_.end);
+    for (auto kg = from; kg <= to; ++kg) {
+      auto slot = static_cast<size_t>(kg - range_.start);
+      if (restored[slot])
+        r.fail("key group " + std::to_string(kg) + " is also in an earlier snapshot");
+      restored[slot] = true;
+      r.for_each_entry(kg, [&](uint32_t s, snapshot_entry& e) {
+        auto idx = local[s];
+        auto& meta = states_[idx];
+        // Stamps follow this state's TTL: fresh when it gained one, none
+        // when it lost it.
+        if (!meta.ttl.enabled() || !r.states[s].ttl) {
+          int64_t stamp = meta.ttl.enabled() ? clock_->now_ms() : 0;
+          e.stamp = stamp;
+          for (auto& el : e.elements)
+            el.second = stamp;
+        }
+        try {
+          restore_snapshot_entry(idx, kg, e);
+        } catch (const serialization_error& err) {
+          throw state_error("restore: state '" + meta.name + "', key group " +
+                            std::to_string(kg) + ": entry cannot be read as " +
+                            meta.type_description + " (" + err.what() + ")");
+        }
+      });
+    }
+  }
+}
+
+std::string keyed_state_backend_base::snapshot_key_type() const {
+  throw state_error(std::string("the ") + to_string(kind()) +
+                    " backend does not support snapshots");
+}
+
+void keyed_state_backend_base::write_snapshot_entries(snapshot_writer&) {
+  throw state_error(std::string("the ") + to_string(kind()) +
+                    " backend does not support snapshots");
+}
+
+void keyed_state_backend_base::restore_snapshot_entry(uint32_t, int32_t, const snapshot_entry&) {
+  throw state_error(std::string("the ") + to_string(kind()) +
+                    " backend does not support restoring snapshots");
+}
+
+} // namespace sluice::state

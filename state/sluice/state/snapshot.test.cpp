@@ -1,0 +1,406 @@
+#include "sluice/state/snapshot.hpp"
+
+#include "sluice/state/keyed_state.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <unistd.h>
+
+using namespace sluice::state;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int32_t max_p = 128;
+const key_group_range all_groups{0, max_p - 1};
+
+std::string instance_name() {
+  static std::atomic<int> n{0};
+  return "sluice-snapshot-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+struct heap_kind {
+  static constexpr const char* name = "heap";
+  template <class K>
+  static std::unique_ptr<keyed_state_backend<K>>
+  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
+    return std::make_unique<heap_keyed_backend<K>>(range, max_p, std::move(clock));
+  }
+};
+
+struct rocksdb_kind {
+  static constexpr const char* name = "rocksdb";
+  template <class K>
+  static std::unique_ptr<keyed_state_backend<K>>
+  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
+    rocksdb_config cfg;
+    cfg.managed_memory_bytes = size_t{64} << 20;
+    return std::make_unique<rocksdb_keyed_backend<K>>(range, max_p, std::move(clock), cfg,
+                                                      instance_name());
+  }
+};
+
+/// A snapshot written by From, restored by To.
+template <class From, class To>
+struct route {
+  using from = From;
+  using to = To;
+};
+using heap_to_heap = route<heap_kind, heap_kind>;
+using rocksdb_to_rocksdb = route<rocksdb_kind, rocksdb_kind>;
+using heap_to_rocksdb = route<heap_kind, rocksdb_kind>;
+using rocksdb_to_heap = route<rocksdb_kind, heap_kind>;
+
+struct window_ns {
+  int64_t start = 0;
+  int64_t end = 0;
+  friend bool operator==(const window_ns& a, const window_ns& b) {
+    return a.start == b.start && a.end == b.end;
+  }
+  SLUICE_SERIALIZABLE(start, end)
+};
+
+/// The states an "operator" declares in open(), before a restore.
+struct operator_states {
+  value_state<int64_t> count;
+  list_state<std::string, window_ns> events;
+  map_state<std::string, double, window_ns> prices;
+  reducing_state<int64_t, window_ns> sum;
+
+  explicit operator_states(keyed_state_backend_base& b)
+    : count(b, value_state_descriptor<int64_t>("count")),
+      events(b, list_state_descriptor<std::string>("events")),
+      prices(b, map_state_descriptor<std::string, double>("prices")),
+      sum(b, reducing_state_descriptor<int64_t>(
+               "sum", [](const int64_t& a, const int64_t& c) { return a + c; })) {}
+};
+
+const window_ns w1{0, 10};
+const window_ns w2{10, 20};
+
+/// Writes each key's data: what the key is determines its values.
+void fill(keyed_state_backend<int64_t>& b, operator_states& s, int64_t from, int64_t to) {
+  for (auto k = from; k < to; ++k) {
+    b.set_current_key(k);
+    s.count.update(k * 10);
+    s.events.set_namespace(w1);
+    s.events.add("a" + std::to_string(k));
+    s.events.add("b" + std::to_string(k));
+    s.events.set_namespace(w2);
+    s.events.add("c" + std::to_string(k));
+    s.prices.set_namespace(w2);
+    s.prices.put("x", static_cast<double>(k) + 0.5);
+    s.prices.put("y", -static_cast<double>(k));
+    if (k % 2 == 0) {
+      s.sum.set_namespace(w1);
+      s.sum.add(k);
+      s.sum.add(1);
+    }
+  }
+}
+
+/// Checks the data fill() wrote for key k.
+void check_key(keyed_state_backend<int64_t>& b, operator_states& s, int64_t k) {
+  CAPTURE(k);
+  b.set_current_key(k);
+  CHECK(s.count.value() == std::optional<int64_t>(k * 10));
+  s.events.set_namespace(w1);
+  CHECK(s.events.get() == std::vector<std::string>{"a" + std::to_string(k), "b" + std::to_string(k)});
+  s.events.set_namespace(w2);
+  CHECK(s.events.get() == std::vector<std::string>{"c" + std::to_string(k)});
+  s.prices.set_namespace(w1);
+  CHECK(s.prices.empty());
+  s.prices.set_namespace(w2);
+  CHECK(s.prices.get("x") == std::optional<double>(static_cast<double>(k) + 0.5));
+  CHECK(s.prices.get("y") == std::optional<double>(-static_cast<double>(k)));
+  CHECK(s.prices.entries().size() == 2);
+  s.sum.set_namespace(w1);
+  if (k % 2 == 0)
+    CHECK(s.sum.get() == std::optional<int64_t>(k + 1));
+  else
+    CHECK_FALSE(s.sum.get().has_value());
+  s.sum.set_namespace(w2);
+  CHECK_FALSE(s.sum.get().has_value());
+}
+
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const state_error& e) {
+    return e.what();
+  }
+  return "<no state_error>";
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::vector<std::string_view> views(const std::vector<std::string>& v) {
+  return {v.begin(), v.end()};
+}
+
+/// Snapshots of `parallelism` From subtasks holding keys [0, n).
+template <class From>
+std::vector<std::string> snapshots_of(int32_t parallelism, int64_t n,
+                                      std::shared_ptr<manual_state_clock> clock) {
+  std::vector<std::string> out;
+  for (int32_t i = 0; i < parallelism; ++i) {
+    auto b = From::template make<int64_t>(
+      clock, key_group_range_for_subtask(max_p, parallelism, i));
+    operator_states s(*b);
+    for (int64_t k = 0; k < n; ++k) {
+      if (!b->key_groups().contains(key_group_of(k, max_p)))
+        continue;
+      fill(*b, s, k, k + 1);
+    }
+    out.push_back(b->snapshot());
+  }
+  return out;
+}
+
+/// Restores `snaps` into `parallelism` To subtasks and checks every key of
+/// [0, n) is in exactly the one subtask owning it, with its values.
+template <class To>
+void check_rescaled(const std::vector<std::string>& snaps, int32_t parallelism, int64_t n,
+                    std::shared_ptr<manual_state_clock> clock) {
+  std::multiset<int64_t> seen;
+  for (int32_t i = 0; i < parallelism; ++i) {
+    auto b = To::template make<int64_t>(clock,
+                                        key_group_range_for_subtask(max_p, parallelism, i));
+    operator_states s(*b);
+    b->restore(views(snaps));
+    for (uint32_t idx = 0; idx < 4; ++idx)
+      for (auto k : b->keys(idx))
+        CHECK(b->key_groups().contains(key_group_of(k, max_p)));
+    for (auto k : b->keys(0))
+      seen.insert(k);
+    for (int64_t k = 0; k < n; ++k)
+      if (b->key_groups().contains(key_group_of(k, max_p)))
+        check_key(*b, s, k);
+  }
+  CHECK(seen.size() == static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k)
+    CHECK(seen.count(k) == 1);
+}
+
+struct opaque {
+  int x = 0;
+};
+
+} // namespace
+
+TEST_SUITE("state.snapshot") {
+
+TEST_CASE_TEMPLATE("value, list, map and reducing state with namespaces round-trip", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>(1000);
+  auto src = R::from::template make<int64_t>(clock);
+  operator_states s(*src);
+  fill(*src, s, 0, 200);
+  auto snap = src->snapshot();
+
+  auto dst = R::to::template make<int64_t>(clock);
+  operator_states d(*dst);
+  dst->restore({snap});
+  for (int64_t k = 0; k < 200; ++k)
+    check_key(*dst, d, k);
+  CHECK(dst->keys(0).size() == 200);
+  CHECK(dst->keys(3).size() == 100);
+
+  // The restored backend snapshots to the same entries: restoring that
+  // again gives the same state.
+  auto again = R::from::template make<int64_t>(clock);
+  operator_states a(*again);
+  again->restore({dst->snapshot()});
+  for (int64_t k = 0; k < 200; k += 7)
+    check_key(*again, a, k);
+}
+
+TEST_CASE_TEMPLATE("rescaling from 2 to 3 and from 3 to 1 subtasks keeps every key once", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>();
+  const int64_t n = 300;
+  auto two = snapshots_of<typename R::from>(2, n, clock);
+  check_rescaled<typename R::to>(two, 3, n, clock);
+  auto three = snapshots_of<typename R::from>(3, n, clock);
+  check_rescaled<typename R::to>(three, 1, n, clock);
+}
+
+TEST_CASE_TEMPLATE("a subtask restores only its own key groups from a larger snapshot", R,
+                   heap_to_heap, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto snaps = snapshots_of<typename R::from>(1, 100, clock);
+  auto range = key_group_range_for_subtask(max_p, 4, 2);
+  auto b = R::to::template make<int64_t>(clock, range);
+  operator_states s(*b);
+  b->restore(views(snaps));
+  size_t expected = 0;
+  for (int64_t k = 0; k < 100; ++k)
+    expected += range.contains(key_group_of(k, max_p)) ? 1 : 0;
+  CHECK(b->keys(0).size() == expected);
+}
+
+TEST_CASE_TEMPLATE("TTL stamps survive a snapshot and expired entries are left out", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>(0);
+  state_ttl ttl{100ms};
+  auto src = R::from::template make<std::string>(clock);
+  value_state<std::string> session(*src, value_state_descriptor<std::string>("session", ttl));
+  list_state<int32_t> hits(*src, list_state_descriptor<int32_t>("hits", ttl));
+  src->set_current_key("old");
+  session.update("o");
+  hits.add(1);
+  clock->set(50);
+  src->set_current_key("new");
+  session.update("n");
+  hits.add(2);
+  src->set_current_key("old");
+  hits.add(3); // stamped 50, outlives the element stamped 0
+  clock->set(120);
+  auto snap = src->snapshot();
+
+  auto dst = R::to::template make<std::string>(clock);
+  value_state<std::string> s2(*dst, value_state_descriptor<std::string>("session", ttl));
+  list_state<int32_t> h2(*dst, list_state_descriptor<int32_t>("hits", ttl));
+  dst->restore({snap});
+  dst->set_current_key("old");
+  CHECK_FALSE(s2.value().has_value());
+  CHECK(h2.get() == std::vector<int32_t>{3});
+  dst->set_current_key("new");
+  CHECK(s2.value() == std::optional<std::string>("n"));
+  CHECK(h2.get() == std::vector<int32_t>{2});
+  clock->set(150); // 100 ms after the stamp of 50: the restored stamp counts
+  CHECK_FALSE(s2.value().has_value());
+  CHECK(h2.get().empty());
+}
+
+TEST_CASE_TEMPLATE("a dense value table round-trips", To, heap_kind, rocksdb_kind) {
+  auto clock = std::make_shared<manual_state_clock>();
+  heap_keyed_backend<int64_t> src(all_groups, max_p, clock);
+  value_state_descriptor<int64_t> d("_aggregate");
+  auto idx = src.declare<void_namespace, int64_t>(d, state_kind::value, "value<record>");
+  auto& table = src.dense_value<int64_t>(idx);
+  for (int64_t k = 0; k < 500; ++k)
+    table.insert(k, src.dense_hash(k), k * k);
+  auto snap = src.snapshot();
+
+  auto dst = To::template make<int64_t>(clock);
+  auto didx = dst->template declare<void_namespace, int64_t>(d, state_kind::value,
+                                                             "value<record>");
+  if (auto* heap = dynamic_cast<heap_keyed_backend<int64_t>*>(dst.get())) {
+    auto& t2 = heap->dense_value<int64_t>(didx);
+    dst->restore({snap});
+    CHECK(t2.size() == 500);
+    for (int64_t k = 0; k < 500; ++k) {
+      auto* v = t2.find(k, heap->dense_hash(k));
+      REQUIRE(v != nullptr);
+      CHECK(*v == k * k);
+    }
+  } else {
+    value_state<int64_t> acc(*dst, d);
+    dst->restore({snap});
+    for (int64_t k = 0; k < 500; ++k) {
+      dst->set_current_key(k);
+      CHECK(acc.value() == std::optional<int64_t>(k * k));
+    }
+    // And back from RocksDB into a dense table.
+    heap_keyed_backend<int64_t> back(all_groups, max_p, clock);
+    auto bidx = back.declare<void_namespace, int64_t>(d, state_kind::value, "value<record>");
+    auto& t3 = back.dense_value<int64_t>(bidx);
+    back.restore({dst->snapshot()});
+    CHECK(t3.size() == 500);
+    CHECK(*t3.find(21, back.dense_hash(21)) == 441);
+  }
+}
+
+TEST_CASE_TEMPLATE("corrupt, truncated or unknown-version snapshots are rejected", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto src = R::from::template make<int64_t>(clock);
+  value_state<int64_t> v(*src, value_state_descriptor<int64_t>("v"));
+  list_state<std::string> l(*src, list_state_descriptor<std::string>("l"));
+  for (int64_t k = 0; k < 3; ++k) {
+    src->set_current_key(k);
+    v.update(k);
+    l.add("e");
+  }
+  const auto snap = src->snapshot();
+
+  auto dst = R::to::template make<int64_t>(clock);
+  value_state<int64_t> v2(*dst, value_state_descriptor<int64_t>("v"));
+  list_state<std::string> l2(*dst, list_state_descriptor<std::string>("l"));
+  dst->restore({snap}); // the intact snapshot restores
+
+  for (size_t i = 0; i < snap.size(); ++i) {
+    CAPTURE(i);
+    auto flipped = snap;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x20);
+    CHECK_THROWS_AS(dst->restore({flipped}), state_error);
+    CHECK_THROWS_AS(dst->restore({std::string_view(snap).substr(0, i)}), state_error);
+  }
+  auto longer = snap + "x";
+  CHECK_THROWS_AS(dst->restore({longer}), state_error);
+
+  auto newer = snap;
+  newer[8] = 2; // the version field follows the 8-byte magic
+  CHECK(contains(error_of([&] { dst->restore({newer}); }), "unsupported format version 2"));
+}
+
+TEST_CASE_TEMPLATE("restoring into a state declared with another type names the state", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto src = R::from::template make<int64_t>(clock);
+  value_state<int64_t> v(*src, value_state_descriptor<int64_t>("count"));
+  src->set_current_key(1);
+  v.update(1);
+  auto snap = src->snapshot();
+
+  SUBCASE("another value type") {
+    auto dst = R::to::template make<int64_t>(clock);
+    value_state<std::string> w(*dst, value_state_descriptor<std::string>("count"));
+    auto msg = error_of([&] { dst->restore({snap}); });
+    CHECK(contains(msg, "'count'"));
+    CHECK(contains(msg, "int64"));
+  }
+  SUBCASE("another kind") {
+    auto dst = R::to::template make<int64_t>(clock);
+    list_state<int64_t> w(*dst, list_state_descriptor<int64_t>("count"));
+    CHECK(contains(error_of([&] { dst->restore({snap}); }), "'count'"));
+  }
+  SUBCASE("another key type") {
+    auto dst = R::to::template make<std::string>(clock);
+    value_state<int64_t> w(*dst, value_state_descriptor<int64_t>("count"));
+    CHECK(contains(error_of([&] { dst->restore({snap}); }), "keys are"));
+  }
+  SUBCASE("a state not declared yet") {
+    auto dst = R::to::template make<int64_t>(clock);
+    CHECK(contains(error_of([&] { dst->restore({snap}); }), "'count'"));
+  }
+  SUBCASE("the same key group in two snapshots") {
+    auto dst = R::to::template make<int64_t>(clock);
+    value_state<int64_t> w(*dst, value_state_descriptor<int64_t>("count"));
+    CHECK(contains(error_of([&] { dst->restore({snap, snap}); }), "also in an earlier"));
+  }
+}
+
+TEST_CASE("a heap state without a serializer fails the snapshot, naming the state") {
+  auto clock = std::make_shared<manual_state_clock>();
+  heap_keyed_backend<int64_t> b(all_groups, max_p, clock);
+  value_state<opaque> blob(b, value_state_descriptor<opaque>("blob"));
+  value_state<int64_t> fine(b, value_state_descriptor<int64_t>("fine"));
+  b.set_current_key(3);
+  blob.update(opaque{7});
+  fine.update(1);
+  auto msg = error_of([&] { (void)b.snapshot(); });
+  CHECK(contains(msg, "'blob'"));
+  CHECK(contains(msg, "opaque"));
+}
+
+} // TEST_SUITE
