@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -131,7 +132,24 @@ class keyed_operator : public one_input_operator<In, Out> {
 public:
   using one_input_operator<In, Out>::one_input_operator;
 
+  /// This subtask's keyed state and timers in the snapshot format of
+  /// state/snapshot.hpp (after open()).
+  [[nodiscard]] std::string snapshot_keyed_state() { return backend_->snapshot(); }
+
+  /// Restores keyed state and timers from `snapshots` (any backend kind and
+  /// parallelism): after open(), which declares the states and registers
+  /// the timer queues, before the first record. Processing-time timers are
+  /// armed again with the subtask's clock. Throws state::state_error.
+  void restore_keyed_state(const std::vector<std::string_view>& snapshots) {
+    backend_->restore(snapshots);
+    on_keyed_state_restored();
+  }
+
 protected:
+  /// Called after restore_keyed_state restored the backend (operators with
+  /// processing-time timers arm them here).
+  virtual void on_keyed_state_restored() {}
+
   /// Creates the backend; call first in open(). Returns the context to
   /// open user functions with.
   const runtime_context& open_keyed_state(const runtime_context& ctx) {

@@ -36,10 +36,63 @@ public:
     N ns;
   };
 
+  /// The names the queues register under with a keyed state backend (one
+  /// backend per operator subtask, so the names need no operator prefix).
+  static constexpr const char* event_queue_name = "_timer_state/event";
+  static constexpr const char* processing_queue_name = "_timer_state/processing";
+
   keyed_timers() = default;
-  // The queues cache pointers into their own maps.
+  // The queues cache pointers into their own maps; the snapshot views
+  // point at this object.
   keyed_timers(const keyed_timers&) = delete;
   keyed_timers& operator=(const keyed_timers&) = delete;
+
+  /// Registers both queues with `backend` (event_queue_name,
+  /// processing_queue_name), so its snapshot() carries every timer in the
+  /// key group of the timer's key and its restore() gives them back here.
+  /// Call before restore(); this object must outlive the backend's use.
+  void register_with(state::keyed_state_backend<K>& backend) {
+    backend.register_timer_queue(event_queue_name, event_view_);
+    backend.register_timer_queue(processing_queue_name, processing_view_);
+  }
+
+  /// Calls fn(domain, time, key, ns) for every timer set: per domain in
+  /// time order, same-time timers in the order they were set.
+  template <class F>
+  void for_each_timer(F&& fn) const {
+    event_.for_each([&](int64_t t, const K& k, const N& ns) {
+      fn(time_domain::event_time, t, k, ns);
+    });
+    processing_.for_each([&](int64_t t, const K& k, const N& ns) {
+      fn(time_domain::processing_time, t, k, ns);
+    });
+  }
+
+  /// Sets a timer restored from a snapshot (nothing if it is set already).
+  /// Restored processing-time timers wait for rearm_restored_processing.
+  void add_restored(time_domain d, int64_t t, const K& k, const N& ns) {
+    if (d == time_domain::event_time) {
+      event_.add(t, k, ns);
+    } else {
+      processing_.add(t, k, ns);
+      rearm_pending_ = true;
+    }
+  }
+
+  /// Whether processing-time timers were restored and not re-armed yet.
+  [[nodiscard]] bool rearm_pending() const noexcept { return rearm_pending_; }
+
+  /// After a restore: calls arm(t) once for every distinct time of a
+  /// processing-time timer, so the owner registers each with its subtask's
+  /// processing_time_service (as add_processing asks for new times).
+  /// Nothing when no processing-time timer was restored since the last call.
+  template <class F>
+  void rearm_restored_processing(F&& arm) {
+    if (!rearm_pending_)
+      return;
+    rearm_pending_ = false;
+    processing_.for_each_time(arm);
+  }
 
   /// Sets an event-time timer (nothing if it is set already).
   void add_event(int64_t t, const K& k, const N& ns) { event_.add(t, k, ns); }
@@ -88,6 +141,22 @@ private:
     queue& operator=(const queue&) = delete;
 
     [[nodiscard]] size_t size() const noexcept { return size_; }
+
+    /// Calls fn(time, key, ns) for every live timer, in firing order.
+    template <class F>
+    void for_each(F&& fn) const {
+      for (const auto& [t, b] : buckets_)
+        for (size_t i = b.next; i < b.entries.size(); ++i)
+          if (b.entries[i].live)
+            fn(t, b.entries[i].key, b.entries[i].ns);
+    }
+    /// Calls fn(time) for every time with a live timer, in order.
+    template <class F>
+    void for_each_time(F& fn) const {
+      for (const auto& [t, b] : buckets_)
+        if (b.live > 0)
+          fn(t);
+    }
 
     add_result add(int64_t t, const K& k, const N& ns) {
       bool new_time = false;
@@ -271,8 +340,47 @@ private:
     size_t last_fired_size_ = 0;
   };
 
+  /// One queue as the keyed state backend snapshots and restores it.
+  class snapshot_view final : public state::keyed_timer_queue<K> {
+  public:
+    snapshot_view(keyed_timers& owner, time_domain d) : owner_(owner), domain_(d) {}
+    std::string timer_namespace_type() const override {
+      return state::internal::serial_type_name<N>();
+    }
+    void for_each_snapshot_timer(
+      const std::function<void(int64_t, const K&, std::string_view)>& fn) override {
+      if constexpr (state::is_serializable_v<N>) {
+        std::string ns;
+        auto& q = domain_ == time_domain::event_time ? owner_.event_ : owner_.processing_;
+        q.for_each([&](int64_t t, const K& k, const N& n) {
+          ns.clear();
+          state::serialize_into(ns, n);
+          fn(t, k, ns);
+        });
+      } else {
+        (void)fn;
+        throw state::state_error("timers cannot be snapshotted: their namespace has no serializer");
+      }
+    }
+    void restore_timer(int64_t time, const K& key, std::string_view ns) override {
+      if constexpr (state::is_serializable_v<N>) {
+        owner_.add_restored(domain_, time, key, state::deserialize<N>(ns));
+      } else {
+        (void)time, (void)key, (void)ns;
+        throw state::state_error("timers cannot be restored: their namespace has no serializer");
+      }
+    }
+
+  private:
+    keyed_timers& owner_;
+    time_domain domain_;
+  };
+
   queue event_;
   queue processing_;
+  snapshot_view event_view_{*this, time_domain::event_time};
+  snapshot_view processing_view_{*this, time_domain::processing_time};
+  bool rearm_pending_ = false;
 };
 
 /// A keyed process function: per-record logic with keyed state and timers.
@@ -343,6 +451,7 @@ public:
 
   void open(const runtime_context& ctx) override {
     const auto& kctx = this->open_keyed_state(ctx);
+    timers_.register_with(*this->backend_);
     element_ = &ctx.element();
     time_ = ctx.time_service();
     this->call_user([&] { fn_.open(kctx); });
@@ -368,6 +477,11 @@ public:
   [[nodiscard]] const keyed_timers<K>& timers() const noexcept { return timers_; }
 
 protected:
+  void on_keyed_state_restored() override {
+    if (time_ != nullptr)
+      timers_.rearm_restored_processing([&](int64_t t) { time_->register_timer(t, this); });
+  }
+
   void on_watermark(int64_t wm) override {
     timers_.advance_watermark(wm, [&](const typename keyed_timers<K>::timer& t) {
       fire(t, runtime::time_domain::event_time, t.time);

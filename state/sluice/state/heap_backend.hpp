@@ -521,7 +521,28 @@ public:
     restore_fns_[idx] = fn;
   }
 
+  /// Calls on a cell of state `idx` after a restore.
+  using cell_fixup_fn = std::function<void(internal::heap_cell&)>;
+  /// Has `fn` run on every cell of state `idx` at the end of each restore():
+  /// for users of the cells that keep their entries in an order of their
+  /// own (a restore appends entries in snapshot order, which for a RocksDB
+  /// snapshot is the byte order of the serialized namespaces).
+  void register_restore_fixup(uint32_t idx, cell_fixup_fn fn) {
+    if (fixups_.size() <= idx)
+      fixups_.resize(idx + 1);
+    fixups_[idx] = std::move(fn);
+  }
+
 protected:
+  void on_restored() override {
+    slot_ = nullptr;
+    for (uint32_t i = 0; i < fixups_.size(); ++i)
+      if (fixups_[i])
+        for_each_cell(i, fixups_[i]);
+  }
+  /// Calls fn on every existing cell of state `idx`.
+  virtual void for_each_cell(uint32_t idx, const cell_fixup_fn& fn) = 0;
+
   /// Inserts an empty slot for the current key and makes it current.
   virtual internal::key_slot& insert_current_slot() = 0;
   /// Removes the current key's slot.
@@ -544,6 +565,7 @@ protected:
 
   internal::key_slot* slot_ = nullptr;
   std::vector<cell_restore_fn> restore_fns_;
+  std::vector<cell_fixup_fn> fixups_;
 };
 
 namespace internal {
@@ -709,6 +731,14 @@ protected:
       (void)e;
       (void)this->snapshot_key_type(); // throws
     }
+  }
+
+  void for_each_cell(uint32_t idx, const cell_fixup_fn& fn) override {
+    for (auto& m : groups_)
+      m.for_each([&](const K&, internal::key_slot& slot) {
+        if (auto* c = slot.get(idx))
+          fn(*c);
+      });
   }
 
 private:

@@ -86,6 +86,35 @@ struct state_meta {
   std::string value_serial_type;
 };
 
+/// What the backend knows about one registered timer queue.
+struct timer_queue_meta {
+  std::string name;
+  /// serializer<N>::type_name() of the timers' namespace, empty when N has
+  /// none: what a snapshot records and a restore checks.
+  std::string namespace_serial_type;
+};
+
+/// A queue of keyed timers (time, key, namespace) that an operator keeps in
+/// memory and registers with its keyed state backend under a name, so that
+/// the backend's snapshot() writes its timers into the key groups' blocks
+/// and restore() gives them back (Flink's heap priority queues registered in
+/// the keyed state backend). Owned by the operator; it must outlive every
+/// snapshot() and restore() call of the backend it is registered with.
+template <class K>
+class keyed_timer_queue {
+public:
+  virtual ~keyed_timer_queue() = default;
+  /// serializer<N>::type_name() of the namespace, empty when it has none.
+  [[nodiscard]] virtual std::string timer_namespace_type() const = 0;
+  /// Calls fn(time, key, serializer<N> bytes of the namespace) for every
+  /// timer set, in no particular order.
+  virtual void
+  for_each_snapshot_timer(const std::function<void(int64_t, const K&, std::string_view)>& fn) = 0;
+  /// Sets a timer read from a snapshot (`ns`: serializer<N> bytes); throws
+  /// serialization_error when `ns` cannot be read.
+  virtual void restore_timer(int64_t time, const K& key, std::string_view ns) = 0;
+};
+
 class snapshot_writer;
 struct snapshot_entry;
 
@@ -154,11 +183,16 @@ public:
 
   /// Every declared state, by index.
   [[nodiscard]] const std::vector<state_meta>& states() const noexcept { return states_; }
+  /// Every registered timer queue, by index.
+  [[nodiscard]] const std::vector<timer_queue_meta>& timer_queues() const noexcept {
+    return timer_queues_;
+  }
 
-  /// Writes the entries of every declared state in the key groups this
-  /// backend owns in the canonical snapshot format (snapshot.hpp), which
-  /// every backend kind restores. Expired entries are left out. Throws
-  /// state_error when a state's type (or the key type) has no serializer.
+  /// Writes the entries of every declared state and the timers of every
+  /// registered timer queue in the key groups this backend owns in the
+  /// canonical snapshot format (snapshot.hpp), which every backend kind
+  /// restores. Expired entries are left out. Throws state_error when a
+  /// state's type, a timer namespace (or the key type) has no serializer.
   /// Defined in snapshot.cpp.
   [[nodiscard]] std::string snapshot();
 
@@ -166,7 +200,9 @@ public:
   /// `snapshots` (of any backend kind and parallelism, e.g. one per old
   /// subtask); entries of other key groups are skipped without being read.
   /// Every state in a snapshot must be declared here first, with the same
-  /// kind and types (create the state handles, then restore). Meant for a
+  /// kind and types (create the state handles, then restore), and every
+  /// timer queue registered under its name with the same namespace type;
+  /// timers go back to the registered queue. Meant for a
   /// fresh backend: restored entries overwrite existing ones. Throws
   /// state_error on corrupt input, an unknown version, a type mismatch, or a
   /// key group present in two snapshots; the backend may then hold part of
@@ -176,6 +212,28 @@ public:
 protected:
   /// Called after a new state was declared (RocksDB creates its column).
   virtual void on_declare(uint32_t) {}
+  /// Called at the end of a restore() that read every snapshot (the heap
+  /// backend re-establishes orders its cells' users rely on).
+  virtual void on_restored() {}
+
+  /// Records timer queue `name`; throws state_error when the name is taken.
+  uint32_t add_timer_queue(const std::string& name, std::string namespace_serial_type) {
+    for (auto& q : timer_queues_)
+      if (q.name == name)
+        throw state_error("timer queue '" + name + "' is registered twice");
+    timer_queues_.push_back(timer_queue_meta{name, std::move(namespace_serial_type)});
+    return static_cast<uint32_t>(timer_queues_.size() - 1);
+  }
+  /// Adds every timer of every registered queue to `w`.
+  virtual void write_snapshot_timers(snapshot_writer&) {}
+  /// Adds one timer of queue `queue` to `w` (snapshot_writer::add_timer,
+  /// for code that sees snapshot_writer incomplete).
+  static void add_snapshot_timer(snapshot_writer& w, int32_t kg, uint32_t queue, int64_t time,
+                                 std::string_view key, std::string_view ns);
+  /// Gives one timer of queue `queue` read from a snapshot's key group `kg`
+  /// (key and namespace as serializer bytes) back to the queue.
+  virtual void restore_snapshot_timer(uint32_t queue, int32_t kg, int64_t time,
+                                      std::string_view key, std::string_view ns);
 
   /// serializer<K>::type_name() of the key type; throws state_error when K
   /// has none.
@@ -199,6 +257,7 @@ protected:
   int32_t current_kg_ = -1;
   std::shared_ptr<const state_clock> clock_;
   std::vector<state_meta> states_;
+  std::vector<timer_queue_meta> timer_queues_;
 };
 
 /// A backend for keys of type K: the current key selects whose state the
@@ -218,6 +277,20 @@ public:
   /// The keys that hold an entry of state `index` (in no particular order).
   [[nodiscard]] virtual std::vector<K> keys(uint32_t index) = 0;
 
+  /// Registers `queue` under `name` (e.g. "_timer_state/event"), so
+  /// snapshots carry its timers and a restore gives them back to it;
+  /// register before restore(), as states are declared. Throws state_error
+  /// when the name is taken.
+  void register_timer_queue(const std::string& name, keyed_timer_queue<K>& queue) {
+    add_timer_queue(name, queue.timer_namespace_type());
+    queues_.push_back(&queue);
+  }
+
+  /// The key group of `key` under this backend's max parallelism.
+  [[nodiscard]] int32_t key_group_of_key(const K& key) const noexcept {
+    return key_group_for_hash(key_hash<K>{}(key), max_parallelism_);
+  }
+
 protected:
   std::string snapshot_key_type() const override {
     if constexpr (is_serializable_v<K>)
@@ -227,10 +300,41 @@ protected:
                         ") has no serializer, which a snapshot needs");
   }
 
-  int32_t key_group_of_key(const K& key) const noexcept {
-    return key_group_for_hash(key_hash<K>{}(key), max_parallelism_);
+  // Both backend kinds carry timers the same way: the queues stay in the
+  // operator's memory and only their snapshot goes through the backend.
+  void write_snapshot_timers(snapshot_writer& w) override {
+    if constexpr (is_serializable_v<K>) {
+      std::string k;
+      for (uint32_t q = 0; q < queues_.size(); ++q)
+        queues_[q]->for_each_snapshot_timer([&](int64_t time, const K& key, std::string_view ns) {
+          k.clear();
+          serialize_into(k, key);
+          add_snapshot_timer(w, key_group_of_key(key), q, time, k, ns);
+        });
+    } else {
+      (void)w;
+      if (!queues_.empty())
+        (void)snapshot_key_type(); // throws
+    }
   }
+  void restore_snapshot_timer(uint32_t queue, int32_t kg, int64_t time, std::string_view key,
+                              std::string_view ns) override {
+    if constexpr (is_serializable_v<K>) {
+      auto k = deserialize<K>(key);
+      if (key_group_of_key(k) != kg)
+        throw state_error("restore: timer queue '" + timer_queues_.at(queue).name +
+                          "': a key in the block of key group " + std::to_string(kg) +
+                          " belongs to key group " + std::to_string(key_group_of_key(k)) +
+                          " (corrupt snapshot)");
+      queues_.at(queue)->restore_timer(time, k, ns);
+    } else {
+      (void)queue, (void)kg, (void)time, (void)key, (void)ns;
+      (void)snapshot_key_type(); // throws
+    }
+  }
+
   K key_{};
+  std::vector<keyed_timer_queue<K>*> queues_; ///< by timer queue index
 };
 
 // ---- the backends' internal state interfaces (key type erased) -------------

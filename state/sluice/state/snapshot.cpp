@@ -47,6 +47,12 @@ struct snapshot_state {
   bool ttl = false;
 };
 
+/// What the header says about one timer queue.
+struct snapshot_timer_queue {
+  std::string name;
+  std::string namespace_type;
+};
+
 struct block_ref {
   uint64_t offset = 0;
   uint64_t length = 0;
@@ -69,11 +75,13 @@ public:
   key_group_range range;
   std::string key_type;
   std::vector<snapshot_state> states;
+  std::vector<snapshot_timer_queue> timer_queues;
 
   /// Calls fn(state index in the header, entry) for every entry of key group
-  /// `kg` (inside `range`).
-  template <class F>
-  void for_each_entry(int32_t kg, F&& fn) {
+  /// `kg` (inside `range`), and timer_fn(queue index in the header, time, key
+  /// bytes, namespace bytes) for every timer.
+  template <class F, class T>
+  void for_each_entry(int32_t kg, F&& fn, T&& timer_fn) {
     const auto& b = index_[static_cast<size_t>(kg - range.start)];
     if (b.length == 0)
       return;
@@ -87,8 +95,19 @@ public:
       auto sections = r.read_varint();
       for (uint64_t s = 0; s < sections; ++s) {
         auto state = r.read_varint();
-        if (state >= states.size())
-          r.fail("state index " + std::to_string(state) + " not in the header");
+        if (state >= states.size() + timer_queues.size())
+          r.fail("section " + std::to_string(state) + " not in the header");
+        if (state >= states.size()) {
+          auto queue = static_cast<uint32_t>(state - states.size());
+          auto count = r.read_varint();
+          for (uint64_t i = 0; i < count; ++i) {
+            auto time = static_cast<int64_t>(r.read_u64());
+            auto key = read_str(r);
+            auto ns = read_str(r);
+            timer_fn(queue, time, key, ns);
+          }
+          continue;
+        }
         bool list = states[static_cast<size_t>(state)].kind == state_kind::list;
         auto count = r.read_varint();
         for (uint64_t i = 0; i < count; ++i) {
@@ -170,6 +189,18 @@ private:
           h.fail("state '" + s.name + "' appears twice");
       states.push_back(std::move(s));
     }
+    auto queues = h.read_varint();
+    if (queues > h.remaining())
+      h.fail("timer queue count " + std::to_string(queues) + " exceeds the header");
+    for (uint64_t i = 0; i < queues; ++i) {
+      snapshot_timer_queue q;
+      q.name = std::string(read_str(h));
+      q.namespace_type = std::string(read_str(h));
+      for (auto& o : timer_queues)
+        if (o.name == q.name)
+          h.fail("timer queue '" + q.name + "' appears twice");
+      timer_queues.push_back(std::move(q));
+    }
     auto groups = static_cast<size_t>(range.size());
     if (groups * index_entry_bytes > h.remaining())
       h.fail("truncated key-group index");
@@ -214,21 +245,39 @@ uint32_t snapshot_crc32(std::string_view bytes) noexcept {
 
 // ---- snapshot_writer --------------------------------------------------------
 
-snapshot_writer::snapshot_writer(const std::vector<state_meta>& states, key_group_range range,
-                                 int32_t max_parallelism, std::string key_type)
-  : states_(states), range_(range), max_parallelism_(max_parallelism),
+snapshot_writer::snapshot_writer(const std::vector<state_meta>& states,
+                                 const std::vector<timer_queue_meta>& timer_queues,
+                                 key_group_range range, int32_t max_parallelism,
+                                 std::string key_type)
+  : states_(states), timer_queues_(timer_queues), range_(range), max_parallelism_(max_parallelism),
     key_type_(std::move(key_type)), groups_(static_cast<size_t>(range.size())) {}
 
-snapshot_writer::section& snapshot_writer::section_of(int32_t kg, uint32_t state) {
+snapshot_writer::section& snapshot_writer::section_of(int32_t kg, uint32_t id) {
   if (!range_.contains(kg))
     throw state_error("snapshot: entry of key group " + std::to_string(kg) +
                       " outside the backend's range");
-  if (state >= states_.size())
-    throw state_error("snapshot: entry of undeclared state index " + std::to_string(state));
+  if (id >= states_.size() + timer_queues_.size())
+    throw state_error("snapshot: entry of undeclared state or timer queue " + std::to_string(id));
   auto& g = groups_[static_cast<size_t>(kg - range_.start)];
-  if (g.size() <= state)
-    g.resize(states_.size());
-  return g[state];
+  if (g.size() <= id)
+    g.resize(states_.size() + timer_queues_.size());
+  return g[id];
+}
+
+void snapshot_writer::add_timer(int32_t kg, uint32_t queue, int64_t time, std::string_view key,
+                                std::string_view ns) {
+  if (queue >= timer_queues_.size())
+    throw state_error("snapshot: timer of unregistered timer queue " + std::to_string(queue));
+  if (!range_.contains(kg))
+    throw state_error("snapshot: timer queue '" + timer_queues_[queue].name +
+                      "' holds a timer of key group " + std::to_string(kg) +
+                      ", outside the backend's range");
+  auto& s = section_of(kg, static_cast<uint32_t>(states_.size()) + queue);
+  byte_writer w(s.bytes);
+  w.write_u64(static_cast<uint64_t>(time));
+  write_str(w, key);
+  write_str(w, ns);
+  ++s.count;
 }
 
 void snapshot_writer::add_value(int32_t kg, uint32_t state, std::string_view key,
@@ -300,6 +349,11 @@ std::string snapshot_writer::finish() {
     write_str(h, s.type_description);
     h.write_u8(s.ttl.enabled() ? 1 : 0);
   }
+  h.write_varint(timer_queues_.size());
+  for (auto& q : timer_queues_) {
+    write_str(h, q.name);
+    write_str(h, q.namespace_serial_type);
+  }
   for (auto& b : index) {
     h.write_u64(b.offset);
     h.write_u64(b.length);
@@ -327,8 +381,14 @@ std::string keyed_state_backend_base::snapshot() {
       throw state_error("cannot snapshot state '" + s.name + "' (" + s.type_description +
                         "): its types need a serializer; add SLUICE_SERIALIZABLE(...) or a "
                         "serializer<T> specialisation");
-  snapshot_writer w(states_, range_, max_parallelism_, snapshot_key_type());
+  for (auto& q : timer_queues_)
+    if (q.namespace_serial_type.empty())
+      throw state_error("cannot snapshot timer queue '" + q.name +
+                        "': its namespace type needs a serializer; add SLUICE_SERIALIZABLE(...) "
+                        "or a serializer<T> specialisation");
+  snapshot_writer w(states_, timer_queues_, range_, max_parallelism_, snapshot_key_type());
   write_snapshot_entries(w);
+  write_snapshot_timers(w);
   return w.finish();
 }
 
@@ -364,6 +424,24 @@ void keyed_state_backend_base::restore(const std::vector<std::string_view>& snap
       local[i] = static_cast<uint32_t>(it - states_.begin());
     }
 
+    // Snapshot timer queue index -> registered queue index.
+    std::vector<uint32_t> local_queue(r.timer_queues.size());
+    for (size_t i = 0; i < r.timer_queues.size(); ++i) {
+      auto& q = r.timer_queues[i];
+      auto it = std::find_if(timer_queues_.begin(), timer_queues_.end(),
+                             [&](const timer_queue_meta& m) { return m.name == q.name; });
+      if (it == timer_queues_.end())
+        throw state_error("restore: timer queue '" + q.name + "' (timers in " +
+                          q.namespace_type +
+                          ") is in the snapshot but not registered; the operator must register "
+                          "its timer queues before restoring");
+      if (it->namespace_serial_type != q.namespace_type)
+        throw state_error("restore: timer queue '" + q.name + "' was snapshotted with timers in " +
+                          q.namespace_type + " but is registered with timers in " +
+                          it->namespace_serial_type);
+      local_queue[i] = static_cast<uint32_t>(it - timer_queues_.begin());
+    }
+
     auto from = std::max(r.range.start, range_.start);
     auto to = std::min(r.range.end, range_.end);
     for (auto kg = from; kg <= to; ++kg) {
@@ -389,9 +467,31 @@ void keyed_state_backend_base::restore(const std::vector<std::string_view>& snap
                             std::to_string(kg) + ": entry cannot be read as " +
                             meta.type_description + " (" + err.what() + ")");
         }
+      }, [&](uint32_t q, int64_t time, std::string_view key, std::string_view ns) {
+        auto idx = local_queue[q];
+        try {
+          restore_snapshot_timer(idx, kg, time, key, ns);
+        } catch (const serialization_error& err) {
+          throw state_error("restore: timer queue '" + timer_queues_[idx].name +
+                            "', key group " + std::to_string(kg) +
+                            ": timer cannot be read (" + err.what() + ")");
+        }
       });
     }
   }
+  on_restored();
+}
+
+void keyed_state_backend_base::add_snapshot_timer(snapshot_writer& w, int32_t kg, uint32_t queue,
+                                                  int64_t time, std::string_view key,
+                                                  std::string_view ns) {
+  w.add_timer(kg, queue, time, key, ns);
+}
+
+void keyed_state_backend_base::restore_snapshot_timer(uint32_t queue, int32_t, int64_t,
+                                                      std::string_view, std::string_view) {
+  throw state_error("restore: timer queue '" + timer_queues_.at(queue).name +
+                    "': this backend cannot restore timers");
 }
 
 std::string keyed_state_backend_base::snapshot_key_type() const {

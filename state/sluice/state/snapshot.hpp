@@ -21,14 +21,20 @@
 ///             varint state count | per state: str name, u8 kind,
 ///               str namespace type, str value type, str description,
 ///               u8 has TTL |
+///             varint timer queue count | per queue: str name,
+///               str namespace type |
 ///             per key group of the range: u64 block offset (from the body
 ///               start), u64 block length, u32 block CRC-32 |
 ///             u64 body length |
 ///     u32 CRC-32 of everything above |
 ///     body: one block per non-empty key group.
 ///
-/// A block: varint section count | per section: varint state (index in the
-/// header), varint entry count, entries. An entry: str key (serializer<K>
+/// A block: varint section count | per section: varint section id, varint
+/// entry count, entries. Section ids below the state count are states (index
+/// in the header), the next ones timer queues (id - state count: index in
+/// the header's queue list). A timer entry: u64 time (two's complement), str
+/// key (serializer<K> bytes), str namespace (serializer<N> bytes). A state
+/// entry: str key (serializer<K>
 /// bytes), str namespace (serializer<N> bytes, for map state followed by
 /// serializer<UK> bytes of the user key), then for list state varint
 /// element count and per element str value and u64 TTL stamp, for the other
@@ -38,10 +44,13 @@
 ///
 /// A restoring backend reads the header, then only the blocks of its own key
 /// groups, each checked against its CRC before it is decoded.
+///
+/// Versions: 1 had no timer queues (in the header or blocks); version 2
+/// added them. Readers accept their own version only.
 namespace sluice::state {
 
 /// The snapshot format version this build writes and reads.
-inline constexpr uint32_t keyed_snapshot_version = 1;
+inline constexpr uint32_t keyed_snapshot_version = 2;
 
 /// One entry of one state as read from a snapshot; views into the snapshot
 /// bytes.
@@ -59,7 +68,8 @@ struct snapshot_entry {
 /// in the snapshot format. Used by keyed_state_backend_base::snapshot().
 class snapshot_writer {
 public:
-  snapshot_writer(const std::vector<state_meta>& states, key_group_range range,
+  snapshot_writer(const std::vector<state_meta>& states,
+                  const std::vector<timer_queue_meta>& timer_queues, key_group_range range,
                   int32_t max_parallelism, std::string key_type);
 
   /// Adds an entry of a value, reducing, aggregating or map state.
@@ -69,6 +79,10 @@ public:
   /// append_list_element into `elements`.
   void add_list(int32_t kg, uint32_t state, std::string_view key, std::string_view ns,
                 uint64_t count, std::string_view elements);
+  /// Adds a timer of timer queue `queue` (key and namespace as serializer
+  /// bytes).
+  void add_timer(int32_t kg, uint32_t queue, int64_t time, std::string_view key,
+                 std::string_view ns);
   /// Appends one list element (value bytes and TTL stamp) for add_list.
   static void append_list_element(std::string& out, std::string_view value, int64_t stamp);
 
@@ -80,13 +94,15 @@ private:
     uint64_t count = 0;
     std::string bytes;
   };
-  section& section_of(int32_t kg, uint32_t state);
+  /// The section of state `id`, or of timer queue `id - states.size()`.
+  section& section_of(int32_t kg, uint32_t id);
 
   const std::vector<state_meta>& states_;
+  const std::vector<timer_queue_meta>& timer_queues_;
   key_group_range range_;
   int32_t max_parallelism_;
   std::string key_type_;
-  std::vector<std::vector<section>> groups_; ///< [key group - first][state]
+  std::vector<std::vector<section>> groups_; ///< [key group - first][section id]
 };
 
 /// CRC-32 (IEEE) of `bytes`, as the snapshot format uses it.

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 
 using namespace sluice::state;
@@ -349,8 +350,11 @@ TEST_CASE_TEMPLATE("corrupt, truncated or unknown-version snapshots are rejected
   CHECK_THROWS_AS(dst->restore({longer}), state_error);
 
   auto newer = snap;
-  newer[8] = 2; // the version field follows the 8-byte magic
-  CHECK(contains(error_of([&] { dst->restore({newer}); }), "unsupported format version 2"));
+  newer[8] = 3; // the version field follows the 8-byte magic
+  CHECK(contains(error_of([&] { dst->restore({newer}); }), "unsupported format version 3"));
+  auto older = snap;
+  older[8] = 1; // before timer queues: read as what it is, not misparsed
+  CHECK(contains(error_of([&] { dst->restore({older}); }), "unsupported format version 1"));
 }
 
 TEST_CASE_TEMPLATE("restoring into a state declared with another type names the state", R,
@@ -401,6 +405,212 @@ TEST_CASE("a heap state without a serializer fails the snapshot, naming the stat
   auto msg = error_of([&] { (void)b.snapshot(); });
   CHECK(contains(msg, "'blob'"));
   CHECK(contains(msg, "opaque"));
+}
+
+} // TEST_SUITE
+
+namespace {
+
+/// A timer queue as an operator keeps one: (time, key, namespace) in a set;
+/// the namespace is a window_ns.
+struct test_timer_queue final : keyed_timer_queue<int64_t> {
+  std::set<std::tuple<int64_t, int64_t, int64_t, int64_t>> timers; // time, key, ns start, end
+
+  std::string timer_namespace_type() const override { return serializer<window_ns>::type_name(); }
+  void for_each_snapshot_timer(
+    const std::function<void(int64_t, const int64_t&, std::string_view)>& fn) override {
+    for (auto& [t, k, s, e] : timers)
+      fn(t, k, serialize(window_ns{s, e}));
+  }
+  void restore_timer(int64_t time, const int64_t& key, std::string_view ns) override {
+    auto w = deserialize<window_ns>(ns);
+    timers.emplace(time, key, w.start, w.end);
+  }
+};
+
+/// An "operator" with states and an event and a processing-time timer queue.
+struct timed_operator {
+  operator_states states;
+  test_timer_queue event;
+  test_timer_queue processing;
+
+  explicit timed_operator(keyed_state_backend<int64_t>& b) : states(b) {
+    b.register_timer_queue("_timer_state/event", event);
+    b.register_timer_queue("_timer_state/processing", processing);
+  }
+};
+
+/// Sets key k's timers: two event-time timers in two windows and one
+/// processing-time timer, all depending on k.
+void set_timers(timed_operator& op, int64_t k) {
+  op.event.timers.emplace(w1.end - 1, k, w1.start, w1.end);
+  op.event.timers.emplace(w2.end - 1 + k % 3, k, w2.start, w2.end);
+  op.processing.timers.emplace(1000 + k, k, w1.start, w1.end);
+}
+
+} // namespace
+
+TEST_SUITE("state.snapshot.timers") {
+
+TEST_CASE_TEMPLATE("event and processing-time timers round-trip with the keyed state", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>(1000);
+  auto src = R::from::template make<int64_t>(clock);
+  timed_operator a(*src);
+  fill(*src, a.states, 0, 100);
+  for (int64_t k = 0; k < 100; ++k)
+    set_timers(a, k);
+  auto snap = src->snapshot();
+
+  auto dst = R::to::template make<int64_t>(clock);
+  timed_operator b(*dst);
+  dst->restore({snap});
+  CHECK(b.event.timers == a.event.timers);
+  CHECK(b.processing.timers == a.processing.timers);
+  CHECK(b.event.timers.size() == 200);
+  for (int64_t k = 0; k < 100; k += 9)
+    check_key(*dst, b.states, k);
+
+  // And back again, through the other kind.
+  auto again = R::from::template make<int64_t>(clock);
+  timed_operator c(*again);
+  again->restore({dst->snapshot()});
+  CHECK(c.event.timers == a.event.timers);
+  CHECK(c.processing.timers == a.processing.timers);
+}
+
+TEST_CASE_TEMPLATE("rescaling from 2 to 3 subtasks keeps every timer once, where its key is", R,
+                   heap_to_heap, rocksdb_to_rocksdb, heap_to_rocksdb, rocksdb_to_heap) {
+  auto clock = std::make_shared<manual_state_clock>();
+  const int64_t n = 300;
+  std::vector<std::string> snaps;
+  test_timer_queue all_event;
+  test_timer_queue all_processing;
+  for (int32_t i = 0; i < 2; ++i) {
+    auto b = R::from::template make<int64_t>(clock, key_group_range_for_subtask(max_p, 2, i));
+    timed_operator op(*b);
+    for (int64_t k = 0; k < n; ++k)
+      if (b->key_groups().contains(key_group_of(k, max_p))) {
+        fill(*b, op.states, k, k + 1);
+        set_timers(op, k);
+      }
+    all_event.timers.insert(op.event.timers.begin(), op.event.timers.end());
+    all_processing.timers.insert(op.processing.timers.begin(), op.processing.timers.end());
+    snaps.push_back(b->snapshot());
+  }
+  std::multiset<std::tuple<int64_t, int64_t, int64_t, int64_t>> seen_event;
+  std::multiset<std::tuple<int64_t, int64_t, int64_t, int64_t>> seen_processing;
+  for (int32_t i = 0; i < 3; ++i) {
+    auto range = key_group_range_for_subtask(max_p, 3, i);
+    auto b = R::to::template make<int64_t>(clock, range);
+    timed_operator op(*b);
+    b->restore(views(snaps));
+    for (auto& t : op.event.timers) {
+      CHECK(range.contains(key_group_of(std::get<1>(t), max_p)));
+      seen_event.insert(t);
+    }
+    for (auto& t : op.processing.timers) {
+      CHECK(range.contains(key_group_of(std::get<1>(t), max_p)));
+      seen_processing.insert(t);
+    }
+    // Timers and state of a key land together.
+    for (auto& t : op.processing.timers)
+      check_key(*b, op.states, std::get<1>(t));
+  }
+  CHECK(seen_event.size() == all_event.timers.size());
+  CHECK(std::set<std::tuple<int64_t, int64_t, int64_t, int64_t>>(
+          seen_event.begin(), seen_event.end()) == all_event.timers);
+  CHECK(seen_processing.size() == all_processing.timers.size());
+  CHECK(std::set<std::tuple<int64_t, int64_t, int64_t, int64_t>>(
+          seen_processing.begin(), seen_processing.end()) == all_processing.timers);
+}
+
+TEST_CASE_TEMPLATE("timers restored into a backend without their timer queue name it", R,
+                   heap_to_heap, rocksdb_to_heap, heap_to_rocksdb) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto src = R::from::template make<int64_t>(clock);
+  timed_operator a(*src);
+  set_timers(a, 4);
+  auto snap = src->snapshot();
+
+  SUBCASE("no queue of that name") {
+    auto dst = R::to::template make<int64_t>(clock);
+    operator_states s(*dst);
+    test_timer_queue event;
+    dst->register_timer_queue("_timer_state/event", event);
+    auto msg = error_of([&] { dst->restore({snap}); });
+    CHECK(contains(msg, "'_timer_state/processing'"));
+    CHECK(contains(msg, "not registered"));
+  }
+  SUBCASE("a queue of that name with another namespace type") {
+    struct other_ns_queue final : keyed_timer_queue<int64_t> {
+      std::string timer_namespace_type() const override { return "void_namespace"; }
+      void for_each_snapshot_timer(
+        const std::function<void(int64_t, const int64_t&, std::string_view)>&) override {}
+      void restore_timer(int64_t, const int64_t&, std::string_view) override {}
+    };
+    auto dst = R::to::template make<int64_t>(clock);
+    operator_states s(*dst);
+    other_ns_queue e;
+    other_ns_queue p;
+    dst->register_timer_queue("_timer_state/event", e);
+    dst->register_timer_queue("_timer_state/processing", p);
+    CHECK(contains(error_of([&] { dst->restore({snap}); }), "'_timer_state/event'"));
+  }
+  SUBCASE("registering a name twice") {
+    auto dst = R::to::template make<int64_t>(clock);
+    test_timer_queue q;
+    dst->register_timer_queue("_timer_state/event", q);
+    CHECK(contains(error_of([&] { dst->register_timer_queue("_timer_state/event", q); }),
+                   "registered twice"));
+  }
+}
+
+TEST_CASE_TEMPLATE("a corrupt or truncated timer section is rejected", R, heap_to_heap,
+                   rocksdb_to_heap, heap_to_rocksdb) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto src = R::from::template make<int64_t>(clock);
+  test_timer_queue event;
+  src->register_timer_queue("_timer_state/event", event);
+  for (int64_t k = 0; k < 3; ++k)
+    event.timers.emplace(10 + k, k, 0, 10);
+  const auto snap = src->snapshot(); // timers only: every body byte is a timer section's
+
+  auto dst = R::to::template make<int64_t>(clock);
+  test_timer_queue restored;
+  dst->register_timer_queue("_timer_state/event", restored);
+  dst->restore({snap});
+  CHECK(restored.timers == event.timers);
+  for (size_t i = 0; i < snap.size(); ++i) {
+    CAPTURE(i);
+    auto flipped = snap;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x20);
+    CHECK_THROWS_AS(dst->restore({flipped}), state_error);
+    CHECK_THROWS_AS(dst->restore({std::string_view(snap).substr(0, i)}), state_error);
+  }
+}
+
+TEST_CASE("a timer whose key or namespace cannot be read is a state_error naming the queue") {
+  auto clock = std::make_shared<manual_state_clock>();
+  heap_keyed_backend<int64_t> src(all_groups, max_p, clock);
+  struct bad_ns_queue final : keyed_timer_queue<int64_t> {
+    std::string timer_namespace_type() const override {
+      return serializer<window_ns>::type_name();
+    }
+    void for_each_snapshot_timer(
+      const std::function<void(int64_t, const int64_t&, std::string_view)>& fn) override {
+      fn(5, 1, "x"); // not a window_ns, yet a well-formed, checksummed section
+    }
+    void restore_timer(int64_t, const int64_t&, std::string_view) override {}
+  } bad;
+  src.register_timer_queue("_timer_state/event", bad);
+  auto snap = src.snapshot();
+  heap_keyed_backend<int64_t> dst(all_groups, max_p, clock);
+  test_timer_queue q;
+  dst.register_timer_queue("_timer_state/event", q);
+  auto msg = error_of([&] { dst.restore({snap}); });
+  CHECK(contains(msg, "'_timer_state/event'"));
+  CHECK(contains(msg, "key group"));
 }
 
 } // TEST_SUITE

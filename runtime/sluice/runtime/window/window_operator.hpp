@@ -113,9 +113,10 @@ using process_factory = std::function<std::unique_ptr<process_window_function<K,
 /// first, leave from the end.
 ///
 /// The order is an invariant of this class: every change to these cells goes
-/// through it (merge re-sorts after the backend's merge). Restoring this
-/// state from a snapshot must restore each key's entries in their order, or
-/// sort them (sort_descending) before the first access.
+/// through it (merge re-sorts after the backend's merge). A restore appends
+/// each key's entries in snapshot order (from RocksDB: the byte order of the
+/// serialized windows, not V order), so open() has the heap backend sort
+/// every cell (sort_descending) at the end of each restore.
 ///
 /// Other backends, and heap state with TTL, go through the value state
 /// interface. Owned by one subtask.
@@ -130,8 +131,15 @@ public:
     state_ = state::internal::make_value<W, Acc>(b, idx_);
     heap_ = dynamic_cast<state::heap_value_state<W, Acc>*>(state_.get());
     core_ = nullptr;
-    if (heap_ != nullptr && !b.states()[idx_].ttl.enabled())
+    if (heap_ != nullptr && !b.states()[idx_].ttl.enabled()) {
       core_ = &state::internal::core_of<state::heap_backend_core>(b);
+      core_->register_restore_fixup(idx_, [](state::internal::heap_cell& c) {
+        auto* cell = dynamic_cast<cell_type*>(&c);
+        if (cell == nullptr)
+          throw std::logic_error("window contents: unexpected heap state cell type");
+        sort_descending(cell->entries);
+      });
+    }
   }
   void close() {
     heap_ = nullptr;
@@ -682,6 +690,7 @@ public:
 
   void open(const runtime_context& ctx) override {
     const auto& kctx = this->open_keyed_state(ctx);
+    timers_.register_with(*this->backend_);
     heap_backend_ = dynamic_cast<state::heap_keyed_backend<K>*>(this->backend_.get());
     element_ = &ctx.element();
     time_ = ctx.time_service();
@@ -774,7 +783,15 @@ public:
   /// numLateRecordsDropped).
   [[nodiscard]] uint64_t late_records_dropped() const noexcept { return late_dropped_; }
 
+  /// Timers set (for tests and metrics).
+  [[nodiscard]] const keyed_timers<K, W>& timers() const noexcept { return timers_; }
+
 protected:
+  void on_keyed_state_restored() override {
+    if (time_ != nullptr)
+      timers_.rearm_restored_processing([&](int64_t t) { time_->register_timer(t, this); });
+  }
+
   void on_watermark(int64_t wm) override {
     timers_.advance_watermark(wm, [&](const typename keyed_timers<K, W>::timer& t) {
       on_timer(t, true);
