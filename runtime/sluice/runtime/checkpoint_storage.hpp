@@ -1,0 +1,106 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+/// Checkpoint storage on a filesystem directory, laid out as Flink lays it
+/// out: <base>/<job id>/chk-N/ holds the state files the subtasks wrote for
+/// checkpoint N and, once the checkpoint is complete, its `_metadata`.
+/// Every file is written atomically (temp file, fsync, rename, fsync of the
+/// directory), and `_metadata` last: a chk-N without it is incomplete and is
+/// never restored from.
+namespace sluice::runtime {
+
+/// A checkpoint or savepoint that cannot be read: names the file and why.
+class checkpoint_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The state files of one subtask of one operator (paths relative to the
+/// checkpoint directory, so a checkpoint directory can be moved).
+struct subtask_state_handle {
+  int32_t subtask = 0;
+  std::string keyed_state_file;    ///< "" = no keyed state
+  std::string operator_state_file; ///< "" = no operator state
+  uint64_t bytes = 0;
+};
+
+/// The state of one operator, matched by uid on restore.
+struct operator_state_handle {
+  std::string uid;
+  int32_t parallelism = 1;
+  int32_t max_parallelism = 128;
+  std::vector<subtask_state_handle> subtasks;
+};
+
+/// What `_metadata` records about a completed checkpoint.
+struct checkpoint_metadata {
+  static constexpr int32_t current_version = 1;
+  int32_t version = current_version;
+  std::string job_id;
+  int64_t checkpoint_id = 0;
+  int64_t timestamp_ms = 0;
+  bool savepoint = false;
+  std::vector<operator_state_handle> operators;
+
+  /// The metadata as the JSON document stored in `_metadata`.
+  [[nodiscard]] std::string to_json() const;
+  /// Parses and validates a `_metadata` document; `origin` names the file in
+  /// errors.
+  [[nodiscard]] static checkpoint_metadata from_json(std::string_view text,
+                                                     const std::string& origin);
+};
+
+/// Checkpoints of one job under `base`/`job_id`. Used by one coordinator
+/// (the JobMaster) at a time; subtasks may write their files concurrently.
+class checkpoint_storage {
+public:
+  /// Keeps the `num_retained` newest completed checkpoints (at least 1).
+  checkpoint_storage(std::filesystem::path base, std::string job_id, int32_t num_retained = 1);
+
+  /// The job's checkpoint directory.
+  [[nodiscard]] const std::filesystem::path& job_dir() const noexcept { return dir_; }
+  /// The directory of checkpoint `id` (chk-<id>).
+  [[nodiscard]] std::filesystem::path checkpoint_dir(int64_t id) const;
+
+  /// Creates the directory of a new checkpoint.
+  std::filesystem::path begin(int64_t id);
+  /// Writes file `name` of checkpoint `id` atomically; returns `name`.
+  std::string write_file(int64_t id, const std::string& name, std::string_view bytes);
+  /// Reads file `name` of checkpoint `id`.
+  [[nodiscard]] std::string read_file(int64_t id, const std::string& name) const;
+
+  /// Completes checkpoint `id`: writes its `_metadata` last and atomically,
+  /// then deletes the oldest completed checkpoints beyond the retained
+  /// number. Returns the ids deleted.
+  std::vector<int64_t> complete(const checkpoint_metadata& md);
+  /// Deletes checkpoint `id` (a failed or aborted one, or on cancel).
+  void discard(int64_t id);
+  /// Deletes every chk-N without `_metadata` (left by a crash or a failed
+  /// checkpoint); returns how many.
+  size_t cleanup_incomplete();
+
+  /// Ids of completed checkpoints, oldest first.
+  [[nodiscard]] std::vector<int64_t> completed() const;
+  [[nodiscard]] std::optional<int64_t> latest_completed() const;
+  /// The metadata of completed checkpoint `id`; checkpoint_error when it is
+  /// missing, unreadable, of another version or inconsistent.
+  [[nodiscard]] checkpoint_metadata read_metadata(int64_t id) const;
+
+  /// Writes `bytes` to `path` atomically: a temp file beside it, fsync,
+  /// rename over `path`, fsync of the directory.
+  static void write_atomically(const std::filesystem::path& path, std::string_view bytes);
+
+private:
+  std::filesystem::path dir_;
+  std::string job_id_;
+  int32_t num_retained_;
+};
+
+} // namespace sluice::runtime
