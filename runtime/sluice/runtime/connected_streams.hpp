@@ -28,35 +28,35 @@ using two_input = std::variant<A, B>;
 
 // ---- user function interfaces ---------------------------------------------
 
-/// Maps each side to a common type (Flink's CoMapFunction).
+/// What every two-input function declares: its input and output types.
 template <class A, class B, class R>
-class co_map_function : public rich_function {
+class two_input_function : public rich_function {
 public:
   using first_type = A;
   using second_type = B;
   using output_type = R;
+};
+
+/// Maps each side to a common type (Flink's CoMapFunction).
+template <class A, class B, class R>
+class co_map_function : public two_input_function<A, B, R> {
+public:
   virtual R map1(const A& value) = 0;
   virtual R map2(const B& value) = 0;
 };
 
 /// Zero or more records per input record, per side (CoFlatMapFunction).
 template <class A, class B, class R>
-class co_flat_map_function : public rich_function {
+class co_flat_map_function : public two_input_function<A, B, R> {
 public:
-  using first_type = A;
-  using second_type = B;
-  using output_type = R;
   virtual void flat_map1(const A& value, collector<R>& out) = 0;
   virtual void flat_map2(const B& value, collector<R>& out) = 0;
 };
 
 /// Low-level two-input processing on non-keyed streams (CoProcessFunction).
 template <class A, class B, class R>
-class co_process_function : public rich_function {
+class co_process_function : public two_input_function<A, B, R> {
 public:
-  using first_type = A;
-  using second_type = B;
-  using output_type = R;
   virtual void process_element1(const A& value, process_context& ctx, collector<R>& out) = 0;
   virtual void process_element2(const B& value, process_context& ctx, collector<R>& out) = 0;
 };
@@ -65,12 +65,9 @@ public:
 /// timers (KeyedCoProcessFunction). Both inputs are keyed by the same key
 /// type; state and timers belong to the key of the record (or timer).
 template <class K, class A, class B, class R>
-class keyed_co_process_function : public rich_function {
+class keyed_co_process_function : public two_input_function<A, B, R> {
 public:
   using key_type = K;
-  using first_type = A;
-  using second_type = B;
-  using output_type = R;
   using context = typename keyed_process_function<K, two_input<A, B>, R>::context;
   virtual void process_element1(const A& value, context& ctx, collector<R>& out) = 0;
   virtual void process_element2(const B& value, context& ctx, collector<R>& out) = 0;
@@ -105,12 +102,8 @@ private:
 /// (BroadcastProcessFunction): the broadcast side may change the broadcast
 /// state, the other side only reads it.
 template <class In, class B, class R>
-class broadcast_process_function : public rich_function {
+class broadcast_process_function : public two_input_function<In, B, R> {
 public:
-  using first_type = In;
-  using second_type = B;
-  using output_type = R;
-
   /// What the non-broadcast side sees: broadcast state read-only.
   class read_only_context : public process_context {
   public:
@@ -122,21 +115,17 @@ public:
       return bs_->get(d);
     }
 
-  private:
+  protected:
     broadcast_state_store* bs_;
   };
   /// What the broadcast side sees: broadcast state read-write.
-  class context : public process_context {
+  class context : public read_only_context {
   public:
-    context(const runtime_context* rc, side_outputs* side, broadcast_state_store* bs)
-      : process_context(rc, side), bs_(bs) {}
+    using read_only_context::read_only_context;
     template <class UK, class UV>
     state::broadcast_state<UK, UV>& get_broadcast_state(const state::map_state_descriptor<UK, UV>& d) {
-      return bs_->get(d);
+      return this->bs_->get(d);
     }
-
-  private:
-    broadcast_state_store* bs_;
   };
 
   virtual void process_element(const In& value, read_only_context& ctx, collector<R>& out) = 0;
@@ -148,12 +137,9 @@ public:
 /// side; on the broadcast side, read-write broadcast state and a way to
 /// visit the keyed state of every key.
 template <class K, class In, class B, class R>
-class keyed_broadcast_process_function : public rich_function {
+class keyed_broadcast_process_function : public two_input_function<In, B, R> {
 public:
   using key_type = K;
-  using first_type = In;
-  using second_type = B;
-  using output_type = R;
   using keyed_context = typename keyed_process_function<K, two_input<In, B>, R>::context;
 
   /// The keyed side (and timers): key, timers, timestamps, side outputs and

@@ -20,11 +20,8 @@ namespace sluice::runtime {
 
 /// Everything of one key and window from both sides (CoGroupFunction).
 template <class A, class B, class R>
-class co_group_function : public rich_function {
+class co_group_function : public two_input_function<A, B, R> {
 public:
-  using first_type = A;
-  using second_type = B;
-  using output_type = R;
   virtual void co_group(const std::vector<A>& first, const std::vector<B>& second,
                         collector<R>& out) = 0;
 };
@@ -188,11 +185,8 @@ private:
 
 /// Called for each pair of an interval join (ProcessJoinFunction).
 template <class A, class B, class R>
-class process_join_function : public rich_function {
+class process_join_function : public two_input_function<A, B, R> {
 public:
-  using first_type = A;
-  using second_type = B;
-  using output_type = R;
 
   /// The timestamps of the pair; the output carries the larger one.
   class context {

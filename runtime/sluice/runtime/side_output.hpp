@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <typeindex>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -40,7 +41,7 @@ public:
     for (const auto& e : entries_)
       if (e.id == id)
         throw std::logic_error("side output '" + id + "' wired twice");
-    entries_.push_back({std::move(id), type, out});
+    entries_.push_back({std::move(id), type, out, nullptr});
   }
 
   /// Sends `value` to the tag's consumers, if any.
@@ -53,12 +54,17 @@ public:
   /// The collector of `tag`, or null when nobody reads it.
   template <class T>
   collector<T>* find(const output_tag<T>& tag) const {
-    for (const auto& e : entries_) {
+    for (auto& e : entries_) {
       if (e.id != tag.id())
         continue;
-      if (e.type != std::type_index(typeid(T)))
-        throw std::logic_error("side output '" + tag.id() +
-                               "' is read as a different type than it is written");
+      // Compare type names once per writing type, then only the pointer
+      // to its type_info: this runs for every record sent to the tag.
+      if (e.checked != &typeid(T)) {
+        if (e.type != std::type_index(typeid(T)))
+          throw std::logic_error("side output '" + tag.id() +
+                                 "' is read as a different type than it is written");
+        e.checked = &typeid(T);
+      }
       return static_cast<collector<T>*>(e.out);
     }
     return nullptr;
@@ -80,8 +86,9 @@ private:
     std::string id;
     std::type_index type;
     any_collector* out;
+    const std::type_info* checked = nullptr; ///< last type found to match
   };
-  std::vector<entry> entries_;
+  mutable std::vector<entry> entries_;
 };
 
 } // namespace sluice::runtime

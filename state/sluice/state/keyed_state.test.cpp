@@ -1,4 +1,5 @@
 #include "sluice/state/keyed_state.hpp"
+#include "sluice/state/test_backends.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,38 +11,9 @@
 
 using namespace sluice::state;
 using namespace std::chrono_literals;
+using namespace sluice::state::testing;
 
 namespace {
-
-constexpr int32_t max_p = 128;
-const key_group_range all_groups{0, max_p - 1};
-
-std::string instance_name() {
-  static std::atomic<int> n{0};
-  return "sluice-state-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
-/// One suite, two backends: each fixture makes a backend for keys of type K.
-struct heap_fixture {
-  static constexpr const char* name = "heap";
-  template <class K>
-  static std::unique_ptr<keyed_state_backend<K>>
-  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
-    return std::make_unique<heap_keyed_backend<K>>(range, max_p, std::move(clock));
-  }
-};
-
-struct rocksdb_fixture {
-  static constexpr const char* name = "rocksdb";
-  template <class K>
-  static std::unique_ptr<keyed_state_backend<K>>
-  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
-    rocksdb_config cfg;
-    cfg.managed_memory_bytes = size_t{64} << 20;
-    return std::make_unique<rocksdb_keyed_backend<K>>(range, max_p, std::move(clock), cfg,
-                                                      instance_name());
-  }
-};
 
 struct average : aggregate_function<int64_t, std::pair<int64_t, int64_t>, double> {
   std::pair<int64_t, int64_t> create_accumulator() const override { return {0, 0}; }
@@ -56,15 +28,6 @@ struct average : aggregate_function<int64_t, std::pair<int64_t, int64_t>, double
                                     const std::pair<int64_t, int64_t>& b) const override {
     return {a.first + b.first, a.second + b.second};
   }
-};
-
-struct window_ns {
-  int64_t start = 0;
-  int64_t end = 0;
-  friend bool operator==(const window_ns& a, const window_ns& b) {
-    return a.start == b.start && a.end == b.end;
-  }
-  SLUICE_SERIALIZABLE(start, end)
 };
 
 } // namespace

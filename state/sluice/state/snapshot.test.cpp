@@ -1,6 +1,7 @@
 #include "sluice/state/snapshot.hpp"
 
 #include "sluice/state/keyed_state.hpp"
+#include "sluice/state/test_backends.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,37 +15,9 @@
 
 using namespace sluice::state;
 using namespace std::chrono_literals;
+using namespace sluice::state::testing;
 
 namespace {
-
-constexpr int32_t max_p = 128;
-const key_group_range all_groups{0, max_p - 1};
-
-std::string instance_name() {
-  static std::atomic<int> n{0};
-  return "sluice-snapshot-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
-struct heap_kind {
-  static constexpr const char* name = "heap";
-  template <class K>
-  static std::unique_ptr<keyed_state_backend<K>>
-  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
-    return std::make_unique<heap_keyed_backend<K>>(range, max_p, std::move(clock));
-  }
-};
-
-struct rocksdb_kind {
-  static constexpr const char* name = "rocksdb";
-  template <class K>
-  static std::unique_ptr<keyed_state_backend<K>>
-  make(std::shared_ptr<manual_state_clock> clock, key_group_range range = all_groups) {
-    rocksdb_config cfg;
-    cfg.managed_memory_bytes = size_t{64} << 20;
-    return std::make_unique<rocksdb_keyed_backend<K>>(range, max_p, std::move(clock), cfg,
-                                                      instance_name());
-  }
-};
 
 /// A snapshot written by From, restored by To.
 template <class From, class To>
@@ -52,19 +25,10 @@ struct route {
   using from = From;
   using to = To;
 };
-using heap_to_heap = route<heap_kind, heap_kind>;
-using rocksdb_to_rocksdb = route<rocksdb_kind, rocksdb_kind>;
-using heap_to_rocksdb = route<heap_kind, rocksdb_kind>;
-using rocksdb_to_heap = route<rocksdb_kind, heap_kind>;
-
-struct window_ns {
-  int64_t start = 0;
-  int64_t end = 0;
-  friend bool operator==(const window_ns& a, const window_ns& b) {
-    return a.start == b.start && a.end == b.end;
-  }
-  SLUICE_SERIALIZABLE(start, end)
-};
+using heap_to_heap = route<heap_fixture, heap_fixture>;
+using rocksdb_to_rocksdb = route<rocksdb_fixture, rocksdb_fixture>;
+using heap_to_rocksdb = route<heap_fixture, rocksdb_fixture>;
+using rocksdb_to_heap = route<rocksdb_fixture, heap_fixture>;
 
 /// The states an "operator" declares in open(), before a restore.
 struct operator_states {
@@ -282,7 +246,7 @@ TEST_CASE_TEMPLATE("TTL stamps survive a snapshot and expired entries are left o
   CHECK(h2.get().empty());
 }
 
-TEST_CASE_TEMPLATE("a dense value table round-trips", To, heap_kind, rocksdb_kind) {
+TEST_CASE_TEMPLATE("a dense value table round-trips", To, heap_fixture, rocksdb_fixture) {
   auto clock = std::make_shared<manual_state_clock>();
   heap_keyed_backend<int64_t> src(all_groups, max_p, clock);
   value_state_descriptor<int64_t> d("_aggregate");

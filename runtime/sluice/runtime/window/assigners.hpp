@@ -287,146 +287,100 @@ protected:
   int64_t gap_;
 };
 
+/// The clock half of a time-window assigner over a window shape (tumbling,
+/// sliding, session): event time places an element by its timestamp, which
+/// it must have; processing time by the wall clock when it arrives.
+template <class Shape, bool EventTime>
+class clocked : public Shape {
+public:
+  /// The windows holding the element's time.
+  [[nodiscard]] std::vector<time_window> assign_windows(int64_t timestamp,
+                                                        int64_t now) const override {
+    return this->assign_at(time_of(timestamp, now));
+  }
+  /// As assign_windows, without allocating.
+  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t now, time_window* out,
+                                         size_t capacity) const override {
+    return this->assign_at(time_of(timestamp, now), out, capacity);
+  }
+  /// Only processing-time windows read the clock.
+  [[nodiscard]] bool needs_processing_time() const override { return !EventTime; }
+  [[nodiscard]] bool is_event_time() const override { return EventTime; }
+
+protected:
+  using Shape::Shape;
+
+private:
+  int64_t time_of(int64_t timestamp, int64_t now) const {
+    if constexpr (EventTime) {
+      require_timestamp(this->name_, timestamp);
+      return timestamp;
+    } else {
+      return now;
+    }
+  }
+};
+
 } // namespace internal
 
 /// Consecutive, non-overlapping event-time windows [start, start + size),
 /// with start = offset (mod size).
-class tumbling_event_time_windows final : public internal::tumbling_windows {
+class tumbling_event_time_windows final : public internal::clocked<internal::tumbling_windows, true> {
 public:
   /// Throws std::invalid_argument unless size > 0 and |offset| < size.
   explicit tumbling_event_time_windows(std::chrono::milliseconds size,
                                        std::chrono::milliseconds offset = {})
-    : tumbling_windows("tumbling_event_time_windows", size, offset) {}
-  /// The one window holding `timestamp`.
-  [[nodiscard]] std::vector<time_window> assign_windows(int64_t timestamp,
-                                                        int64_t) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
-                                         size_t capacity) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp, out, capacity);
-  }
-  /// False: event-time windows do not depend on the clock.
-  [[nodiscard]] bool needs_processing_time() const override { return false; }
-  /// True.
-  [[nodiscard]] bool is_event_time() const override { return true; }
+    : clocked("tumbling_event_time_windows", size, offset) {}
 };
 
 /// Consecutive, non-overlapping processing-time windows: the element goes to
 /// the window holding the wall-clock time at which it arrives.
-class tumbling_processing_time_windows final : public internal::tumbling_windows {
+class tumbling_processing_time_windows final
+  : public internal::clocked<internal::tumbling_windows, false> {
 public:
   /// Throws std::invalid_argument unless size > 0 and |offset| < size.
   explicit tumbling_processing_time_windows(std::chrono::milliseconds size,
                                             std::chrono::milliseconds offset = {})
-    : tumbling_windows("tumbling_processing_time_windows", size, offset) {}
-  /// The one window holding `current_processing_time`.
-  [[nodiscard]] std::vector<time_window>
-  assign_windows(int64_t, int64_t current_processing_time) const override {
-    return assign_at(current_processing_time);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
-                                         time_window* out, size_t capacity) const override {
-    return assign_at(current_processing_time, out, capacity);
-  }
-  /// False.
-  [[nodiscard]] bool is_event_time() const override { return false; }
+    : clocked("tumbling_processing_time_windows", size, offset) {}
 };
 
 /// Event-time windows of length size starting every slide (at offset mod
-/// slide); an element belongs to about size / slide of them.
-class sliding_event_time_windows final : public internal::sliding_windows {
+/// slide); an element belongs to about size / slide of them, latest start
+/// first.
+class sliding_event_time_windows final : public internal::clocked<internal::sliding_windows, true> {
 public:
   /// Throws std::invalid_argument unless size > 0, slide > 0 and |offset| < slide.
   sliding_event_time_windows(std::chrono::milliseconds size, std::chrono::milliseconds slide,
                              std::chrono::milliseconds offset = {})
-    : sliding_windows("sliding_event_time_windows", size, slide, offset) {}
-  /// The windows holding `timestamp`, latest start first.
-  [[nodiscard]] std::vector<time_window> assign_windows(int64_t timestamp,
-                                                        int64_t) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
-                                         size_t capacity) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp, out, capacity);
-  }
-  /// False: event-time windows do not depend on the clock.
-  [[nodiscard]] bool needs_processing_time() const override { return false; }
-  /// True.
-  [[nodiscard]] bool is_event_time() const override { return true; }
+    : clocked("sliding_event_time_windows", size, slide, offset) {}
 };
 
 /// Processing-time windows of length size starting every slide.
-class sliding_processing_time_windows final : public internal::sliding_windows {
+class sliding_processing_time_windows final
+  : public internal::clocked<internal::sliding_windows, false> {
 public:
   /// Throws std::invalid_argument unless size > 0, slide > 0 and |offset| < slide.
   sliding_processing_time_windows(std::chrono::milliseconds size, std::chrono::milliseconds slide,
                                   std::chrono::milliseconds offset = {})
-    : sliding_windows("sliding_processing_time_windows", size, slide, offset) {}
-  /// The windows holding `current_processing_time`, latest start first.
-  [[nodiscard]] std::vector<time_window>
-  assign_windows(int64_t, int64_t current_processing_time) const override {
-    return assign_at(current_processing_time);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
-                                         time_window* out, size_t capacity) const override {
-    return assign_at(current_processing_time, out, capacity);
-  }
-  /// False.
-  [[nodiscard]] bool is_event_time() const override { return false; }
+    : clocked("sliding_processing_time_windows", size, slide, offset) {}
 };
 
 /// Event-time sessions: each element opens [timestamp, timestamp + gap);
 /// windows that touch or overlap merge.
-class event_time_session_windows final : public internal::session_windows {
+class event_time_session_windows final : public internal::clocked<internal::session_windows, true> {
 public:
   /// Throws std::invalid_argument unless gap > 0.
   explicit event_time_session_windows(std::chrono::milliseconds gap)
-    : session_windows("event_time_session_windows", gap) {}
-  /// [timestamp, timestamp + gap).
-  [[nodiscard]] std::vector<time_window> assign_windows(int64_t timestamp,
-                                                        int64_t) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t timestamp, int64_t, time_window* out,
-                                         size_t capacity) const override {
-    internal::require_timestamp(name_, timestamp);
-    return assign_at(timestamp, out, capacity);
-  }
-  /// False: event-time windows do not depend on the clock.
-  [[nodiscard]] bool needs_processing_time() const override { return false; }
-  /// True.
-  [[nodiscard]] bool is_event_time() const override { return true; }
+    : clocked("event_time_session_windows", gap) {}
 };
 
 /// Processing-time sessions: each element opens [now, now + gap).
-class processing_time_session_windows final : public internal::session_windows {
+class processing_time_session_windows final
+  : public internal::clocked<internal::session_windows, false> {
 public:
   /// Throws std::invalid_argument unless gap > 0.
   explicit processing_time_session_windows(std::chrono::milliseconds gap)
-    : session_windows("processing_time_session_windows", gap) {}
-  /// [current_processing_time, current_processing_time + gap).
-  [[nodiscard]] std::vector<time_window>
-  assign_windows(int64_t, int64_t current_processing_time) const override {
-    return assign_at(current_processing_time);
-  }
-  /// As assign_windows, without allocating.
-  [[nodiscard]] size_t assign_windows_to(int64_t, int64_t current_processing_time,
-                                         time_window* out, size_t capacity) const override {
-    return assign_at(current_processing_time, out, capacity);
-  }
-  /// False.
-  [[nodiscard]] bool is_event_time() const override { return false; }
+    : clocked("processing_time_session_windows", gap) {}
 };
 
 /// Puts every element in the single global_window. Its default trigger is

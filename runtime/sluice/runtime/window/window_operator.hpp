@@ -94,6 +94,40 @@ private:
 template <class K, class In, class Out, class W>
 using process_factory = std::function<std::unique_ptr<process_window_function<K, In, Out, W>>()>;
 
+/// Emits a window's folded result (reduce or aggregate) as it is, or through
+/// a process window function with the window's metadata when one is given.
+template <class K, class R, class Out, class W>
+class result_emitter {
+public:
+  /// `make` may be empty: then results are emitted as they are.
+  explicit result_emitter(process_factory<K, R, Out, W> make) : make_(std::move(make)) {}
+  result_emitter(const result_emitter& o) : make_(o.make_) {}
+
+  void open(const runtime_context& ctx) {
+    if (make_) {
+      process_ = make_();
+      process_->open(ctx);
+    }
+  }
+  void close() {
+    if (process_)
+      process_->close();
+  }
+  void emit(const K& key, const window_context<W>& ctx, R result, collector<Out>& out) {
+    if (process_) {
+      std::vector<R> one{std::move(result)};
+      process_->process(key, ctx, one, out);
+    } else if constexpr (std::is_same_v<R, Out>) {
+      out.collect(std::move(result));
+    }
+  }
+  [[nodiscard]] const process_factory<K, R, Out, W>& factory() const noexcept { return make_; }
+
+private:
+  process_factory<K, R, Out, W> make_;
+  std::unique_ptr<process_window_function<K, R, Out, W>> process_;
+};
+
 /// The accumulator of every window of every key in one keyed state (the
 /// storage of a window's reducing or aggregating state), folded in place.
 ///
@@ -407,19 +441,15 @@ public:
 
   /// `process` may be empty: then results are emitted as they are.
   incremental_contents(Ops ops, make_process process)
-    : ops_(std::move(ops)), make_process_(std::move(process)) {}
+    : ops_(std::move(ops)), emitter_(std::move(process)) {}
 
   void open(const runtime_context& ctx) override {
     acc_.open(ctx.keyed_backend(), state::value_state_descriptor<acc_type>("window-contents"),
               Ops::kind);
-    if (make_process_) {
-      process_ = make_process_();
-      process_->open(ctx);
-    }
+    emitter_.open(ctx);
   }
   void close() override {
-    if (process_)
-      process_->close();
+    emitter_.close();
     acc_.close();
   }
   bool add(const W& w, const T& v, int64_t) override {
@@ -434,23 +464,16 @@ public:
   }
   void emit(const W& w, const K& key, const window_context<W>& ctx, collector<Out>& out) override {
     const acc_type* a = acc_.get(w);
-    if (a == nullptr)
-      return;
-    if (process_) {
-      std::vector<result_type> one{ops_.result(*a)};
-      process_->process(key, ctx, one, out);
-    } else if constexpr (std::is_same_v<result_type, Out>) {
-      out.collect(result_type(ops_.result(*a)));
-    }
+    if (a != nullptr)
+      emitter_.emit(key, ctx, result_type(ops_.result(*a)), out);
   }
   std::unique_ptr<window_contents<K, T, W, Out>> clone() const override {
-    return std::make_unique<incremental_contents>(ops_, make_process_);
+    return std::make_unique<incremental_contents>(ops_, emitter_.factory());
   }
 
 private:
   Ops ops_;
-  make_process make_process_;
-  std::unique_ptr<process_window_function<K, result_type, Out, W>> process_;
+  internal::result_emitter<K, result_type, Out, W> emitter_;
   internal::window_accumulators<W, acc_type> acc_;
 };
 
@@ -515,17 +538,9 @@ public:
 
   /// `process` may be empty: then results are emitted as they are.
   fold_elements(Ops ops, make_process process)
-    : ops_(std::move(ops)), make_process_(std::move(process)) {}
-  void open(const runtime_context& ctx) override {
-    if (make_process_) {
-      process_ = make_process_();
-      process_->open(ctx);
-    }
-  }
-  void close() override {
-    if (process_)
-      process_->close();
-  }
+    : ops_(std::move(ops)), emitter_(std::move(process)) {}
+  void open(const runtime_context& ctx) override { emitter_.open(ctx); }
+  void close() override { emitter_.close(); }
   void apply(const K& key, const window_context<W>& ctx, const std::vector<T>& elements,
              collector<Out>& out) override {
     std::optional<acc_type> acc;
@@ -537,23 +552,16 @@ public:
       else
         acc = ops_.create(e);
     }
-    if (!acc)
-      return;
-    if (process_) {
-      std::vector<result_type> one{ops_.result(*acc)};
-      process_->process(key, ctx, one, out);
-    } else if constexpr (std::is_same_v<result_type, Out>) {
-      out.collect(result_type(ops_.result(*acc)));
-    }
+    if (acc)
+      emitter_.emit(key, ctx, result_type(ops_.result(*acc)), out);
   }
   std::unique_ptr<elements_function<K, T, W, Out>> clone() const override {
-    return std::make_unique<fold_elements>(ops_, make_process_);
+    return std::make_unique<fold_elements>(ops_, emitter_.factory());
   }
 
 private:
   Ops ops_;
-  make_process make_process_;
-  std::unique_ptr<process_window_function<K, result_type, Out, W>> process_;
+  internal::result_emitter<K, result_type, Out, W> emitter_;
 };
 
 /// All elements in list state, handed to an elements_function when the

@@ -1,3 +1,4 @@
+#include "sluice/state/test_backends.hpp"
 #include "sluice/runtime/window/window_operator.hpp"
 
 #include <doctest/doctest.h>
@@ -42,11 +43,6 @@ struct fake_clock final : processing_time_service {
   }
 };
 
-std::string unique_id() {
-  static std::atomic<int> n{0};
-  return "sluice-window-restore-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
-}
-
 /// One opened operator subtask with its context, clock and output.
 template <class Op, class Out>
 struct harness {
@@ -64,7 +60,7 @@ struct harness {
     ctx.set_state_config(&settings);
     ctx.set_element_context(&element);
     ctx.set_time_service(&clock);
-    ctx.set_instance_id(unique_id());
+    ctx.set_instance_id(state::testing::instance_name());
     op->set_output(&out);
     op->open_operator(ctx);
   }
@@ -208,7 +204,7 @@ TEST_CASE("heap window contents restored out of order are put back in the operat
            state::state_kind::reducing);
   state::rocksdb_config cfg;
   auto src = state::make_keyed_backend<int64_t>(state::backend_kind::rocksdb, {0, max_p - 1},
-                                                max_p, nullptr, cfg, unique_id());
+                                                max_p, nullptr, cfg, state::testing::instance_name());
   sluice::runtime::internal::window_accumulators<time_window, int64_t> src_acc;
   src_acc.open(*src, state::value_state_descriptor<int64_t>("window-contents"),
                state::state_kind::reducing);
