@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/runtime/checkpointing.hpp"
 #include "sluice/state/keyed_state.hpp"
 #include "sluice/state/operator_state.hpp"
 
@@ -105,6 +106,13 @@ public:
     return *operator_state_;
   }
   void set_operator_state(state::operator_state_store* s) noexcept { operator_state_ = s; }
+  /// True when the job takes checkpoints (transactional sinks commit on
+  /// them; without, at the end of the input).
+  [[nodiscard]] bool checkpointing_enabled() const noexcept { return checkpointing_; }
+  void set_checkpointing_enabled(bool on) noexcept { checkpointing_ = on; }
+  /// Where the operator's checkpointed functions and listeners register.
+  [[nodiscard]] checkpoint_hooks* hooks() const noexcept { return hooks_; }
+  void set_checkpoint_hooks(checkpoint_hooks* h) noexcept { hooks_ = h; }
   bool has_keyed_state() const noexcept { return keyed_ != nullptr; }
 
   /// Keyed value state (Flink's getState).
@@ -147,6 +155,8 @@ private:
   std::string instance_id_;
   state::keyed_state_backend_base* keyed_ = nullptr;
   state::operator_state_store* operator_state_ = nullptr;
+  checkpoint_hooks* hooks_ = nullptr;
+  bool checkpointing_ = false;
 
   std::string task_name_;
   int32_t subtask_index_ = 0;
@@ -205,8 +215,20 @@ private:
 
 namespace internal {
 
+/// Initializes a function's operator state if it is checkpointed, registers
+/// it for checkpoints and their notifications, then opens it if it is rich.
 template <class F>
 void open_if_rich(F& f, const runtime_context& ctx) {
+  if constexpr (std::is_base_of_v<checkpointed_function, F>) {
+    if (auto* h = ctx.hooks()) {
+      f.initialize_state(function_initialization_context(ctx.operator_state(), h->restored));
+      h->checkpointed.push_back(&f);
+    }
+  }
+  if constexpr (std::is_base_of_v<checkpoint_listener, F>) {
+    if (auto* h = ctx.hooks())
+      h->listeners.push_back(&f);
+  }
   if constexpr (std::is_base_of_v<rich_function, F>)
     f.open(ctx);
 }

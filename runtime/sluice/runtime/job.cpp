@@ -89,3 +89,21 @@ std::shared_ptr<job_executor> make_default_executor() {
 }
 
 } // namespace sluice::runtime
+
+namespace sluice::runtime {
+
+namespace {
+[[noreturn]] void unsupported(const char* what) {
+  throw std::logic_error(std::string("this job client does not support ") + what);
+}
+} // namespace
+
+std::string job_client::trigger_savepoint(const std::string&) { unsupported("savepoints"); }
+std::string job_client::stop_with_savepoint(const std::string&, bool) {
+  unsupported("savepoints");
+}
+std::string job_client::cancel_with_savepoint(const std::string&) { unsupported("savepoints"); }
+std::string job_client::checkpoint_stats_json() { return "{}"; }
+void job_client::kill_subtask(int32_t, int32_t) { unsupported("fault injection"); }
+
+} // namespace sluice::runtime

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/restart_strategy.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -47,6 +48,13 @@ struct configuration {
   /// How often timestamp assigners emit periodic watermarks
   /// (pipeline.auto-watermark-interval).
   std::chrono::milliseconds auto_watermark_interval{200};
+  /// Checkpointing (off unless an interval is set).
+  checkpoint_settings checkpoints;
+  /// What happens after a failure (restart-strategy.*); unset type = Flink's
+  /// default (none without checkpoints, exponential-delay with).
+  restart_config restart;
+  /// Start from a savepoint or retained checkpoint.
+  restore_settings restore;
 };
 
 /// Job states, named as Flink names them.
@@ -118,6 +126,24 @@ public:
   virtual job_result wait() = 0;
   /// Blocks at most `timeout`; empty if the job is still running.
   virtual std::optional<job_result> wait_for(std::chrono::milliseconds timeout) = 0;
+
+  /// Takes a savepoint into `directory` (a new savepoint-<id> directory
+  /// there; empty = <checkpoint directory>/savepoints) and returns its
+  /// path. Blocks until it is complete; throws checkpoint_error if it fails.
+  virtual std::string trigger_savepoint(const std::string& directory);
+  /// Takes a savepoint, after which the sources stop and the job FINISHES.
+  /// With `drain`, the sources first emit the maximum watermark so every
+  /// window and event-time timer fires into the savepoint's output.
+  virtual std::string stop_with_savepoint(const std::string& directory, bool drain);
+  /// Takes a savepoint, then cancels the job.
+  virtual std::string cancel_with_savepoint(const std::string& directory);
+  /// Checkpoint statistics as JSON shaped like Flink's
+  /// GET /jobs/:jobid/checkpoints (counts, summary, latest, history).
+  virtual std::string checkpoint_stats_json();
+  /// Fault injection for tests: kills one subtask actor (vertex id, index).
+  virtual void kill_subtask(int32_t vertex, int32_t subtask);
+  /// Restarts since the job started.
+  virtual int32_t restarts() const { return 0; }
 };
 
 /// Runs job graphs; implemented by the execution layer (actors/).

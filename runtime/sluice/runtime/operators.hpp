@@ -37,11 +37,35 @@ public:
 
   virtual void open(const runtime_context& /*ctx*/) {}
   /// Opens the operator (what a subtask calls): the context it and its
-  /// functions see reaches this instance's operator state.
-  void open_operator(const runtime_context& ctx) {
+  /// functions see reaches this instance's operator state. With `restore`,
+  /// operator state is restored before the functions initialize it, keyed
+  /// state after open() declared the states.
+  void open_operator(const runtime_context& ctx, operator_restore* restore = nullptr) {
     ctx_ = ctx;
     ctx_.set_operator_state(&operator_state_);
+    ctx_.set_checkpoint_hooks(&hooks_);
+    hooks_.restored = restore != nullptr;
+    if (restore != nullptr)
+      operator_state_.restore(std::move(restore->operator_state));
     open(ctx_);
+    if (restore != nullptr && !restore->keyed.empty()) {
+      std::vector<std::string_view> views(restore->keyed.begin(), restore->keyed.end());
+      restore_keyed(views);
+    }
+  }
+  /// A checkpoint barrier reached the operator: its functions update their
+  /// operator state, then keyed and operator state are copied out.
+  operator_snapshot snapshot_operator(int64_t checkpoint_id, int64_t timestamp_ms);
+  /// Checkpoint `id` is complete (every subtask acknowledged it).
+  void notify_checkpoint_complete(int64_t id);
+  /// Checkpoint `id` was aborted.
+  void notify_checkpoint_aborted(int64_t id);
+  /// Keyed state and timers in the snapshot format ("" = none).
+  [[nodiscard]] virtual std::string snapshot_keyed() { return {}; }
+  /// Restores keyed state (after open()); only keyed operators have any.
+  virtual void restore_keyed(const std::vector<std::string_view>& /*snapshots*/) {
+    throw state::state_error("operator '" + name_ +
+                             "' has no keyed state but the checkpoint has keyed state for it");
   }
   /// This instance's operator state (snapshotted with the operator).
   [[nodiscard]] state::operator_state_store& operator_state() noexcept { return operator_state_; }
@@ -82,7 +106,29 @@ private:
   std::string name_;
   runtime_context ctx_;
   state::operator_state_store operator_state_;
+  checkpoint_hooks hooks_;
 };
+
+inline operator_snapshot stream_operator::snapshot_operator(int64_t checkpoint_id,
+                                                            int64_t timestamp_ms) {
+  for (auto* f : hooks_.checkpointed)
+    call_user([&] { f->snapshot_state(checkpoint_id, timestamp_ms); });
+  operator_snapshot out;
+  out.keyed = snapshot_keyed();
+  if (!operator_state_.empty())
+    out.operator_state = operator_state_.snapshot();
+  return out;
+}
+
+inline void stream_operator::notify_checkpoint_complete(int64_t id) {
+  for (auto* l : hooks_.listeners)
+    call_user([&] { l->notify_checkpoint_complete(id); });
+}
+
+inline void stream_operator::notify_checkpoint_aborted(int64_t id) {
+  for (auto* l : hooks_.listeners)
+    call_user([&] { l->notify_checkpoint_aborted(id); });
+}
 
 /// Base of operators with one typed input and one typed output.
 template <class In, class Out>
@@ -135,6 +181,10 @@ public:
   /// This subtask's keyed state and timers in the snapshot format of
   /// state/snapshot.hpp (after open()).
   [[nodiscard]] std::string snapshot_keyed_state() { return backend_->snapshot(); }
+  [[nodiscard]] std::string snapshot_keyed() override { return snapshot_keyed_state(); }
+  void restore_keyed(const std::vector<std::string_view>& snapshots) override {
+    restore_keyed_state(snapshots);
+  }
 
   /// Restores keyed state and timers from `snapshots` (any backend kind and
   /// parallelism): after open(), which declares the states and registers

@@ -32,7 +32,9 @@ public:
   sink_operator(std::string name, S sink) : stream_operator(std::move(name)), sink_(std::move(sink)) {}
   using collector<T>::collect;
   any_collector* input() override { return this; }
-  void open(const runtime_context& ctx) override { call_user([&] { sink_.open(ctx); }); }
+  void open(const runtime_context& ctx) override {
+    call_user([&] { internal::open_if_rich(sink_, ctx); });
+  }
   void collect(T&& value) override { call_user([&] { sink_.invoke(std::move(value)); }); }
   void end_of_batch() override { call_user([&] { sink_.end_of_batch(); }); }
   void finish() override { call_user([&] { sink_.finish(); }); }

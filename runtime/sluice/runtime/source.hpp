@@ -57,7 +57,7 @@ public:
   void open(const runtime_context& ctx) override {
     element_ = &ctx.element();
     try {
-      src_.open(ctx);
+      internal::open_if_rich(src_, ctx);
     } catch (const user_code_error&) {
       throw;
     } catch (const std::exception& e) {

@@ -4,9 +4,11 @@
 #include "sluice/state/serializer.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <typeindex>
 #include <unordered_map>
 #include <vector>
@@ -115,26 +117,43 @@ private:
   std::map<K, V> map_;
 };
 
+/// One operator state's content as bytes: what a snapshot holds for it and
+/// what a restoring subtask receives after redistribution. Elements are the
+/// serializer<T> bytes of list elements, or of pair<K,V> map entries for
+/// broadcast state.
+struct operator_state_part {
+  std::string name;
+  redistribution mode = redistribution::even_split;
+  std::string description;
+  std::vector<std::string> elements;
+};
+
 /// The operator state of one subtask, by name.
+///
+/// Snapshot format (little-endian): magic "SLOPSNAP" | u32 version |
+/// varint state count | per state: str name, u8 mode, str description,
+/// varint element count, per element str bytes | u32 CRC-32 of all before.
 class operator_state_store {
 public:
+  static constexpr uint32_t snapshot_version = 1;
+
   /// Even-split list state `name`.
   template <class T>
   operator_list_state<T>& list_state(const std::string& name) {
-    return get<operator_list_state<T>>(name, redistribution::even_split, "list<" + label<T>() + ">");
+    return get<operator_list_state<T>, T>(name, redistribution::even_split,
+                                          "list<" + label<T>() + ">");
   }
   /// Union list state `name`.
   template <class T>
   operator_list_state<T>& union_list_state(const std::string& name) {
-    return get<operator_list_state<T>>(name, redistribution::union_all,
-                                       "union list<" + label<T>() + ">");
+    return get<operator_list_state<T>, T>(name, redistribution::union_all,
+                                          "union list<" + label<T>() + ">");
   }
   /// Broadcast state `name`.
   template <class K, class V>
   state::broadcast_state<K, V>& broadcast_state(const std::string& name) {
-    return get<state::broadcast_state<K, V>>(name, redistribution::broadcast,
-                                             "broadcast map<" + label<K>() + "," + label<V>() +
-                                               ">");
+    return get<state::broadcast_state<K, V>, std::pair<K, V>>(
+      name, redistribution::broadcast, "broadcast map<" + label<K>() + "," + label<V>() + ">");
   }
   /// Names of the declared states.
   [[nodiscard]] std::vector<std::string> names() const {
@@ -143,6 +162,25 @@ public:
       out.push_back(n);
     return out;
   }
+  /// True when nothing is declared and nothing restored waits.
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty() && pending_.empty(); }
+
+  /// Every declared state (and restored state not declared again yet) in
+  /// the snapshot format. Throws state_error for a state whose type has no
+  /// serializer.
+  [[nodiscard]] std::string snapshot() const;
+  /// Parses a snapshot; `origin` names it in errors (state_error).
+  [[nodiscard]] static std::vector<operator_state_part> parse(std::string_view bytes,
+                                                             const std::string& origin);
+  /// The parts new subtask `index` of `parallelism` gets from the parsed
+  /// snapshots of all old subtasks (in old subtask order): even-split lists
+  /// cut evenly, union lists whole, broadcast state from old subtask 0.
+  [[nodiscard]] static std::vector<operator_state_part>
+  redistribute(const std::vector<std::vector<operator_state_part>>& old_subtasks, int32_t index,
+               int32_t parallelism);
+  /// Takes restored parts: a state declared later (or already) starts with
+  /// their content. A part declared with another type or mode throws then.
+  void restore(std::vector<operator_state_part> parts);
 
 private:
   template <class T>
@@ -158,16 +196,59 @@ private:
     std::type_index type = typeid(void);
     redistribution mode = redistribution::even_split;
     std::string description;
+    /// The content as element bytes; empty when the type has no serializer.
+    std::function<std::vector<std::string>()> dump;
   };
 
-  template <class H>
+  template <class H, class E>
   H& get(const std::string& name, redistribution mode, const std::string& desc) {
     if (name.empty())
       throw state_error("operator state needs a name");
     auto it = entries_.find(name);
     if (it == entries_.end()) {
       auto h = std::make_shared<H>();
-      entries_.emplace(name, entry{h, typeid(H), mode, desc});
+      entry e{h, typeid(H), mode, desc, {}};
+      if constexpr (is_serializable_v<E>) {
+        H* raw = h.get();
+        e.dump = [raw] {
+          std::vector<std::string> out;
+          if constexpr (std::is_same_v<H, operator_list_state<E>>) {
+            for (auto& v : raw->get())
+              out.push_back(serialize(v));
+          } else {
+            for (auto& kv : raw->entries())
+              out.push_back(serialize(E(kv.first, kv.second)));
+          }
+          return out;
+        };
+      }
+      auto p = pending_.find(name);
+      if (p != pending_.end()) {
+        auto part = std::move(p->second);
+        pending_.erase(p);
+        if (part.mode != mode || part.description != desc)
+          throw state_error("restored operator state '" + name + "' is " + part.description +
+                            " but the program declares it as " + desc);
+        if constexpr (!is_serializable_v<E>) {
+          throw state_error("operator state '" + name + "' was restored but " + desc +
+                            " has no serializer");
+        } else {
+          for (auto& bytes : part.elements) {
+            try {
+              if constexpr (std::is_same_v<H, operator_list_state<E>>)
+                h->add(deserialize<E>(bytes));
+              else {
+                auto kv = deserialize<E>(bytes);
+                h->put(std::move(kv.first), std::move(kv.second));
+              }
+            } catch (const serialization_error& err) {
+              throw state_error("cannot read restored operator state '" + name + "': " +
+                                err.what());
+            }
+          }
+        }
+      }
+      entries_.emplace(name, std::move(e));
       return *h;
     }
     if (it->second.type != std::type_index(typeid(H)) || it->second.mode != mode)
@@ -177,6 +258,8 @@ private:
   }
 
   std::unordered_map<std::string, entry> entries_;
+  /// Restored parts not declared yet, by name.
+  std::map<std::string, operator_state_part> pending_;
 };
 
 } // namespace sluice::state
