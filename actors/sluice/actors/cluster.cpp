@@ -37,25 +37,6 @@ caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots) {
   };
 }
 
-struct job_master_state {
-  job_submission sub;
-  caf::actor job_manager;
-  std::vector<std::vector<subtask_actor>> subtasks; // [vertex][index]
-  std::vector<std::vector<execution_state>> states;
-  size_t total = 0;
-  size_t deployed = 0;
-  size_t terminal = 0;
-  bool cancel_requested = false;
-  bool failing = false;
-  bool done = false;
-  const char* name = "sluice.job_master";
-
-  static bool is_terminal(execution_state s) {
-    return s == execution_state::finished || s == execution_state::canceled ||
-           s == execution_state::failed;
-  }
-};
-
 // ---- JobManager ------------------------------------------------------------
 
 struct job_manager_state {
@@ -70,8 +51,7 @@ struct job_manager_state {
   const char* name = "sluice.job_manager";
 };
 
-caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self,
-                              job_submission sub, caf::actor job_manager);
+
 
 caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
                                std::string cluster_name) {
@@ -111,212 +91,9 @@ caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
       st.allocations.erase(it);
     },
     [self](submit_atom, job_submission& sub) -> caf::actor {
-      auto jm = self->spawn(job_master_impl, std::move(sub), caf::actor_cast<caf::actor>(self));
+      auto jm = spawn_job_master(self, std::move(sub), caf::actor_cast<caf::actor>(self));
       return jm;
     },
-  };
-}
-
-// ---- JobMaster -------------------------------------------------------------
-
-namespace {
-
-using jm_pointer = caf::stateful_actor<job_master_state>*;
-
-void finish_job(jm_pointer self) {
-  auto& st = self->state;
-  if (st.done)
-    return;
-  st.done = true;
-  job_status end = st.failing            ? job_status::failed
-                   : st.cancel_requested ? job_status::canceled
-                                         : job_status::finished;
-  self->send(st.job_manager, release_atom::value, st.sub.board->id);
-  st.sub.board->set_status(end);
-  self->quit();
-}
-
-void cancel_all(jm_pointer self) {
-  auto& st = self->state;
-  for (size_t v = 0; v < st.subtasks.size(); ++v)
-    for (size_t i = 0; i < st.subtasks[v].size(); ++i)
-      if (st.subtasks[v][i] && !job_master_state::is_terminal(st.states[v][i]))
-        self->send<caf::message_priority::high>(st.subtasks[v][i], cancel_atom::value);
-}
-
-void fail_job(jm_pointer self, const std::string& why) {
-  auto& st = self->state;
-  if (st.done)
-    return;
-  if (!st.failing) {
-    st.failing = true;
-    st.sub.board->set_status(job_status::failing, why);
-  }
-  if (st.deployed < st.total) {
-    if (st.deployed == 0)
-      finish_job(self);
-    return; // the rest is cancelled once deployment completes
-  }
-  cancel_all(self);
-  if (st.terminal == st.total)
-    finish_job(self);
-}
-
-void on_report(jm_pointer self, const subtask_report& r) {
-  auto& st = self->state;
-  if (r.vertex < 0 || static_cast<size_t>(r.vertex) >= st.states.size())
-    return;
-  auto& cur = st.states[r.vertex][r.index];
-  if (job_master_state::is_terminal(cur))
-    return;
-  cur = r.state();
-  if (!job_master_state::is_terminal(cur))
-    return;
-  ++st.terminal;
-  if (cur == execution_state::failed)
-    fail_job(self, r.error);
-  else if (st.terminal == st.total)
-    finish_job(self);
-}
-
-void wire_and_start(jm_pointer self) {
-  auto& st = self->state;
-  const auto& job = *st.sub.job;
-  if (st.failing || st.cancel_requested) {
-    cancel_all(self);
-    return;
-  }
-  // channel_of[(vertex, index)][(in_edge, upstream subtask)] = input channel
-  std::map<std::pair<int32_t, int32_t>, std::map<std::pair<int32_t, int32_t>, uint32_t>> channel_of;
-  std::vector<std::vector<std::vector<runtime::channel_endpoint>>> ins(job.vertices().size());
-  for (const auto& v : job.vertices()) {
-    ins[v.id].resize(v.parallelism);
-    for (int32_t i = 0; i < v.parallelism; ++i) {
-      ins[v.id][i] = job.input_channels(v.id, i);
-      auto& m = channel_of[{v.id, i}];
-      for (size_t c = 0; c < ins[v.id][i].size(); ++c)
-        m[{ins[v.id][i][c].in_edge, ins[v.id][i][c].upstream_subtask}] = static_cast<uint32_t>(c);
-    }
-  }
-  for (const auto& v : job.vertices()) {
-    for (int32_t i = 0; i < v.parallelism; ++i) {
-      subtask_wiring w;
-      for (auto e : v.out_edges) {
-        auto dv = job.vertex_of_node(job.graph().edges[e].target);
-        const auto& down = job.vertices()[dv];
-        auto k = static_cast<int32_t>(std::find(down.in_edges.begin(), down.in_edges.end(), e) -
-                                      down.in_edges.begin());
-        std::vector<std::pair<subtask_actor, uint32_t>> chans;
-        for (auto j : job.connected_subtasks(e, i))
-          chans.emplace_back(st.subtasks[dv][j], channel_of[{dv, j}][{k, i}]);
-        w.outputs.push_back(std::move(chans));
-      }
-      for (const auto& c : ins[v.id][i])
-        w.inputs.push_back(st.subtasks[c.upstream_vertex][c.upstream_subtask]);
-      self->send(st.subtasks[v.id][i], setup_atom::value, std::move(w));
-    }
-  }
-  st.sub.board->set_status(job_status::running);
-  for (auto& per_vertex : st.subtasks)
-    for (auto& s : per_vertex)
-      self->send(s, start_atom::value);
-}
-
-void deploy(jm_pointer self, const std::vector<caf::actor>& slots) {
-  auto& st = self->state;
-  const auto& job = *st.sub.job;
-  // Slot sharing: subtask i of every vertex in a group shares the group's
-  // slot i; groups get consecutive slot ranges.
-  std::map<std::string, size_t> group_offset;
-  size_t next = 0;
-  for (const auto& v : job.vertices()) {
-    if (!group_offset.count(v.slot_sharing_group)) {
-      int32_t width = 0;
-      for (const auto& w : job.vertices())
-        if (w.slot_sharing_group == v.slot_sharing_group)
-          width = std::max(width, w.parallelism);
-      group_offset[v.slot_sharing_group] = next;
-      next += static_cast<size_t>(width);
-    }
-  }
-  size_t cell_index = 0;
-  for (const auto& v : job.vertices()) {
-    for (int32_t i = 0; i < v.parallelism; ++i, ++cell_index) {
-      subtask_deployment d{st.sub.job, st.sub.config, v.id, i, caf::actor_cast<caf::actor>(self),
-                           st.sub.board->cells[cell_index]};
-      st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
-      auto tm = slots[group_offset[v.slot_sharing_group] + static_cast<size_t>(i)];
-      auto vid = v.id;
-      self->request(tm, caf::infinite, deploy_atom::value, std::move(d))
-        .then(
-          [self, vid, i](subtask_actor h) {
-            auto& st = self->state;
-            self->monitor(h);
-            st.subtasks[vid][i] = h;
-            if (++st.deployed == st.total)
-              wire_and_start(self);
-          },
-          [self](caf::error& err) {
-            fail_job(self, "cannot deploy subtask: " + self->system().render(err));
-          });
-    }
-  }
-}
-
-} // namespace
-
-caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_submission sub,
-                              caf::actor job_manager) {
-  auto& st = self->state;
-  st.sub = std::move(sub);
-  st.job_manager = std::move(job_manager);
-  const auto& job = *st.sub.job;
-  st.subtasks.resize(job.vertices().size());
-  st.states.resize(job.vertices().size());
-  for (const auto& v : job.vertices()) {
-    st.subtasks[v.id].resize(v.parallelism);
-    st.states[v.id].assign(v.parallelism, execution_state::created);
-    st.total += static_cast<size_t>(v.parallelism);
-  }
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    for (size_t v = 0; v < st.subtasks.size(); ++v)
-      for (size_t i = 0; i < st.subtasks[v].size(); ++i)
-        if (st.subtasks[v][i] && st.subtasks[v][i].address() == dm.source &&
-            !job_master_state::is_terminal(st.states[v][i])) {
-          on_report(self, {static_cast<int32_t>(v), static_cast<int32_t>(i),
-                           static_cast<int32_t>(execution_state::failed),
-                           "subtask " + std::to_string(i + 1) + " of '" +
-                             st.sub.job->vertices()[v].name + "' terminated unexpectedly: " +
-                             self->system().render(dm.reason)});
-        }
-  });
-  return {
-    [self](start_atom) {
-      auto& st = self->state;
-      auto need = st.sub.job->required_slots();
-      self->request(st.job_manager, caf::infinite, slots_atom::value, st.sub.board->id, need)
-        .then([self](const std::vector<caf::actor>& slots) { deploy(self, slots); },
-              [self](caf::error& err) {
-                auto& st = self->state;
-                st.failing = true;
-                st.sub.board->set_status(job_status::failing,
-                                         "cannot run job: " + self->system().render(err));
-                st.done = true;
-                st.sub.board->set_status(job_status::failed);
-                self->quit();
-              });
-    },
-    [self](cancel_atom) {
-      auto& st = self->state;
-      if (st.done || st.cancel_requested || st.failing)
-        return;
-      st.cancel_requested = true;
-      st.sub.board->set_status(job_status::cancelling);
-      if (st.deployed == st.total)
-        cancel_all(self);
-    },
-    [self](state_atom, const subtask_report& r) { on_report(self, r); },
   };
 }
 

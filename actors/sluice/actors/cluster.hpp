@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/actors/checkpoint_stats.hpp"
 #include "sluice/actors/messages.hpp"
 #include "sluice/actors/metrics.hpp"
 #include "sluice/actors/subtask.hpp"
@@ -8,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -25,7 +27,11 @@
 ///                (slots_atom, string job, int32 n) -> vector<actor> (a TM per slot)
 ///                (release_atom, string job)
 ///                (submit_atom, job_submission) -> actor job_master
-///   JobMaster:   (start_atom), (cancel_atom), (state_atom, subtask_report)
+///   JobMaster:   (start_atom), (cancel_atom), (state_atom, subtask_report),
+///                (ack_atom, checkpoint_ack), (decline_atom, id, vertex, index,
+///                attempt, reason), (eod_atom, vertex, index, attempt),
+///                (savepoint_atom, string dir, bool stop, bool drain) -> string,
+///                (kill_atom, vertex, index)
 namespace sluice::actors {
 
 /// Status and metrics of one job, shared by its JobMaster (writer) and its
@@ -40,6 +46,8 @@ struct job_board {
   int64_t start_ns = 0;
   int64_t end_ns = 0;
   std::vector<std::shared_ptr<subtask_metrics_cell>> cells;
+  checkpoint_stats checkpoints;
+  std::atomic<int32_t> restarts{0};
 
   void set_status(runtime::job_status s, const std::string& why = {});
 };
@@ -52,6 +60,9 @@ struct job_submission {
 };
 
 caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);
+/// Spawns the JobMaster of one job: deploys it, coordinates its checkpoints
+/// and savepoints, restarts it after failures (job_master.cpp).
+caf::actor spawn_job_master(caf::local_actor* parent, job_submission sub, caf::actor job_manager);
 /// `cluster_name` only labels the dispatcher (CAF 0.17 dereferences a null
 /// argument tuple for actors spawned without arguments, which UBSan flags).
 caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self,

@@ -29,6 +29,23 @@ using deploy_atom = caf::atom_constant<caf::atom("deploy")>;
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
 /// A processing-time timer of the subtask is due.
 using ptimer_atom = caf::atom_constant<caf::atom("ptimer")>;
+// Checkpoints.
+using checkpoint_atom = caf::atom_constant<caf::atom("chkpt")>;
+using ack_atom = caf::atom_constant<caf::atom("ack")>;
+using decline_atom = caf::atom_constant<caf::atom("decline")>;
+using complete_atom = caf::atom_constant<caf::atom("complete")>;
+using abortchk_atom = caf::atom_constant<caf::atom("abortchk")>;
+using savepoint_atom = caf::atom_constant<caf::atom("savepoint")>;
+using written_atom = caf::atom_constant<caf::atom("written")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+/// A subtask processed all its input and waits to be let go.
+using eod_atom = caf::atom_constant<caf::atom("eod")>;
+/// The JobMaster lets a subtask at end of data finish.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+/// Sources stop now (stop with savepoint and drain).
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
 
 /// A batch of records for input channel `channel` of the receiving subtask.
 /// In-process the batch holds the records themselves and is never copied.
@@ -63,12 +80,31 @@ typename Inspector::result_type inspect(Inspector& f, event_msg& x) {
   return f(caf::meta::type_name("event_msg"), x.channel, x.kind, x.value);
 }
 
+/// Starts checkpoint `id` at a source subtask, or at every subtask for the
+/// final checkpoint of a job whose subtasks all reached the end of their
+/// data.
+struct checkpoint_trigger {
+  int64_t id = 0;
+  int64_t timestamp_ms = 0;
+  /// Stop with savepoint (no drain): the sources stop right after the
+  /// barrier, and nothing downstream finishes its operators.
+  bool stop = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint_trigger& x) {
+  return f(caf::meta::type_name("checkpoint_trigger"), x.id, x.timestamp_ms, x.stop);
+}
+
 /// The interface of a subtask actor: everything that reaches it.
 using subtask_actor = caf::typed_actor<
   caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
   caf::reacts_to<batch_msg>, caf::reacts_to<credit_msg>, caf::reacts_to<event_msg>,
   caf::reacts_to<step_atom>, caf::reacts_to<resume_atom>, caf::reacts_to<flush_atom>,
-  caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>>;
+  caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>,
+  caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
+  caf::reacts_to<abortchk_atom, int64_t>, caf::reacts_to<finish_atom>,
+  caf::reacts_to<stop_atom, bool>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {

@@ -1,6 +1,8 @@
 #include "sluice/actors/subtask.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <chrono>
 #include <unistd.h>
 
@@ -38,6 +40,8 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
     inputs_[i].feeder = ins[i].in_edge;
   }
   inputs_open_ = inputs_.size();
+  barrier_seen_.assign(inputs_.size(), 0);
+  exactly_once_ = d_.config.checkpoints.mode == runtime::checkpointing_mode::exactly_once;
   if (!inputs_.empty())
     valve_ = std::make_unique<runtime::watermark_valve>(inputs_.size());
   if (chain_.source == nullptr && !chain_.operators.empty())
@@ -87,9 +91,21 @@ void subtask_state::start() {
     // Unique per process, actor and subtask: names working files (RocksDB).
     ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
                         std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
+    ctx.set_checkpointing_enabled(d_.config.checkpoints.enabled());
     opened_ = true;
-    for (auto& op : chain_.operators)
-      op->open_operator(ctx);
+    for (size_t k = 0; k < chain_.operators.size(); ++k) {
+      auto& op = chain_.operators[k];
+      const runtime::operator_state_handle* handle = nullptr;
+      if (d_.restore)
+        handle = d_.restore->find(runtime::operator_uid(d_.job->graph().nodes[v.nodes[k]]));
+      if (handle == nullptr) {
+        op->open_operator(ctx);
+        continue;
+      }
+      auto r = runtime::load_operator_restore(*d_.restore, *handle, d_.index, v.parallelism,
+                                              v.max_parallelism);
+      op->open_operator(ctx, &r);
+    }
     phase_ = phase::running;
     report(execution_state::running);
     if (!outputs_.empty() && d_.config.buffer_timeout.count() > 0)
@@ -224,7 +240,7 @@ void subtask_state::on_batch(batch_msg& m) {
     peak_queued_ = std::max(peak_queued_, in.queued);
     // Batches that arrive before start() (an upstream started first) or
     // while blocked wait in order; credits bound how many.
-    if (phase_ != phase::running || blocked_ || !queue_.empty()) {
+    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
       queue_.push_back({m.channel, std::move(m.batch), {}});
       return;
     }
@@ -262,7 +278,7 @@ void subtask_state::on_event(const event_msg& m) {
   guarded([&] {
     if (m.channel >= inputs_.size())
       throw std::logic_error("event for unknown input channel " + std::to_string(m.channel));
-    if (phase_ != phase::running || blocked_ || !queue_.empty()) {
+    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
       queue_.push_back({m.channel, nullptr, m.event(), m.value});
       return;
     }
@@ -272,16 +288,24 @@ void subtask_state::on_event(const event_msg& m) {
 
 void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t value) {
   switch (kind) {
+    case channel_event::barrier:
+      on_barrier(channel, value);
+      break;
     case channel_event::end_of_partition: {
       auto& in = inputs_[channel];
       if (!in.ended) {
         in.ended = true;
+        if (value != 0)
+          stop_seen_ = true;
+        // A finished channel sends no barrier: it counts as aligned.
+        if (aligning_ >= 0 && !barrier_seen_[channel])
+          barrier_arrived(channel);
         // An ended channel no longer holds event time back; when all have
         // ended this is the maximum watermark, so every window fires.
         if (auto wm = valve_->on_end(channel))
           advance_watermark(*wm);
-        if (--inputs_open_ == 0)
-          end_input();
+        if (--inputs_open_ == 0 && phase_ == phase::running)
+          end_input(stop_seen_);
       }
       break;
     }
@@ -327,6 +351,11 @@ void subtask_state::drain_queue() {
          steady_now_ns() < deadline) {
     auto item = std::move(queue_.front());
     queue_.pop_front();
+    if (held(item.channel)) {
+      ++budget;
+      held_.push_back(std::move(item));
+      continue;
+    }
     if (item.batch)
       process_batch(item.channel, std::move(item.batch));
     else
@@ -403,17 +432,21 @@ void subtask_state::on_flush_timer() {
   });
 }
 
-void subtask_state::end_input() {
-  // A bounded source ends event time: the maximum watermark fires every
-  // window and timer before the operators finish.
-  if (chain_.source != nullptr) {
-    element_.watermark = runtime::max_watermark;
-    chain_.source->process_end_watermark();
+void subtask_state::end_input(bool stopped) {
+  stop_seen_ = stopped;
+  if (!stopped) {
+    // A bounded source ends event time: the maximum watermark fires every
+    // window and timer before the operators finish.
+    if (chain_.source != nullptr) {
+      element_.watermark = runtime::max_watermark;
+      chain_.source->process_end_watermark();
+    }
+    // Finish operators head first, so what one emits reaches the next
+    // before that one finishes.
+    for (auto& op : chain_.operators)
+      op->finish();
   }
-  // Finish operators head first, so what one emits reaches the next before
-  // that one finishes; then push out every partial batch.
-  for (auto& op : chain_.operators)
-    op->finish();
+  // Then push out every partial batch.
   end_of_batch();
   for (auto& o : chain_.outputs)
     o->flush(false);
@@ -426,12 +459,184 @@ void subtask_state::try_finish() {
     return; // waits for credit; on_credit calls again
   for (auto& chans : outputs_)
     for (auto& ch : chans)
-      self_->send(ch.target, event_msg{ch.target_channel, static_cast<uint8_t>(channel_event::end_of_partition)});
+      self_->send(ch.target, event_msg{ch.target_channel,
+                                       static_cast<uint8_t>(channel_event::end_of_partition),
+                                       stop_seen_ ? 1 : 0});
   publish_counters();
-  close_operators();
-  phase_ = phase::done;
-  report(execution_state::finished);
-  self_->quit();
+  // Operators stay open: the job's final checkpoint may still snapshot them
+  // and its completion commits what transactional sinks hold.
+  phase_ = phase::ended;
+  caf::anon_send(d_.job_master, eod_atom::value, d_.vertex, d_.index, d_.attempt);
+}
+
+void subtask_state::on_finish() {
+  if (phase_ != phase::ended)
+    return;
+  guarded([&] {
+    publish_counters();
+    close_operators();
+    phase_ = phase::done;
+    report(execution_state::finished);
+    self_->quit();
+  });
+}
+
+void subtask_state::on_stop(bool drain) {
+  guarded([&] {
+    if (phase_ != phase::running || chain_.source == nullptr)
+      return;
+    end_input(!drain);
+  });
+}
+
+// ---- checkpoints -------------------------------------------------------------
+
+void subtask_state::on_barrier(uint32_t channel, int64_t id) {
+  if (id <= last_checkpoint_)
+    return; // a barrier of a checkpoint this subtask already took or gave up
+  if (aligning_ >= 0 && id > aligning_) {
+    // A newer checkpoint overtook the one being aligned (that one was
+    // aborted upstream): give it up.
+    release_held();
+  }
+  if (aligning_ < 0) {
+    aligning_ = id;
+    std::fill(barrier_seen_.begin(), barrier_seen_.end(), 0);
+    barriers_missing_ = 0;
+    for (size_t c = 0; c < inputs_.size(); ++c)
+      if (!inputs_[c].ended)
+        ++barriers_missing_;
+    align_start_ns_ = steady_now_ns();
+  }
+  if (!barrier_seen_[channel])
+    barrier_arrived(channel);
+}
+
+void subtask_state::barrier_arrived(uint32_t channel) {
+  barrier_seen_[channel] = 1;
+  if (barriers_missing_ > 0)
+    --barriers_missing_;
+  if (barriers_missing_ > 0)
+    return;
+  auto id = aligning_;
+  auto now = steady_now_ns();
+  take_checkpoint(id, now_ms(), true);
+  (void)now;
+  release_held();
+}
+
+void subtask_state::release_held() {
+  aligning_ = -1;
+  std::fill(barrier_seen_.begin(), barrier_seen_.end(), 0);
+  if (held_.empty())
+    return;
+  // Held items arrived before anything still queued on their channels.
+  while (!held_.empty()) {
+    queue_.push_front(std::move(held_.back()));
+    held_.pop_back();
+  }
+  if (!resume_scheduled_) {
+    resume_scheduled_ = true;
+    self_->send(self_, resume_atom::value);
+  }
+}
+
+namespace {
+std::string file_token(const std::string& uid) {
+  std::string out;
+  for (char c : uid)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+  return out.substr(0, 80);
+}
+} // namespace
+
+void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward) {
+  auto t0 = steady_now_ns();
+  last_checkpoint_ = id;
+  checkpoint_ack ack;
+  ack.id = id;
+  ack.vertex = d_.vertex;
+  ack.index = d_.index;
+  ack.attempt = d_.attempt;
+  ack.alignment_ns = aligning_ >= 0 ? t0 - align_start_ns_ : 0;
+  const auto& v = d_.job->vertices()[d_.vertex];
+  std::vector<std::pair<std::string, std::string>> files;
+  for (size_t k = 0; k < chain_.operators.size(); ++k) {
+    auto snap = chain_.operators[k]->snapshot_operator(id, timestamp_ms);
+    const auto& node = d_.job->graph().nodes[v.nodes[k]];
+    auto base = "n" + std::to_string(node.id) + "-" + file_token(runtime::operator_uid(node)) +
+                "-s" + std::to_string(d_.index);
+    uint64_t bytes = snap.keyed.size() + snap.operator_state.size();
+    ack.keyed_files.push_back(snap.keyed.empty() ? std::string() : base + ".keyed");
+    ack.operator_files.push_back(snap.operator_state.empty() ? std::string() : base + ".op");
+    ack.bytes.push_back(bytes);
+    if (!snap.keyed.empty())
+      files.emplace_back(ack.keyed_files.back(), std::move(snap.keyed));
+    if (!snap.operator_state.empty())
+      files.emplace_back(ack.operator_files.back(), std::move(snap.operator_state));
+  }
+  if (forward)
+    for (auto& o : chain_.outputs)
+      o->broadcast_event(channel_event::barrier, id);
+  ack.sync_ns = steady_now_ns() - t0;
+  // The files are written off the subtask's thread; processing goes on.
+  auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(id));
+  auto jm = d_.job_master;
+  self_->spawn<caf::detached>(
+    [dir, jm, files = std::move(files), ack = std::move(ack)](caf::event_based_actor* w) mutable {
+      auto t = steady_now_ns();
+      try {
+        for (auto& [name, bytes] : files)
+          runtime::checkpoint_storage::write_atomically(dir / name, bytes);
+        ack.async_ns = steady_now_ns() - t;
+        using namespace std::chrono;
+        ack.acked_ms =
+          duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+        w->send(jm, ack_atom::value, std::move(ack));
+      } catch (const std::exception& e) {
+        w->send(jm, decline_atom::value, ack.id, ack.vertex, ack.index, ack.attempt,
+                std::string("cannot write checkpoint state: ") + e.what());
+      }
+    });
+}
+
+void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
+  guarded([&] {
+    if (phase_ == phase::ended) {
+      // The final checkpoint: everything is processed, nothing to forward.
+      take_checkpoint(t.id, t.timestamp_ms, false);
+      return;
+    }
+    if (phase_ != phase::running || chain_.source == nullptr) {
+      caf::anon_send(d_.job_master, decline_atom::value, t.id, d_.vertex, d_.index, d_.attempt,
+                     std::string("subtask is not running a source"));
+      return;
+    }
+    take_checkpoint(t.id, t.timestamp_ms, true);
+    if (t.stop)
+      end_input(true);
+  });
+}
+
+void subtask_state::on_checkpoint_complete(int64_t id) {
+  guarded([&] {
+    if (!opened_)
+      return;
+    for (auto& op : chain_.operators)
+      op->notify_checkpoint_complete(id);
+  });
+}
+
+void subtask_state::on_checkpoint_aborted(int64_t id) {
+  guarded([&] {
+    if (!opened_)
+      return;
+    if (aligning_ == id)
+      release_held();
+    last_checkpoint_ = std::max(last_checkpoint_, id);
+    for (auto& op : chain_.operators)
+      op->notify_checkpoint_aborted(id);
+  });
 }
 
 void subtask_state::on_cancel() {
@@ -478,7 +683,7 @@ void subtask_state::report(execution_state s, const std::string& error) {
     }
   }
   caf::anon_send(d_.job_master, state_atom::value,
-                 subtask_report{d_.vertex, d_.index, static_cast<int32_t>(s), error});
+                 subtask_report{d_.vertex, d_.index, static_cast<int32_t>(s), error, d_.attempt});
 }
 
 subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtask_state> self,
@@ -500,6 +705,11 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](flush_atom) { self->state.on_flush_timer(); },
     [self](ptimer_atom) { self->state.on_processing_timer(); },
     [self](cancel_atom) { self->state.on_cancel(); },
+    [self](checkpoint_atom, const checkpoint_trigger& t) { self->state.on_checkpoint_trigger(t); },
+    [self](complete_atom, int64_t id) { self->state.on_checkpoint_complete(id); },
+    [self](abortchk_atom, int64_t id) { self->state.on_checkpoint_aborted(id); },
+    [self](finish_atom) { self->state.on_finish(); },
+    [self](stop_atom, bool drain) { self->state.on_stop(drain); },
   };
 }
 

@@ -2,6 +2,7 @@
 
 #include "sluice/actors/messages.hpp"
 #include "sluice/actors/metrics.hpp"
+#include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/job_graph.hpp"
 #include "sluice/runtime/time/watermarks.hpp"
@@ -24,6 +25,29 @@ struct subtask_deployment {
   int32_t index = 0;
   caf::actor job_master;
   std::shared_ptr<subtask_metrics_cell> metrics;
+  /// Which run of the job this is (0, then +1 per restart); messages from
+  /// older runs are ignored.
+  int32_t attempt = 0;
+  /// The job's checkpoint directory: checkpoint N's files go to chk-N/.
+  std::string checkpoint_dir;
+  /// The checkpoint or savepoint to restore from; null = fresh start.
+  std::shared_ptr<const runtime::restore_point> restore;
+};
+
+/// A subtask's acknowledgement of a checkpoint: the files it wrote (per
+/// operator of its chain, in chain order; "" = none) and its timings.
+struct checkpoint_ack {
+  int64_t id = 0;
+  int32_t vertex = 0;
+  int32_t index = 0;
+  int32_t attempt = 0;
+  std::vector<std::string> keyed_files;
+  std::vector<std::string> operator_files;
+  std::vector<uint64_t> bytes;
+  int64_t alignment_ns = 0;
+  int64_t sync_ns = 0;
+  int64_t async_ns = 0;
+  int64_t acked_ms = 0;
 };
 
 /// Sent by a subtask to its JobMaster when its execution state changes.
@@ -32,6 +56,7 @@ struct subtask_report {
   int32_t index = 0;
   int32_t state_code = 0;
   std::string error;
+  int32_t attempt = 0;
 
   runtime::execution_state state() const noexcept {
     return static_cast<runtime::execution_state>(state_code);
@@ -40,7 +65,8 @@ struct subtask_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subtask_report& x) {
-  return f(caf::meta::type_name("subtask_report"), x.vertex, x.index, x.state_code, x.error);
+  return f(caf::meta::type_name("subtask_report"), x.vertex, x.index, x.state_code, x.error,
+           x.attempt);
 }
 
 /// The logic of one subtask: runs an operator chain, feeds it arriving
@@ -73,6 +99,15 @@ public:
   void on_flush_timer();
   void on_processing_timer();
   void on_cancel();
+  /// A source starts checkpoint `t.id`; at the end of data, every subtask
+  /// takes the final checkpoint this way.
+  void on_checkpoint_trigger(const checkpoint_trigger& t);
+  void on_checkpoint_complete(int64_t id);
+  void on_checkpoint_aborted(int64_t id);
+  /// Every subtask reached the end of its data: close and finish.
+  void on_finish();
+  /// Stop with savepoint and drain: sources end their input now.
+  void on_stop(bool drain);
   /// Ends the subtask as FAILED with `why`, reported to the JobMaster.
   void fail(const std::string& why);
 
@@ -106,7 +141,9 @@ private:
     channel_event event = channel_event::end_of_partition;
     int64_t value = 0;
   };
-  enum class phase { created, running, finishing, done };
+  /// finishing: end of input handled, waiting for credit to send the rest;
+  /// ended: end of partition sent, waiting for the JobMaster's finish.
+  enum class phase { created, running, finishing, ended, done };
 
   /// Runs `f`, accounting its time, and turns exceptions into a failure.
   template <class F>
@@ -120,8 +157,21 @@ private:
   void arm_processing_timer();
   void drain_queue();
   void end_of_batch();
-  void end_input();
+  /// `stopped`: stop with savepoint without drain, so operators are not
+  /// finished and no maximum watermark is sent.
+  void end_input(bool stopped = false);
   void try_finish();
+  void on_barrier(uint32_t channel, int64_t id);
+  /// Counts channel `channel` as aligned (barrier or end of partition).
+  void barrier_arrived(uint32_t channel);
+  /// Drops the running alignment; what its channels held goes back in line.
+  void release_held();
+  /// Snapshots the chain for checkpoint `id`, forwards the barrier when
+  /// `forward`, writes the state asynchronously and acknowledges.
+  void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward);
+  [[nodiscard]] bool held(uint32_t channel) const noexcept {
+    return aligning_ >= 0 && exactly_once_ && barrier_seen_[channel];
+  }
   void report(runtime::execution_state s, const std::string& error = {});
   void set_blocked(bool blocked, int64_t now);
   void schedule_step();
@@ -149,6 +199,16 @@ private:
   bool resume_scheduled_ = false;
   bool opened_ = false;
   phase phase_ = phase::created;
+  // Checkpoints.
+  bool exactly_once_ = true;
+  int64_t aligning_ = -1; ///< checkpoint being aligned, -1 = none
+  std::vector<char> barrier_seen_;
+  size_t barriers_missing_ = 0;
+  int64_t align_start_ns_ = 0;
+  int64_t last_checkpoint_ = 0; ///< newest checkpoint snapshotted
+  /// Items of channels whose barrier arrived, held until alignment ends.
+  std::deque<queued_item> held_;
+  bool stop_seen_ = false;
   uint64_t records_in_ = 0;
   uint32_t peak_queued_ = 0;
   uint32_t peak_pending_ = 0;
@@ -161,3 +221,4 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
 } // namespace sluice::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::subtask_deployment)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::checkpoint_ack)

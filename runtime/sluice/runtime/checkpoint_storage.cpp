@@ -1,5 +1,7 @@
 #include "sluice/runtime/checkpoint_storage.hpp"
 
+#include "sluice/state/key_group.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -309,6 +311,97 @@ checkpoint_metadata checkpoint_storage::read_metadata(int64_t id) const {
     throw checkpoint_error(p.string() + ": records checkpoint " +
                            std::to_string(md.checkpoint_id) + ", expected " + std::to_string(id));
   return md;
+}
+
+// ---- restore ---------------------------------------------------------------
+
+namespace {
+std::string slurp(const std::filesystem::path& p, const std::string& origin) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in)
+    throw checkpoint_error(origin + ": cannot read " + p.string());
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (!in.good() && !in.eof())
+    throw checkpoint_error(origin + ": error reading " + p.string());
+  return out.str();
+}
+} // namespace
+
+restore_point restore_point::read(const std::filesystem::path& dir) {
+  auto p = dir / metadata_file;
+  if (!std::filesystem::exists(p))
+    throw checkpoint_error(p.string() + ": no checkpoint or savepoint metadata here");
+  restore_point rp;
+  rp.dir = dir;
+  rp.metadata = checkpoint_metadata::from_json(slurp(p, "metadata"), p.string());
+  return rp;
+}
+
+const operator_state_handle* restore_point::find(const std::string& uid) const {
+  for (const auto& op : metadata.operators)
+    if (op.uid == uid)
+      return &op;
+  return nullptr;
+}
+
+operator_restore load_operator_restore(const restore_point& rp, const operator_state_handle& op,
+                                       int32_t index, int32_t parallelism,
+                                       int32_t max_parallelism) {
+  auto origin = "operator '" + op.uid + "' in " + rp.dir.string();
+  operator_restore out;
+  bool has_keyed = false;
+  for (const auto& s : op.subtasks)
+    has_keyed = has_keyed || !s.keyed_state_file.empty();
+  if (has_keyed && op.max_parallelism != max_parallelism)
+    throw checkpoint_error(origin + ": keyed state was written with max parallelism " +
+                           std::to_string(op.max_parallelism) + " but the job has " +
+                           std::to_string(max_parallelism) +
+                           " (the max parallelism of a stateful operator cannot change)");
+  auto mine = state::key_group_range_for_subtask(max_parallelism, parallelism, index);
+  std::vector<std::vector<state::operator_state_part>> old_parts;
+  bool any_operator_state = false;
+  for (const auto& s : op.subtasks) {
+    if (!s.keyed_state_file.empty()) {
+      auto theirs = state::key_group_range_for_subtask(op.max_parallelism, op.parallelism,
+                                                       s.subtask);
+      if (theirs.start <= mine.end && mine.start <= theirs.end) {
+        check_file_name(s.keyed_state_file, origin);
+        out.keyed.push_back(slurp(rp.dir / s.keyed_state_file, origin));
+      }
+    }
+    if (!s.operator_state_file.empty()) {
+      check_file_name(s.operator_state_file, origin);
+      auto file = rp.dir / s.operator_state_file;
+      try {
+        old_parts.push_back(state::operator_state_store::parse(slurp(file, origin),
+                                                               file.string()));
+      } catch (const state::state_error& e) {
+        throw checkpoint_error(origin + ": " + e.what());
+      }
+      any_operator_state = true;
+    } else {
+      old_parts.emplace_back();
+    }
+  }
+  if (any_operator_state) {
+    try {
+      out.operator_state = state::operator_state_store::redistribute(old_parts, index, parallelism);
+    } catch (const state::state_error& e) {
+      throw checkpoint_error(origin + ": " + e.what());
+    }
+  }
+  return out;
+}
+
+void dispose_savepoint(const std::filesystem::path& dir) {
+  auto rp = restore_point::read(dir);
+  if (!rp.metadata.savepoint)
+    throw checkpoint_error(dir.string() + " is a checkpoint, not a savepoint; it is not disposed");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec)
+    throw checkpoint_error("cannot dispose savepoint " + dir.string() + ": " + ec.message());
 }
 
 } // namespace sluice::runtime

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "sluice/runtime/checkpointing.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -102,5 +104,32 @@ private:
   std::string job_id_;
   int32_t num_retained_;
 };
+
+/// A completed checkpoint or savepoint to restore from: its directory and
+/// metadata.
+struct restore_point {
+  std::filesystem::path dir;
+  checkpoint_metadata metadata;
+
+  /// Reads `<dir>/_metadata`; checkpoint_error naming the file when it is
+  /// missing, corrupt or of another version.
+  [[nodiscard]] static restore_point read(const std::filesystem::path& dir);
+  /// The operator with `uid`, or null.
+  [[nodiscard]] const operator_state_handle* find(const std::string& uid) const;
+};
+
+/// Reads the state that falls to subtask `index` of `parallelism` of the
+/// operator `op` from `rp`: the keyed snapshots of old subtasks whose key
+/// groups overlap the new subtask's, and the operator state redistributed.
+/// Throws checkpoint_error naming the operator and file (unreadable or
+/// corrupt files, a changed max parallelism).
+[[nodiscard]] operator_restore load_operator_restore(const restore_point& rp,
+                                                     const operator_state_handle& op,
+                                                     int32_t index, int32_t parallelism,
+                                                     int32_t max_parallelism);
+
+/// Deletes a savepoint directory after checking it is one (has a
+/// `_metadata` that says savepoint); checkpoint_error otherwise.
+void dispose_savepoint(const std::filesystem::path& dir);
 
 } // namespace sluice::runtime

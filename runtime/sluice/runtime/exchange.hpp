@@ -205,6 +205,7 @@ enum class channel_event : uint8_t {
   watermark = 1, ///< value: the watermark
   idle = 2,      ///< the sender's input went idle
   active = 3,    ///< ... and became active again
+  barrier = 4,   ///< value: the checkpoint id
 };
 
 /// Sizing and timing of batches, from configuration.
@@ -238,6 +239,9 @@ public:
   virtual void flush(bool only_with_credit) = 0;
   /// Records written into this output so far.
   virtual uint64_t records_out() const noexcept = 0;
+  /// Hands over every partial batch, then sends the event on every channel
+  /// (checkpoint barriers go this way).
+  virtual void broadcast_event(channel_event kind, int64_t value) = 0;
   /// Where the timestamp of the current record is read; with `carry`, each
   /// record's timestamp travels with it.
   void set_element_context(element_context* e, bool carry) noexcept {
@@ -292,12 +296,13 @@ public:
 
   uint64_t records_out() const noexcept override { return records_; }
 
-private:
-  void broadcast_event(channel_event kind, int64_t value) {
+  void broadcast_event(channel_event kind, int64_t value) override {
     flush(false);
     for (uint32_t ch = 0; ch < batches_.size(); ++ch)
       gate_.send_event(id_, ch, static_cast<uint8_t>(kind), value);
   }
+
+private:
 
   void append(uint32_t ch, T&& value) {
     if (carry_timestamps_) {

@@ -64,6 +64,13 @@ struct stream_node {
   std::function<std::unique_ptr<any_collector>()> make_discard;
 };
 
+/// The uid that matches an operator's state on restore: the one the program
+/// set, or one derived from the operator's position in the graph (stable
+/// while the program's structure does not change).
+inline std::string operator_uid(const stream_node& n) {
+  return n.uid.empty() ? "auto-" + std::to_string(n.id) : n.uid;
+}
+
 /// The whole logical graph; nodes are numbered in creation order, which is
 /// a topological order (a stream exists before anything consumes it).
 struct stream_graph {
