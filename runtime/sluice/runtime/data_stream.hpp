@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/exchange.hpp"
+#include "sluice/runtime/file_sink.hpp"
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/operators.hpp"
 #include "sluice/runtime/process_function.hpp"
@@ -304,6 +305,11 @@ public:
   /// Writes records as lines (a directory of files 1..p at parallelism > 1).
   data_stream<void> write_as_text(const std::string& path) const {
     return add_sink(text_file_sink<T>{path}, "TextFile");
+  }
+  /// Writes records as lines into part files of a directory, exactly once
+  /// with checkpointing (file_sink, Flink's FileSink in row format).
+  data_stream<void> sink_to_files(file_sink_options options) const {
+    return add_sink(file_sink<T>{std::move(options)}, "FileSink");
   }
   /// Gathers every record for inspection after (or during) the run.
   std::shared_ptr<collected<T>> collect() const {

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <limits>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,7 +21,27 @@ constexpr size_t read_chunk = 256 * 1024;
 std::string errno_text(int err) { return std::strerror(err); }
 } // namespace
 
+index_split internal::initial_index_split(uint64_t count, uint64_t i, uint64_t p) {
+  constexpr uint64_t unbounded = std::numeric_limits<uint64_t>::max();
+  if (count == unbounded)
+    return {i * (unbounded / p), (i + 1 == p) ? unbounded : (i + 1) * (unbounded / p)};
+  return {static_cast<uint64_t>((static_cast<__uint128_t>(count) * i) / p),
+          static_cast<uint64_t>((static_cast<__uint128_t>(count) * (i + 1)) / p)};
+}
+
 text_file_source::~text_file_source() { close(); }
+
+void text_file_source::initialize_state(const function_initialization_context& ctx) {
+  splits_.initialize(ctx);
+}
+
+void text_file_source::snapshot_state(int64_t /*checkpoint_id*/, int64_t /*timestamp_ms*/) {
+  // The front split is being read: its position is the first byte of the
+  // buffer not handed out yet, always the start of a line (or the end).
+  if (reading_ && !splits_.empty())
+    splits_.front().next = pos_ + head_;
+  splits_.snapshot();
+}
 
 void text_file_source::open(const runtime_context& ctx) {
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
@@ -32,29 +53,47 @@ void text_file_source::open(const runtime_context& ctx) {
     throw std::runtime_error("input '" + path_ + "' is not a regular file");
   }
   file_size_ = static_cast<uint64_t>(st.st_size);
-  auto p = static_cast<uint64_t>(ctx.parallelism());
-  auto i = static_cast<uint64_t>(ctx.subtask_index());
-  uint64_t start = file_size_ * i / p;
-  end_ = file_size_ * (i + 1) / p;
-  // A range that does not start at 0 skips the partial line it starts in:
-  // that line belongs to the previous range. Reading from start - 1 makes a
-  // line that begins exactly at `start` count as ours.
-  pos_ = start == 0 ? 0 : start - 1;
   buf_.resize(read_chunk);
+  if (!splits_.restored()) {
+    auto p = static_cast<uint64_t>(ctx.parallelism());
+    auto i = static_cast<uint64_t>(ctx.subtask_index());
+    file_split s{file_size_ * i / p, file_size_ * (i + 1) / p, 0};
+    s.next = first_line_at_or_after(s.begin);
+    if (s.next < s.end)
+      splits_.push_back(s);
+  }
+  if (!splits_.empty())
+    seek(splits_.front().next);
+  reading_ = true;
+}
+
+uint64_t text_file_source::first_line_at_or_after(uint64_t offset) {
+  if (offset == 0)
+    return 0;
+  // The partial line `offset` falls in belongs to the previous range.
+  // Reading from offset - 1 makes a line that begins exactly at `offset`
+  // count as ours.
+  seek(offset - 1);
+  for (;;) {
+    if (head_ == tail_ && !fill())
+      return pos_ + head_;
+    auto* nl = static_cast<char*>(std::memchr(buf_.data() + head_, '\n', tail_ - head_));
+    if (nl != nullptr)
+      return pos_ + static_cast<uint64_t>(nl - buf_.data()) + 1;
+    head_ = tail_;
+  }
+}
+
+void text_file_source::seek(uint64_t offset) {
+  pos_ = offset;
   head_ = tail_ = 0;
   eof_ = false;
-  if (start != 0) {
-    for (;;) {
-      if (head_ == tail_ && !fill())
-        return;
-      auto* nl = static_cast<char*>(std::memchr(buf_.data() + head_, '\n', tail_ - head_));
-      if (nl != nullptr) {
-        head_ = static_cast<size_t>(nl - buf_.data()) + 1;
-        break;
-      }
-      head_ = tail_;
-    }
-  }
+}
+
+void text_file_source::next_split() {
+  splits_.pop_front();
+  if (!splits_.empty())
+    seek(splits_.front().next);
 }
 
 bool text_file_source::fill() {
@@ -85,8 +124,12 @@ source_step text_file_source::run(collector<std::string>& out, size_t max_record
   if (fd_ < 0)
     return source_step::finished();
   for (size_t emitted = 0; emitted < max_records;) {
-    if (pos_ + head_ >= end_)
+    if (splits_.empty())
       return source_step::finished();
+    if (pos_ + head_ >= splits_.front().end) {
+      next_split();
+      continue;
+    }
     auto* begin = buf_.data() + head_;
     auto* nl = static_cast<char*>(std::memchr(begin, '\n', tail_ - head_));
     if (nl == nullptr) {
@@ -95,8 +138,10 @@ source_step text_file_source::run(collector<std::string>& out, size_t max_record
       if (head_ < tail_) { // last line without a newline
         out.collect(std::string(buf_.data() + head_, tail_ - head_));
         head_ = tail_;
+        ++emitted;
       }
-      return source_step::finished();
+      next_split();
+      continue;
     }
     size_t len = static_cast<size_t>(nl - begin);
     if (len > 0 && begin[len - 1] == '\r')
@@ -105,11 +150,14 @@ source_step text_file_source::run(collector<std::string>& out, size_t max_record
     head_ = static_cast<size_t>(nl - buf_.data()) + 1;
     ++emitted;
   }
-  return source_step::more();
+  return splits_.empty() ? source_step::finished() : source_step::more();
 }
 
 void text_file_source::close() {
   if (fd_ >= 0) {
+    if (reading_ && !splits_.empty())
+      splits_.front().next = pos_ + head_;
+    reading_ = false;
     ::close(fd_);
     fd_ = -1;
   }

@@ -1,11 +1,15 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/checkpointing.hpp"
 #include "sluice/runtime/operators.hpp"
+#include "sluice/state/serializer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <string>
@@ -90,79 +94,170 @@ private:
   element_context* element_ = nullptr;
 };
 
+/// A range of a collection's or generator's indexes not emitted yet,
+/// [next, end): the unit of work those sources checkpoint and hand out
+/// again when a job is restored, also at another parallelism.
+struct index_split {
+  uint64_t next = 0;
+  uint64_t end = 0;
+  static constexpr const char* sluice_type_name = "sluice.index_split";
+  SLUICE_SERIALIZABLE(next, end)
+};
+
+/// A byte range [begin, end) of a text file whose lines (a line belongs to
+/// the range it starts in) a text file source reads, and `next`, the offset
+/// of the first line of the range not emitted yet.
+struct file_split {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint64_t next = 0;
+  static constexpr const char* sluice_type_name = "sluice.file_split";
+  SLUICE_SERIALIZABLE(begin, end, next)
+};
+
+namespace internal {
+/// The splits one subtask of a replayable source works through, front
+/// first, and their even-split operator list state "source-splits". The
+/// front split's position is the source's position. Owned by the source.
+template <class Split>
+class source_splits {
+public:
+  /// Declares the state; on a restore, takes the splits it holds.
+  void initialize(const function_initialization_context& ctx) {
+    state_ = &ctx.operator_state().template list_state<Split>("source-splits");
+    restored_ = ctx.is_restored();
+    if (restored_)
+      splits_.assign(state_->get().begin(), state_->get().end());
+  }
+  /// True when the splits came from a checkpoint: open() must not create
+  /// fresh ones (no splits then means nothing is left to read).
+  [[nodiscard]] bool restored() const noexcept { return restored_; }
+  /// Writes the splits not finished yet, positions included, to the state.
+  void snapshot() {
+    if (state_ != nullptr)
+      state_->update(std::vector<Split>(splits_.begin(), splits_.end()));
+  }
+  [[nodiscard]] bool empty() const noexcept { return splits_.empty(); }
+  Split& front() { return splits_.front(); }
+  void pop_front() { splits_.pop_front(); }
+  void push_back(Split s) { splits_.push_back(std::move(s)); }
+  std::deque<Split>& all() noexcept { return splits_; }
+
+private:
+  std::deque<Split> splits_;
+  state::operator_list_state<Split>* state_ = nullptr;
+  bool restored_ = false;
+};
+
+/// [next, end) of subtask `i` of `p` over `count` indexes: contiguous
+/// ranges in subtask order (count == UINT64_MAX: unbounded, the last range
+/// runs to the end).
+index_split initial_index_split(uint64_t count, uint64_t i, uint64_t p);
+} // namespace internal
+
 /// Emits a fixed collection, split evenly over the parallel subtasks.
+/// Replayable: each subtask checkpoints the index ranges it has left, so a
+/// restored job (at any parallelism) emits every element exactly once.
 template <class T>
-class collection_source final : public source_function<T> {
+class collection_source final : public source_function<T>, public checkpointed_function {
 public:
   explicit collection_source(std::shared_ptr<const std::vector<T>> items)
     : items_(std::move(items)) {}
+
+  void initialize_state(const function_initialization_context& ctx) override {
+    splits_.initialize(ctx);
+  }
+  void snapshot_state(int64_t /*checkpoint_id*/, int64_t /*timestamp_ms*/) override {
+    splits_.snapshot();
+  }
   void open(const runtime_context& ctx) override {
-    auto n = items_->size();
-    auto p = static_cast<size_t>(ctx.parallelism());
-    auto i = static_cast<size_t>(ctx.subtask_index());
-    next_ = n * i / p;
-    end_ = n * (i + 1) / p;
+    auto n = static_cast<uint64_t>(items_->size());
+    if (splits_.restored()) {
+      for (auto& s : splits_.all())
+        s.end = std::min(s.end, n);
+    } else {
+      splits_.push_back(internal::initial_index_split(
+        n, static_cast<uint64_t>(ctx.subtask_index()), static_cast<uint64_t>(ctx.parallelism())));
+    }
   }
   source_step run(collector<T>& out, size_t max_records) override {
-    auto stop = std::min(end_, next_ + max_records);
-    for (; next_ < stop; ++next_)
-      out.collect((*items_)[next_]);
-    return next_ == end_ ? source_step::finished() : source_step::more();
+    size_t emitted = 0;
+    while (!splits_.empty() && emitted < max_records) {
+      auto& s = splits_.front();
+      auto budget = static_cast<uint64_t>(max_records - emitted);
+      uint64_t stop = s.end - std::min(s.next, s.end) > budget ? s.next + budget : s.end;
+      for (; s.next < stop; ++s.next, ++emitted)
+        out.collect((*items_)[static_cast<size_t>(s.next)]);
+      if (s.next >= s.end)
+        splits_.pop_front();
+    }
+    return splits_.empty() ? source_step::finished() : source_step::more();
   }
 
 private:
   std::shared_ptr<const std::vector<T>> items_;
-  size_t next_ = 0;
-  size_t end_ = 0;
+  internal::source_splits<index_split> splits_;
 };
 
 /// Generates `count` records from f(index) (index 0..count-1, split in
 /// contiguous ranges over the subtasks), optionally limited to a total rate
-/// in records per second. count == unbounded runs until cancelled.
+/// in records per second (each subtask emits rate / parallelism, also after
+/// a restore). count == unbounded runs until cancelled. Replayable like
+/// collection_source: checkpoints the index ranges left.
 template <class T, class F>
-class generator_source final : public source_function<T> {
+class generator_source final : public source_function<T>, public checkpointed_function {
 public:
   static constexpr uint64_t unbounded = std::numeric_limits<uint64_t>::max();
 
   generator_source(uint64_t count, F f, double records_per_second)
     : count_(count), fn_(std::move(f)), rate_(records_per_second) {}
 
+  void initialize_state(const function_initialization_context& ctx) override {
+    splits_.initialize(ctx);
+  }
+  void snapshot_state(int64_t /*checkpoint_id*/, int64_t /*timestamp_ms*/) override {
+    splits_.snapshot();
+  }
   void open(const runtime_context& ctx) override {
     auto p = static_cast<uint64_t>(ctx.parallelism());
-    auto i = static_cast<uint64_t>(ctx.subtask_index());
-    if (count_ == unbounded) {
-      next_ = i * (unbounded / p);
-      end_ = (i + 1 == p) ? unbounded : (i + 1) * (unbounded / p);
-    } else {
-      next_ = static_cast<uint64_t>((static_cast<__uint128_t>(count_) * i) / p);
-      end_ = static_cast<uint64_t>((static_cast<__uint128_t>(count_) * (i + 1)) / p);
-    }
-    first_ = next_;
+    if (!splits_.restored())
+      splits_.push_back(
+        internal::initial_index_split(count_, static_cast<uint64_t>(ctx.subtask_index()), p));
     if (rate_ > 0)
       subtask_rate_ = rate_ / static_cast<double>(p);
+    emitted_ = 0;
     start_ = std::chrono::steady_clock::now();
     internal::open_if_rich(fn_, ctx);
   }
   void close() override { internal::close_if_rich(fn_); }
 
   source_step run(collector<T>& out, size_t max_records) override {
-    uint64_t stop = end_ - next_ > max_records ? next_ + max_records : end_;
-    if (subtask_rate_ > 0) {
+    auto budget = static_cast<uint64_t>(max_records);
+    if (subtask_rate_ > 0 && !splits_.empty()) {
       // Emit only what is due by now, so the rate holds over any window.
       auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_);
-      auto due = first_ + static_cast<uint64_t>(elapsed.count() * subtask_rate_) + 1;
-      if (due <= next_) {
-        auto wait = std::chrono::duration<double>(
-          static_cast<double>(next_ + 1 - first_) / subtask_rate_ - elapsed.count());
-        return source_step::wait(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(wait) +
-          std::chrono::microseconds(50));
+      auto due = static_cast<uint64_t>(elapsed.count() * subtask_rate_) + 1;
+      if (due <= emitted_) {
+        // Record number `emitted_` (from 0) is due emitted_ / rate after
+        // the start.
+        auto wait = std::chrono::duration<double>(static_cast<double>(emitted_) / subtask_rate_ -
+                                                  elapsed.count());
+        return source_step::wait(std::chrono::duration_cast<std::chrono::nanoseconds>(wait) +
+                                 std::chrono::microseconds(50));
       }
-      stop = std::min(stop, due);
+      budget = std::min(budget, due - emitted_);
     }
-    for (; next_ < stop; ++next_)
-      out.collect(fn_(next_));
-    return next_ == end_ ? source_step::finished() : source_step::more();
+    while (!splits_.empty() && budget > 0) {
+      auto& s = splits_.front();
+      uint64_t stop = s.end - std::min(s.next, s.end) > budget ? s.next + budget : s.end;
+      budget -= stop - std::min(s.next, stop);
+      emitted_ += stop - std::min(s.next, stop);
+      for (; s.next < stop; ++s.next)
+        out.collect(fn_(s.next));
+      if (s.next >= s.end)
+        splits_.pop_front();
+    }
+    return splits_.empty() ? source_step::finished() : source_step::more();
   }
 
 private:
@@ -170,40 +265,57 @@ private:
   F fn_;
   double rate_;
   double subtask_rate_ = 0;
-  uint64_t first_ = 0;
-  uint64_t next_ = 0;
-  uint64_t end_ = 0;
+  uint64_t emitted_ = 0; // records this subtask emitted since open()
   std::chrono::steady_clock::time_point start_;
+  internal::source_splits<index_split> splits_;
 };
 
 /// Reads a text file line by line. At parallelism p each subtask reads one
 /// byte range of the file; a line belongs to the range in which it starts.
-class text_file_source final : public source_function<std::string> {
+/// Replayable: each subtask checkpoints its ranges with the offset of the
+/// next line not emitted, so a restored job (at any parallelism) resumes
+/// every range at that line.
+class text_file_source final : public source_function<std::string>,
+                               public checkpointed_function {
 public:
   explicit text_file_source(std::string path) : path_(std::move(path)) {}
   text_file_source(const text_file_source& other) : path_(other.path_) {}
   ~text_file_source() override;
+  void initialize_state(const function_initialization_context& ctx) override;
+  void snapshot_state(int64_t checkpoint_id, int64_t timestamp_ms) override;
   void open(const runtime_context& ctx) override;
   void close() override;
   source_step run(collector<std::string>& out, size_t max_records) override;
 
 private:
   bool fill();
+  /// Points the buffer at `offset` (empty buffer, next fill reads there).
+  void seek(uint64_t offset);
+  /// The offset of the first line starting at or after `offset`.
+  uint64_t first_line_at_or_after(uint64_t offset);
+  /// The front split is done: drops it and seeks to the next one's line.
+  void next_split();
 
   std::string path_;
   int fd_ = -1;
   uint64_t pos_ = 0;       // file offset of buf_[0]
-  uint64_t end_ = 0;       // lines starting at or after end_ belong to the next range
   uint64_t file_size_ = 0;
   std::vector<char> buf_;
   size_t head_ = 0;        // next unread byte in buf_
   size_t tail_ = 0;        // bytes valid in buf_
   bool eof_ = false;
+  // While reading (open() positioned the buffer, close() not called yet) the
+  // front split's position is pos_ + head_, not its `next`.
+  bool reading_ = false;
+  internal::source_splits<file_split> splits_;
 };
 
 /// Reads '\n'-delimited text from a TCP socket (non-blocking: a step that
-/// finds no data asks to be called again shortly). At-most-once: nothing is
-/// replayed after a failure. Ends when the peer closes the connection.
+/// finds no data asks to be called again shortly). Ends when the peer closes
+/// the connection. At-most-once: it is not a checkpointed function, a socket
+/// cannot be rewound, so after a restore it reconnects and reads what the
+/// peer sends from then on; records read after the last completed
+/// checkpoint are lost.
 class socket_text_source final : public source_function<std::string> {
 public:
   socket_text_source(std::string host, uint16_t port, char delimiter,
