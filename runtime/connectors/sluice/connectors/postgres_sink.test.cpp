@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace sluice::connectors;
@@ -27,6 +28,9 @@ struct event {
 postgres_row event_row(const event& e) {
   return {std::to_string(e.id), e.name.empty() ? std::nullopt : std::optional(e.name)};
 }
+
+// add_sink copies the sink into each subtask.
+static_assert(std::is_copy_constructible_v<postgres_sink<event>>);
 
 /// A server with an empty table `events (id bigint, name text)`.
 struct database {
