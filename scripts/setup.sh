@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config
   libcaf-dev libprotobuf-dev protobuf-compiler librocksdb-dev libboost-dev
   nlohmann-json3-dev doctest-dev libyaml-cpp-dev libcli11-dev
+  librdkafka-dev
 )
 
 missing=()
