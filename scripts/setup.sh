@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libprotobuf-dev protobuf-compiler librocksdb-dev libboost-dev
   nlohmann-json3-dev doctest-dev libyaml-cpp-dev libcli11-dev
   libpqxx-dev libpq-dev postgresql
+  librdkafka-dev
 )
 
 missing=()
