@@ -3,11 +3,17 @@
 /// Everything a sluice program needs: the DataStream API, run on the local
 /// mini-cluster by default.
 #include "sluice/actors/cluster.hpp"
+#include "sluice/runtime/file_sink.hpp"
+#include "sluice/runtime/two_phase_commit_sink.hpp"
 #include "sluice/runtime/environment.hpp"
 
 namespace sluice {
 
 using runtime::broadcast_process_function;
+using runtime::checkpoint_listener;
+using runtime::checkpointed_function;
+using runtime::file_sink_options;
+using runtime::two_phase_commit_sink;
 using runtime::co_flat_map_function;
 using runtime::co_group_function;
 using runtime::co_map_function;

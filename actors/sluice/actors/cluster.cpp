@@ -219,6 +219,23 @@ public:
 
   void cancel() override { caf::anon_send(job_master_, cancel_atom::value); }
 
+  std::string trigger_savepoint(const std::string& directory) override {
+    return savepoint(directory, false, false);
+  }
+  std::string stop_with_savepoint(const std::string& directory, bool drain) override {
+    return savepoint(directory, true, drain);
+  }
+  std::string cancel_with_savepoint(const std::string& directory) override {
+    auto path = savepoint(directory, false, false);
+    cancel();
+    return path;
+  }
+  std::string checkpoint_stats_json() override { return board_->checkpoints.to_json(); }
+  void kill_subtask(int32_t vertex, int32_t subtask) override {
+    caf::anon_send(job_master_, kill_atom::value, vertex, subtask);
+  }
+  int32_t restarts() const override { return board_->restarts.load(); }
+
   runtime::job_result wait() override {
     std::unique_lock<std::mutex> lock(board_->mtx);
     board_->cv.wait(lock, [&] { return runtime::is_globally_terminal(board_->status); });
@@ -234,6 +251,23 @@ public:
   }
 
 private:
+  std::string savepoint(const std::string& directory, bool stop, bool drain) {
+    if (!job_master_)
+      throw runtime::checkpoint_error("the job is not running");
+    caf::scoped_actor self{cluster_->system()};
+    std::string path, error;
+    self->request(job_master_, std::chrono::minutes(10), savepoint_atom::value, directory, stop,
+                  drain)
+      .receive([&](std::string& p) { path = std::move(p); },
+               [&](caf::error& err) {
+                 error = err.context().empty() ? cluster_->system().render(err)
+                                               : caf::to_string(err.context());
+               });
+    if (!error.empty())
+      throw runtime::checkpoint_error("savepoint failed: " + error);
+    return path;
+  }
+
   runtime::job_result result_locked() const {
     runtime::job_result r;
     r.status = board_->status;

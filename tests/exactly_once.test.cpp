@@ -1,0 +1,143 @@
+#include "exactly_once_job.hpp"
+#include "test_util.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+using namespace sluice;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh directory under the temp dir, removed at the end.
+struct temp_dir {
+  fs::path path;
+  explicit temp_dir(const std::string& tag) {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("sluice-" + tag + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string write_input(const fs::path& dir, int64_t lines, int keys, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto p = (dir / "input.csv").string();
+  std::ofstream out(p);
+  for (int64_t i = 0; i < lines; ++i)
+    out << "k" << rng() % static_cast<uint64_t>(keys) << "," << static_cast<int64_t>(rng() % 1000) - 300
+        << "\n";
+  return p;
+}
+
+configuration checkpointed(const fs::path& dir, state::backend_kind backend, int32_t p) {
+  configuration cfg;
+  cfg.parallelism = p;
+  cfg.state.backend = backend;
+  cfg.checkpoints.interval = 30ms;
+  cfg.checkpoints.directory = (dir / "checkpoints").string();
+  cfg.restart.type = runtime::restart_strategy_type::fixed_delay;
+  cfg.restart.fixed_delay.attempts = 1000;
+  cfg.restart.fixed_delay.delay = 0ms;
+  return cfg;
+}
+
+/// Kills random subtasks of a running job every 40-100 ms, `kills` times.
+size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  size_t done = 0;
+  while (done < kills && !runtime::is_globally_terminal(job.status())) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40 + rng() % 60));
+    if (job.status() != runtime::job_status::running)
+      continue;
+    std::vector<std::pair<int32_t, int32_t>> subtasks;
+    int32_t vertex = -1;
+    for (auto& m : job.metrics().subtasks) {
+      if (m.subtask == 0)
+        ++vertex;
+      subtasks.emplace_back(vertex, m.subtask);
+    }
+    auto [v, i] = subtasks[rng() % subtasks.size()];
+    job.kill_subtask(v, i);
+    ++done;
+  }
+  return done;
+}
+
+void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int64_t fail_every,
+                      size_t kills, uint64_t seed) {
+  temp_dir dir("exactly-once");
+  auto input = write_input(dir.path, lines, 37, seed);
+  auto plan = std::make_shared<exactly_once::failure_plan>(lines, fail_every, seed);
+  stream_environment env(checkpointed(dir.path, backend, p));
+  auto out = (dir.path / "out").string();
+  exactly_once::build(env, input, out, plan, 40);
+  auto job = env.execute_async("exactly once under failures");
+  auto killed = kill_randomly(*job, kills, seed + 1);
+  auto r = job->wait();
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  MESSAGE("injected " << plan->injected() << " exceptions, killed " << killed
+                      << " subtasks; restarts " << job->restarts());
+  CHECK(plan->injected() == plan->planned());
+  // Failures of several subtasks in one attempt lead to one restart.
+  CHECK(job->restarts() >= 5);
+  CHECK(plan->injected() + killed >= 20);
+  auto got = exactly_once::finished_output(out);
+  auto want = exactly_once::expected_output(input);
+  CHECK(got.size() == want.size());
+  CHECK(got == want);
+}
+
+} // namespace
+
+TEST_SUITE("integration.exactly_once") {
+
+TEST_CASE("a failure-free checkpointed run writes every line once") {
+  temp_dir dir("eo-clean");
+  auto input = write_input(dir.path, 5000, 11, 7);
+  stream_environment env(checkpointed(dir.path, state::backend_kind::heap, 2));
+  auto out = (dir.path / "out").string();
+  exactly_once::build(env, input, out, nullptr);
+  auto job = env.execute_async("clean");
+  auto r = job->wait();
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(exactly_once::finished_output(out) == exactly_once::expected_output(input));
+  // Checkpoints were taken and the final one committed the tail.
+  auto stats = nlohmann::json::parse(job->checkpoint_stats_json());
+  CHECK(stats["counts"]["completed"].get<int64_t>() >= 1);
+  CHECK(stats["latest"]["completed"]["status"] == "COMPLETED");
+}
+
+TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (heap)") {
+  run_exactly_once(state::backend_kind::heap, 3, 30000, 1500, 6, 42);
+}
+
+TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (RocksDB)") {
+  run_exactly_once(state::backend_kind::rocksdb, 2, 12000, 600, 4, 4242);
+}
+
+TEST_CASE("failures past the restart strategy's limit fail the job with the causes") {
+  temp_dir dir("eo-limit");
+  auto input = write_input(dir.path, 2000, 5, 3);
+  auto plan = std::make_shared<exactly_once::failure_plan>(2000, 100, 3);
+  auto cfg = checkpointed(dir.path, state::backend_kind::heap, 2);
+  cfg.restart.fixed_delay.attempts = 2;
+  stream_environment env(cfg);
+  exactly_once::build(env, input, (dir.path / "out").string(), plan);
+  auto r = env.execute("limited");
+  CHECK(r.status == runtime::job_status::failed);
+  CHECK(r.error.find("injected failure at input line") != std::string::npos);
+  CHECK(r.error.find("failures (newest last)") != std::string::npos);
+  CHECK(plan->injected() >= 3);
+}
+
+} // TEST_SUITE
