@@ -290,11 +290,13 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
   st.sub.board->checkpoints.triggered(std::move(rec));
   st.pending.emplace(id, std::move(p));
   checkpoint_trigger t{id, wall_ms(), stop};
+  // Barriers start at the sources; subtasks that already reached the end of
+  // their data get no barrier (their inputs ended) and are asked directly.
   const auto& job = *st.sub.job;
   for (const auto& v : job.vertices())
-    if (final_checkpoint || v.is_source)
-      for (auto& s : st.subtasks[v.id])
-        self->send(s, checkpoint_atom::value, t);
+    for (int32_t i = 0; i < v.parallelism; ++i)
+      if (final_checkpoint || v.is_source || st.at_end[v.id][i])
+        self->send(st.subtasks[v.id][i], checkpoint_atom::value, t);
   self->delayed_send(self, st.cp().timeout, expire_atom::value, id);
   return id;
 }
@@ -304,7 +306,7 @@ void on_periodic_trigger(jm_pointer self, int32_t attempt) {
   if (attempt != st.attempt || st.done || st.failing || st.restarting || st.cancel_requested)
     return;
   auto interval = st.cp().interval;
-  bool all_running = st.running == st.total && st.ended == 0;
+  bool all_running = st.running == st.total && st.ended < st.total;
   int64_t since_last_ms = (steady_now_ns() - st.last_completion_ns) / 1000000;
   int64_t in_flight = 0;
   for (auto& [id, p] : st.pending)
@@ -538,6 +540,12 @@ void on_eod(jm_pointer self, int32_t v, int32_t i, int32_t attempt) {
   if (v < 0 || static_cast<size_t>(v) >= st.at_end.size() || st.at_end[v][i])
     return;
   st.at_end[v][i] = 1;
+  // Checkpoints in flight whose barrier can no longer reach this subtask
+  // (its inputs ended first): it takes them directly (a subtask that took
+  // one through its barrier ignores the repeat).
+  for (auto& [id, p] : st.pending)
+    if (!p.acks.count({v, i}) && !p.final_checkpoint)
+      self->send(st.subtasks[v][i], checkpoint_atom::value, checkpoint_trigger{id, p.trigger_ms, false});
   if (++st.ended == st.total && !st.restarting && !st.failing && !st.cancel_requested)
     on_all_ended(self);
 }
@@ -547,7 +555,7 @@ void on_savepoint_request(jm_pointer self, const std::string& dir, bool stop, bo
   auto& st = self->state;
   auto target = dir.empty() ? (checkpoint_base(self) / "savepoints").string() : dir;
   if (st.done || st.failing || st.restarting || st.cancel_requested ||
-      st.running != st.total || st.ended > 0) {
+      st.running != st.total || st.ended == st.total) {
     rp.deliver(caf::make_error(caf::sec::runtime_error,
                                "cannot take a savepoint: the job is not running "
                                "(every task must be RUNNING)"));

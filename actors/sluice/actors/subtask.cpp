@@ -102,9 +102,16 @@ void subtask_state::start() {
         op->open_operator(ctx);
         continue;
       }
-      auto r = runtime::load_operator_restore(*d_.restore, *handle, d_.index, v.parallelism,
-                                              v.max_parallelism);
-      op->open_operator(ctx, &r);
+      try {
+        auto r = runtime::load_operator_restore(*d_.restore, *handle, d_.index, v.parallelism,
+                                                v.max_parallelism);
+        op->open_operator(ctx, &r);
+      } catch (const runtime::checkpoint_error&) {
+        throw;
+      } catch (const state::state_error& e) {
+        throw runtime::checkpoint_error("cannot restore operator '" + handle->uid + "' from " +
+                                        d_.restore->dir.string() + ": " + e.what());
+      }
     }
     phase_ = phase::running;
     report(execution_state::running);
@@ -242,6 +249,7 @@ void subtask_state::on_batch(batch_msg& m) {
     // while blocked wait in order; credits bound how many.
     if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
       queue_.push_back({m.channel, std::move(m.batch), {}});
+      schedule_drain();
       return;
     }
     process_batch(m.channel, std::move(m.batch));
@@ -280,6 +288,7 @@ void subtask_state::on_event(const event_msg& m) {
       throw std::logic_error("event for unknown input channel " + std::to_string(m.channel));
     if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
       queue_.push_back({m.channel, nullptr, m.event(), m.value});
+      schedule_drain();
       return;
     }
     process_event(m.channel, m.event(), m.value);
@@ -362,6 +371,15 @@ void subtask_state::drain_queue() {
       process_event(item.channel, item.event, item.value);
   }
   if (!blocked_ && !queue_.empty() && phase_ == phase::running && !resume_scheduled_) {
+    resume_scheduled_ = true;
+    self_->send(self_, resume_atom::value);
+  }
+}
+
+void subtask_state::schedule_drain() {
+  // Items queued behind a held channel wait for nothing else: make sure the
+  // queue is looked at again (drain_queue holds back what is still held).
+  if (phase_ == phase::running && !blocked_ && !resume_scheduled_) {
     resume_scheduled_ = true;
     self_->send(self_, resume_atom::value);
   }
@@ -602,8 +620,11 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
 
 void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
   guarded([&] {
+    if (t.id <= last_checkpoint_)
+      return; // taken already through its barrier
     if (phase_ == phase::ended) {
-      // The final checkpoint: everything is processed, nothing to forward.
+      // All input processed (the final checkpoint, or one whose barrier
+      // cannot arrive because the inputs ended): nothing to forward.
       take_checkpoint(t.id, t.timestamp_ms, false);
       return;
     }

@@ -156,6 +156,7 @@ private:
   void send_pending(out_channel& ch);
   void arm_processing_timer();
   void drain_queue();
+  void schedule_drain();
   void end_of_batch();
   /// `stopped`: stop with savepoint without drain, so operators are not
   /// finished and no maximum watermark is sent.
