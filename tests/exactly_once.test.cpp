@@ -15,19 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory under the temp dir, removed at the end.
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& tag) {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("sluice-" + tag + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string write_input(const fs::path& dir, int64_t lines, int keys, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -75,11 +62,11 @@ size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t seed) {
 
 void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int64_t fail_every,
                       size_t kills, uint64_t seed) {
-  temp_dir dir("exactly-once");
-  auto input = write_input(dir.path, lines, 37, seed);
+  sluice::test::temp_dir dir;
+  auto input = write_input(fs::path(dir.path()), lines, 37, seed);
   auto plan = std::make_shared<exactly_once::failure_plan>(lines, fail_every, seed);
-  stream_environment env(checkpointed(dir.path, backend, p));
-  auto out = (dir.path / "out").string();
+  stream_environment env(checkpointed(fs::path(dir.path()), backend, p));
+  auto out = (fs::path(dir.path()) / "out").string();
   exactly_once::build(env, input, out, plan, 40);
   auto job = env.execute_async("exactly once under failures");
   auto killed = kill_randomly(*job, kills, seed + 1);
@@ -102,10 +89,10 @@ void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int
 TEST_SUITE("integration.exactly_once") {
 
 TEST_CASE("a failure-free checkpointed run writes every line once") {
-  temp_dir dir("eo-clean");
-  auto input = write_input(dir.path, 5000, 11, 7);
-  stream_environment env(checkpointed(dir.path, state::backend_kind::heap, 2));
-  auto out = (dir.path / "out").string();
+  sluice::test::temp_dir dir;
+  auto input = write_input(fs::path(dir.path()), 5000, 11, 7);
+  stream_environment env(checkpointed(fs::path(dir.path()), state::backend_kind::heap, 2));
+  auto out = (fs::path(dir.path()) / "out").string();
   exactly_once::build(env, input, out, nullptr);
   auto job = env.execute_async("clean");
   auto r = job->wait();
@@ -126,13 +113,13 @@ TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (RocksDB)")
 }
 
 TEST_CASE("failures past the restart strategy's limit fail the job with the causes") {
-  temp_dir dir("eo-limit");
-  auto input = write_input(dir.path, 2000, 5, 3);
+  sluice::test::temp_dir dir;
+  auto input = write_input(fs::path(dir.path()), 2000, 5, 3);
   auto plan = std::make_shared<exactly_once::failure_plan>(2000, 100, 3);
-  auto cfg = checkpointed(dir.path, state::backend_kind::heap, 2);
+  auto cfg = checkpointed(fs::path(dir.path()), state::backend_kind::heap, 2);
   cfg.restart.fixed_delay.attempts = 2;
   stream_environment env(cfg);
-  exactly_once::build(env, input, (dir.path / "out").string(), plan);
+  exactly_once::build(env, input, (fs::path(dir.path()) / "out").string(), plan);
   auto r = env.execute("limited");
   CHECK(r.status == runtime::job_status::failed);
   CHECK(r.error.find("injected failure at input line") != std::string::npos);

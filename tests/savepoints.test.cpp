@@ -1,5 +1,6 @@
 #include "sluice/sluice.hpp"
 #include "exactly_once_job.hpp"
+#include "test_util.hpp"
 
 #include <doctest/doctest.h>
 
@@ -15,18 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& tag) {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("sluice-" + tag + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 constexpr uint64_t total = 24000;
 
@@ -107,14 +96,14 @@ std::string run_then_stop(const fs::path& dir, int32_t p, const std::string& res
 TEST_SUITE("integration.savepoints") {
 
 TEST_CASE("stop with savepoint, resume at parallelism 1 -> 3 -> 2: nothing lost or doubled") {
-  temp_dir dir("savepoints");
-  auto out = (dir.path / "out").string();
-  auto sp1 = run_then_stop(dir.path, 1, "", out, 250ms);
+  sluice::test::temp_dir dir;
+  auto out = (fs::path(dir.path()) / "out").string();
+  auto sp1 = run_then_stop(fs::path(dir.path()), 1, "", out, 250ms);
   // The savepoint directory is self-contained: move it and resume from there.
-  auto moved = dir.path / "moved-savepoint";
+  auto moved = fs::path(dir.path()) / "moved-savepoint";
   fs::rename(sp1, moved);
-  auto sp2 = run_then_stop(dir.path, 3, moved.string(), out, 250ms);
-  stream_environment env(config_for(dir.path, 2, sp2));
+  auto sp2 = run_then_stop(fs::path(dir.path()), 3, moved.string(), out, 250ms);
+  stream_environment env(config_for(fs::path(dir.path()), 2, sp2));
   build(env, out, "counter");
   auto r = env.execute("resume to the end");
   REQUIRE_MESSAGE(r.ok(), r.error);
@@ -125,12 +114,12 @@ TEST_CASE("stop with savepoint, resume at parallelism 1 -> 3 -> 2: nothing lost 
 }
 
 TEST_CASE("a savepoint of a running job, and allow_non_restored_state") {
-  temp_dir dir("savepoint-nonrestored");
-  stream_environment env(config_for(dir.path, 2));
-  build(env, (dir.path / "out").string(), "counter");
+  sluice::test::temp_dir dir;
+  stream_environment env(config_for(fs::path(dir.path()), 2));
+  build(env, (fs::path(dir.path()) / "out").string(), "counter");
   auto job = env.execute_async("savepoint");
   std::this_thread::sleep_for(150ms);
-  auto sp = job->trigger_savepoint((dir.path / "savepoints").string());
+  auto sp = job->trigger_savepoint((fs::path(dir.path()) / "savepoints").string());
   CHECK(job->status() == runtime::job_status::running);
   job->cancel();
   job->wait();
@@ -139,29 +128,29 @@ TEST_CASE("a savepoint of a running job, and allow_non_restored_state") {
 
   // The counter is gone (new uid): its state cannot be mapped.
   {
-    stream_environment e2(config_for(dir.path, 2, sp));
-    build(e2, (dir.path / "out2").string(), "renamed-counter");
+    stream_environment e2(config_for(fs::path(dir.path()), 2, sp));
+    build(e2, (fs::path(dir.path()) / "out2").string(), "renamed-counter");
     auto r = e2.execute("without the counter");
     CHECK(r.status == runtime::job_status::failed);
     CHECK(r.error.find("cannot map the state of operator 'counter'") != std::string::npos);
   }
   {
-    auto cfg = config_for(dir.path, 2, sp);
+    auto cfg = config_for(fs::path(dir.path()), 2, sp);
     cfg.restore.allow_non_restored_state = true;
     stream_environment e3(cfg);
-    build(e3, (dir.path / "out3").string(), "renamed-counter");
+    build(e3, (fs::path(dir.path()) / "out3").string(), "renamed-counter");
     auto r = e3.execute("allow non-restored state");
     CHECK_MESSAGE(r.ok(), r.error);
   }
 }
 
 TEST_CASE("corrupt savepoints give clear errors naming the file") {
-  temp_dir dir("savepoint-corrupt");
-  stream_environment env(config_for(dir.path, 2));
-  build(env, (dir.path / "out").string(), "counter");
+  sluice::test::temp_dir dir;
+  stream_environment env(config_for(fs::path(dir.path()), 2));
+  build(env, (fs::path(dir.path()) / "out").string(), "counter");
   auto job = env.execute_async("savepoint");
   std::this_thread::sleep_for(150ms);
-  auto sp = job->stop_with_savepoint((dir.path / "savepoints").string(), false);
+  auto sp = job->stop_with_savepoint((fs::path(dir.path()) / "savepoints").string(), false);
   job->wait();
   // A damaged keyed state file: the restore names the operator and file.
   fs::path keyed;
@@ -175,10 +164,10 @@ TEST_CASE("corrupt savepoints give clear errors naming the file") {
     f.put('\x7f');
   }
   {
-    auto cfg = config_for(dir.path, 2, sp);
+    auto cfg = config_for(fs::path(dir.path()), 2, sp);
     cfg.restart.type = runtime::restart_strategy_type::none;
     stream_environment e2(cfg);
-    build(e2, (dir.path / "out2").string(), "counter");
+    build(e2, (fs::path(dir.path()) / "out2").string(), "counter");
     auto r = e2.execute("corrupt state");
     CHECK(r.status == runtime::job_status::failed);
     CHECK(r.error.find("cannot restore operator 'counter'") != std::string::npos);
@@ -186,15 +175,15 @@ TEST_CASE("corrupt savepoints give clear errors naming the file") {
   // Damaged metadata.
   {
     std::ofstream(fs::path(sp) / "_metadata") << "{ not json";
-    stream_environment e3(config_for(dir.path, 2, sp));
-    build(e3, (dir.path / "out3").string(), "counter");
+    stream_environment e3(config_for(fs::path(dir.path()), 2, sp));
+    build(e3, (fs::path(dir.path()) / "out3").string(), "counter");
     auto r = e3.execute("corrupt metadata");
     CHECK(r.status == runtime::job_status::failed);
     CHECK(r.error.find("_metadata") != std::string::npos);
   }
   {
-    stream_environment e4(config_for(dir.path, 2, (dir.path / "nowhere").string()));
-    build(e4, (dir.path / "out4").string(), "counter");
+    stream_environment e4(config_for(fs::path(dir.path()), 2, (fs::path(dir.path()) / "nowhere").string()));
+    build(e4, (fs::path(dir.path()) / "out4").string(), "counter");
     auto r = e4.execute("missing savepoint");
     CHECK(r.status == runtime::job_status::failed);
     CHECK(r.error.find("no checkpoint or savepoint metadata") != std::string::npos);
@@ -202,8 +191,8 @@ TEST_CASE("corrupt savepoints give clear errors naming the file") {
 }
 
 TEST_CASE("at-least-once mode loses nothing after failures") {
-  temp_dir dir("at-least-once");
-  auto cfg = config_for(dir.path, 3);
+  sluice::test::temp_dir dir;
+  auto cfg = config_for(fs::path(dir.path()), 3);
   cfg.checkpoints.mode = runtime::checkpointing_mode::at_least_once;
   cfg.checkpoints.interval = 20ms;
   cfg.restart.type = runtime::restart_strategy_type::fixed_delay;
