@@ -123,7 +123,9 @@ template <class Work>
 void run_blocking(jm_pointer self, int64_t id, Work work) {
   auto me = caf::actor_cast<caf::actor>(self);
   auto attempt = self->state.attempt;
-  self->spawn<caf::detached>([me, id, attempt, work = std::move(work)](caf::event_based_actor* w) {
+  // The int argument: CAF 0.17 dereferences a null argument tuple otherwise.
+  self->spawn<caf::detached>([me, id, attempt, work = std::move(work)](caf::event_based_actor* w,
+                                                                      int) {
     std::string error;
     try {
       work();
@@ -131,7 +133,7 @@ void run_blocking(jm_pointer self, int64_t id, Work work) {
       error = e.what();
     }
     w->send(me, written_atom::value, id, attempt, error);
-  });
+  }, 0);
 }
 
 /// state.checkpoints.dir, or <temp dir>/sluice-checkpoints.

@@ -601,7 +601,8 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
   auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(id));
   auto jm = d_.job_master;
   self_->spawn<caf::detached>(
-    [dir, jm, files = std::move(files), ack = std::move(ack)](caf::event_based_actor* w) mutable {
+    [dir, jm, files = std::move(files), ack = std::move(ack)](caf::event_based_actor* w,
+                                                               int) mutable {
       auto t = steady_now_ns();
       try {
         for (auto& [name, bytes] : files)
@@ -615,7 +616,8 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
         w->send(jm, decline_atom::value, ack.id, ack.vertex, ack.index, ack.attempt,
                 std::string("cannot write checkpoint state: ") + e.what());
       }
-    });
+    },
+    0); // an argument: CAF 0.17 dereferences a null argument tuple otherwise
 }
 
 void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
