@@ -10,20 +10,14 @@
 //   exactly_once_demo --input FILE --output DIR --checkpoint-interval MS
 //                     --fail-every N [--seed S] [--parallelism P]
 //                     [--state heap|rocksdb]
+#include "example_args.hpp"
 #include "exactly_once_job.hpp"
 
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 
 namespace {
-
-bool parse_int(const char* s, int64_t& out) {
-  auto end = s + std::strlen(s);
-  auto [p, ec] = std::from_chars(s, end, out);
-  return ec == std::errc() && p == end;
-}
 
 int usage() {
   std::cerr << "usage: exactly_once_demo --input FILE --output DIR --checkpoint-interval MS\n"
@@ -37,29 +31,23 @@ int usage() {
 int main(int argc, char** argv) {
   std::string input, output, backend = "rocksdb";
   int64_t interval = -1, fail_every = -1, seed = 1, parallelism = 2;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto number = [&](int64_t& target, int64_t min) {
-      if (i + 1 >= argc || !parse_int(argv[i + 1], target) || target < min) {
-        std::cerr << "error: " << arg << " needs a number >= " << min << "\n";
-        std::exit(2);
-      }
-      ++i;
-    };
-    if (arg == "--input" && i + 1 < argc)
-      input = argv[++i];
-    else if (arg == "--output" && i + 1 < argc)
-      output = argv[++i];
-    else if (arg == "--state" && i + 1 < argc)
-      backend = argv[++i];
+  sluice::examples::example_args args(argc, argv);
+  while (args.next()) {
+    const auto& arg = args.flag();
+    if (arg == "--input")
+      input = args.text();
+    else if (arg == "--output")
+      output = args.text();
+    else if (arg == "--state")
+      backend = args.text();
     else if (arg == "--checkpoint-interval")
-      number(interval, 1);
+      interval = args.number(1);
     else if (arg == "--fail-every")
-      number(fail_every, 0);
+      fail_every = args.number(0);
     else if (arg == "--seed")
-      number(seed, 0);
+      seed = args.number(0);
     else if (arg == "--parallelism")
-      number(parallelism, 1);
+      parallelism = args.number(1);
     else
       return usage();
   }

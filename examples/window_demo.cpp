@@ -11,6 +11,7 @@
 // Reads standard input when no file is given. End of input emits the maximum
 // watermark, so every window fires.
 
+#include "example_args.hpp"
 #include "sluice/sluice.hpp"
 
 #include <cstdlib>
@@ -24,6 +25,8 @@ namespace {
 
 using namespace sluice;
 using namespace sluice::runtime;
+using sluice::examples::example_args;
+using sluice::examples::parse_int;
 
 struct click {
   std::string key;
@@ -37,18 +40,6 @@ std::mutex out_mu;
 void print_line(const std::string& line) {
   std::lock_guard<std::mutex> lock(out_mu);
   std::cout << line << '\n' << std::flush;
-}
-
-bool parse_int(const std::string& s, int64_t& out) {
-  if (s.empty())
-    return false;
-  char* end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno != 0 || end != s.c_str() + s.size())
-    return false;
-  out = v;
-  return true;
 }
 
 /// Parses `key,timestamp_ms,value`; throws with the offending line.
@@ -96,31 +87,25 @@ int main(int argc, char** argv) {
   std::string input;
   std::string kind = "tumbling";
   int64_t parallelism = 2, size = 10'000, slide = 5'000, gap = 5'000, ooo = 0, lateness = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto number = [&](int64_t& target, int64_t min) {
-      if (i + 1 >= argc || !parse_int(argv[i + 1], target) || target < min) {
-        std::cerr << "error: " << arg << " needs a number >= " << min << "\n";
-        std::exit(2);
-      }
-      ++i;
-    };
-    if (arg == "--input" && i + 1 < argc)
-      input = argv[++i];
-    else if (arg == "--window" && i + 1 < argc)
-      kind = argv[++i];
+  example_args args(argc, argv);
+  while (args.next()) {
+    const auto& arg = args.flag();
+    if (arg == "--input")
+      input = args.text();
+    else if (arg == "--window")
+      kind = args.text();
     else if (arg == "--parallelism")
-      number(parallelism, 1);
+      parallelism = args.number(1);
     else if (arg == "--size")
-      number(size, 1);
+      size = args.number(1);
     else if (arg == "--slide")
-      number(slide, 1);
+      slide = args.number(1);
     else if (arg == "--gap")
-      number(gap, 1);
+      gap = args.number(1);
     else if (arg == "--out-of-orderness")
-      number(ooo, 0);
+      ooo = args.number(0);
     else if (arg == "--allowed-lateness")
-      number(lateness, 0);
+      lateness = args.number(0);
     else if (arg == "--help" || arg == "-h")
       return usage(argv[0]), 0;
     else

@@ -38,14 +38,25 @@ configuration checkpointed(const fs::path& dir, state::backend_kind backend, int
   return cfg;
 }
 
-/// Kills random subtasks of a running job every 40-100 ms, `kills` times.
-size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t seed) {
+/// Kills a random subtask of the running job `kills` times, each time once
+/// the job runs and its sinks report `progress` records, then waits until
+/// the job restarted.
+size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t progress, uint64_t seed) {
   std::mt19937_64 rng(seed);
   size_t done = 0;
-  while (done < kills && !runtime::is_globally_terminal(job.status())) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(40 + rng() % 60));
-    if (job.status() != runtime::job_status::running)
-      continue;
+  while (done < kills) {
+    auto restarts = job.restarts();
+    bool due = sluice::test::eventually([&] {
+      if (runtime::is_globally_terminal(job.status()))
+        return true;
+      uint64_t in = 0;
+      for (auto& m : job.metrics().of_task("FileSink"))
+        in += m.records_in;
+      return job.status() == runtime::job_status::running && in >= progress;
+    }, 60s);
+    if (!due || runtime::is_globally_terminal(job.status())) {
+      break;
+    }
     std::vector<std::pair<int32_t, int32_t>> subtasks;
     int32_t vertex = -1;
     for (auto& m : job.metrics().subtasks) {
@@ -56,6 +67,10 @@ size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t seed) {
     auto [v, i] = subtasks[rng() % subtasks.size()];
     job.kill_subtask(v, i);
     ++done;
+    // The kill has been seen once the job restarts (or ends).
+    sluice::test::eventually([&] {
+      return job.restarts() != restarts || runtime::is_globally_terminal(job.status());
+    }, 60s);
   }
   return done;
 }
@@ -69,7 +84,7 @@ void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int
   auto out = (fs::path(dir.path()) / "out").string();
   exactly_once::build(env, input, out, plan, 40);
   auto job = env.execute_async("exactly once under failures");
-  auto killed = kill_randomly(*job, kills, seed + 1);
+  auto killed = kill_randomly(*job, kills, static_cast<uint64_t>(lines) / 50, seed + 1);
   auto r = job->wait();
   REQUIRE_MESSAGE(r.ok(), r.error);
   MESSAGE("injected " << plan->injected() << " exceptions, killed " << killed
@@ -77,6 +92,7 @@ void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int
   CHECK(plan->injected() == plan->planned());
   // Failures of several subtasks in one attempt lead to one restart.
   CHECK(job->restarts() >= 5);
+  CHECK(killed >= 1);
   CHECK(plan->injected() + killed >= 20);
   auto got = exactly_once::finished_output(out);
   auto want = exactly_once::expected_output(input);

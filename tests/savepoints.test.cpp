@@ -78,12 +78,23 @@ void check_output(const std::string& out) {
   }
 }
 
+/// Waits until the job's sink has taken `n` records in this run.
+void await_sink_records(runtime::job_client& job, uint64_t n) {
+  REQUIRE(sluice::test::eventually([&] {
+    uint64_t in = 0;
+    for (auto& m : job.metrics().of_task("FileSink"))
+      in += m.records_in;
+    return in >= n;
+  }, 60s));
+  REQUIRE(job.status() == runtime::job_status::running);
+}
+
 std::string run_then_stop(const fs::path& dir, int32_t p, const std::string& restore,
-                          const std::string& out, std::chrono::milliseconds after) {
+                          const std::string& out, uint64_t records) {
   stream_environment env(config_for(dir, p, restore));
   build(env, out, "counter");
   auto job = env.execute_async("savepoint round trip");
-  std::this_thread::sleep_for(after);
+  await_sink_records(*job, records);
   auto path = job->stop_with_savepoint((dir / "savepoints").string(), false);
   auto r = job->wait();
   REQUIRE_MESSAGE(r.ok(), r.error);
@@ -98,11 +109,11 @@ TEST_SUITE("integration.savepoints") {
 TEST_CASE("stop with savepoint, resume at parallelism 1 -> 3 -> 2: nothing lost or doubled") {
   sluice::test::temp_dir dir;
   auto out = (fs::path(dir.path()) / "out").string();
-  auto sp1 = run_then_stop(fs::path(dir.path()), 1, "", out, 250ms);
+  auto sp1 = run_then_stop(fs::path(dir.path()), 1, "", out, total / 6);
   // The savepoint directory is self-contained: move it and resume from there.
   auto moved = fs::path(dir.path()) / "moved-savepoint";
   fs::rename(sp1, moved);
-  auto sp2 = run_then_stop(fs::path(dir.path()), 3, moved.string(), out, 250ms);
+  auto sp2 = run_then_stop(fs::path(dir.path()), 3, moved.string(), out, total / 6);
   stream_environment env(config_for(fs::path(dir.path()), 2, sp2));
   build(env, out, "counter");
   auto r = env.execute("resume to the end");
@@ -118,7 +129,7 @@ TEST_CASE("a savepoint of a running job, and allow_non_restored_state") {
   stream_environment env(config_for(fs::path(dir.path()), 2));
   build(env, (fs::path(dir.path()) / "out").string(), "counter");
   auto job = env.execute_async("savepoint");
-  std::this_thread::sleep_for(150ms);
+  await_sink_records(*job, 2000);
   auto sp = job->trigger_savepoint((fs::path(dir.path()) / "savepoints").string());
   CHECK(job->status() == runtime::job_status::running);
   job->cancel();
@@ -149,7 +160,7 @@ TEST_CASE("corrupt savepoints give clear errors naming the file") {
   stream_environment env(config_for(fs::path(dir.path()), 2));
   build(env, (fs::path(dir.path()) / "out").string(), "counter");
   auto job = env.execute_async("savepoint");
-  std::this_thread::sleep_for(150ms);
+  await_sink_records(*job, 2000);
   auto sp = job->stop_with_savepoint((fs::path(dir.path()) / "savepoints").string(), false);
   job->wait();
   // A damaged keyed state file: the restore names the operator and file.
@@ -188,6 +199,17 @@ TEST_CASE("corrupt savepoints give clear errors naming the file") {
     CHECK(r.status == runtime::job_status::failed);
     CHECK(r.error.find("no checkpoint or savepoint metadata") != std::string::npos);
   }
+}
+
+TEST_CASE("checkpoint settings out of range fail the job with the key named") {
+  sluice::test::temp_dir dir;
+  auto cfg = config_for(fs::path(dir.path()), 1);
+  cfg.checkpoints.max_concurrent = 0;
+  stream_environment env(cfg);
+  build(env, (fs::path(dir.path()) / "out").string(), "counter");
+  auto r = env.execute("bad settings");
+  CHECK(r.status == runtime::job_status::failed);
+  CHECK(r.error.find("max-concurrent-checkpoints = 0") != std::string::npos);
 }
 
 TEST_CASE("at-least-once mode loses nothing after failures") {

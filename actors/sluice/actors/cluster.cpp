@@ -309,11 +309,36 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
       cell->subtask = i;
       board->cells.push_back(std::move(cell));
     }
+  // Settings are checked and the restore point is read here, on the
+  // caller's thread, not in an actor.
+  std::shared_ptr<const runtime::restore_point> restore;
+  try {
+    runtime::validate(config.checkpoints);
+    runtime::validate(config.restart);
+  } catch (const std::exception& e) {
+    board->set_status(job_status::failed, std::string("cannot run job: ") + e.what());
+    return std::make_shared<local_job_client>(std::move(cluster), std::move(board), caf::actor{});
+  }
+  if (!config.restore.path.empty()) {
+    try {
+      auto rp = std::make_shared<runtime::restore_point>(
+        runtime::restore_point::read(config.restore.path));
+      std::vector<std::string> uids;
+      for (const auto& n : job->graph().nodes)
+        uids.push_back(runtime::operator_uid(n));
+      runtime::check_state_mapping(*rp, uids, config.restore.allow_non_restored_state);
+      restore = std::move(rp);
+    } catch (const std::exception& e) {
+      board->set_status(job_status::failed, std::string("cannot run job: ") + e.what());
+      return std::make_shared<local_job_client>(std::move(cluster), std::move(board),
+                                                caf::actor{});
+    }
+  }
   caf::scoped_actor self{cluster->system()};
   caf::actor job_master;
   std::string error;
   self->request(cluster->job_manager(), std::chrono::seconds(30), submit_atom::value,
-                job_submission{job, config, board})
+                job_submission{job, config, board, std::move(restore)})
     .receive([&](caf::actor jm) { job_master = std::move(jm); },
              [&](caf::error& err) { error = cluster->system().render(err); });
   if (!job_master) {

@@ -4,6 +4,7 @@
 #include "sluice/actors/messages.hpp"
 #include "sluice/actors/metrics.hpp"
 #include "sluice/actors/subtask.hpp"
+#include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/job_graph.hpp"
 
@@ -57,6 +58,9 @@ struct job_submission {
   std::shared_ptr<const runtime::job_graph> job;
   runtime::configuration config;
   std::shared_ptr<job_board> board;
+  /// The savepoint or checkpoint the job starts from (read and checked
+  /// against the job by the submitter, off the actors); null = empty start.
+  std::shared_ptr<const runtime::restore_point> restore;
 };
 
 caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);

@@ -56,6 +56,8 @@ struct job_master_state {
     std::vector<caf::response_promise> waiters;
     std::map<std::pair<int32_t, int32_t>, checkpoint_ack> acks;
     bool writing = false;
+    /// What `_metadata` records, once every subtask acknowledged.
+    runtime::checkpoint_metadata metadata;
   };
   /// A stop-with-savepoint request waiting for the end of data (drain).
   struct stop_request {
@@ -177,8 +179,11 @@ void finish_job(jm_pointer self) {
                (retention == runtime::externalized_retention::delete_on_cancellation &&
                 end == job_status::canceled));
   if (drop) {
-    std::error_code ec;
-    std::filesystem::remove_all(st.storage->job_dir(), ec);
+    auto dir = st.storage->job_dir();
+    run_blocking(self, -1, [dir] {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    });
   }
   st.sub.board->set_status(end);
   self->quit();
@@ -276,7 +281,6 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
                 bool final_checkpoint) {
   auto& st = self->state;
   auto id = st.next_checkpoint_id++;
-  storage(self).begin(id);
   job_master_state::pending_checkpoint p;
   p.id = id;
   p.trigger_ms = wall_ms();
@@ -370,10 +374,15 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
         md.operators.push_back(std::move(op));
     }
   }
+  p.metadata = md;
   auto* store = &storage(self);
   auto src = store->checkpoint_dir(p.id);
   if (!p.savepoint) {
-    run_blocking(self, p.id, [store, md] { (void)store->complete(md); });
+    run_blocking(self, p.id, [store, md] {
+      // A job without state files wrote nothing into chk-N yet.
+      std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
+      (void)store->complete(md);
+    });
     return;
   }
   // A savepoint: the files move to the user's directory, self-contained.
@@ -381,6 +390,7 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
                 ("savepoint-" + md.job_id.substr(0, 6) + "-" + random_hex(12));
   p.target = target.string();
   run_blocking(self, p.id, [src, target, md] {
+    std::filesystem::create_directories(src);
     std::filesystem::create_directories(target.parent_path());
     std::error_code ec;
     std::filesystem::rename(src, target, ec);
@@ -439,19 +449,9 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
   st.last_completion_ns = steady_now_ns();
   auto path = p.savepoint ? p.target : storage(self).checkpoint_dir(id).string();
   st.sub.board->checkpoints.completed(id, path);
-  if (!p.savepoint) {
-    auto rp = std::make_shared<runtime::restore_point>();
-    rp->dir = storage(self).checkpoint_dir(id);
-    // The metadata as written (the worker wrote exactly this).
-    rp->metadata.job_id = st.sub.board->id;
-    rp->metadata.checkpoint_id = id;
-    try {
-      *rp = runtime::restore_point::read(rp->dir);
-      st.restore = std::move(rp);
-    } catch (const std::exception&) {
-      // Unreadable right after writing: keep the previous restore point.
-    }
-  }
+  if (!p.savepoint)
+    st.restore = std::make_shared<runtime::restore_point>(
+      runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata)});
   // Older checkpoints still in flight are subsumed.
   std::vector<int64_t> older;
   for (auto& [pid, pp] : st.pending)
@@ -745,32 +745,15 @@ void on_restart(jm_pointer self, int32_t attempt) {
   deploy(self);
 }
 
-/// Reads the savepoint or checkpoint the job starts from and checks that
-/// every operator with state in it exists in the job.
+/// Takes the restore point the submitter read.
 void load_initial_restore(jm_pointer self) {
   auto& st = self->state;
-  const auto& rs = st.sub.config.restore;
-  if (rs.path.empty())
+  if (!st.sub.restore)
     return;
-  auto rp = std::make_shared<runtime::restore_point>(runtime::restore_point::read(rs.path));
-  std::map<std::string, bool> uids;
-  for (const auto& n : st.sub.job->graph().nodes)
-    uids[runtime::operator_uid(n)] = true;
-  for (const auto& op : rp->metadata.operators) {
-    bool has_state = false;
-    for (const auto& s : op.subtasks)
-      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty();
-    if (has_state && !uids.count(op.uid) && !rs.allow_non_restored_state)
-      throw runtime::checkpoint_error(
-        "Failed to rollback to checkpoint/savepoint " + rs.path +
-        ": cannot map the state of operator '" + op.uid +
-        "' to the new program, because the operator is not available in the new program. "
-        "If you want to allow to skip this, set allow_non_restored_state "
-        "(--allowNonRestoredState)");
-  }
-  st.next_checkpoint_id = rp->metadata.checkpoint_id + 1;
-  st.sub.board->checkpoints.restored(rp->metadata.checkpoint_id, rs.path, rp->metadata.savepoint);
-  st.restore = std::move(rp);
+  st.restore = st.sub.restore;
+  st.next_checkpoint_id = st.restore->metadata.checkpoint_id + 1;
+  st.sub.board->checkpoints.restored(st.restore->metadata.checkpoint_id,
+                                     st.restore->dir.string(), st.restore->metadata.savepoint);
 }
 
 void on_kill(jm_pointer self, int32_t v, int32_t i) {

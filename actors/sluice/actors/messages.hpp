@@ -1,11 +1,13 @@
 #pragma once
 
+#include "sluice/runtime/checkpointing.hpp"
 #include "sluice/runtime/exchange.hpp"
 
 #include <caf/all.hpp>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,8 @@ using finish_atom = caf::atom_constant<caf::atom("finish")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
+/// A subtask's restored state was read.
+using restored_atom = caf::atom_constant<caf::atom("restored")>;
 
 /// A batch of records for input channel `channel` of the receiving subtask.
 /// In-process the batch holds the records themselves and is never copied.
@@ -96,6 +100,14 @@ typename Inspector::result_type inspect(Inspector& f, checkpoint_trigger& x) {
   return f(caf::meta::type_name("checkpoint_trigger"), x.id, x.timestamp_ms, x.stop);
 }
 
+/// State read for a restoring subtask: per operator of its chain, what it
+/// restores (empty = nothing for it); or why it could not be read.
+struct restore_bundle {
+  std::vector<std::optional<runtime::operator_restore>> ops;
+  std::string error;
+};
+using restore_bundle_ptr = std::shared_ptr<restore_bundle>;
+
 /// The interface of a subtask actor: everything that reaches it.
 using subtask_actor = caf::typed_actor<
   caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
@@ -104,7 +116,7 @@ using subtask_actor = caf::typed_actor<
   caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>,
   caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
   caf::reacts_to<abortchk_atom, int64_t>, caf::reacts_to<finish_atom>,
-  caf::reacts_to<stop_atom, bool>>;
+  caf::reacts_to<stop_atom, bool>, caf::reacts_to<restored_atom, restore_bundle_ptr>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {
@@ -125,3 +137,4 @@ typename Inspector::result_type inspect(Inspector& f, subtask_wiring& x) {
 // form; the cross-process transport serializes them separately.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::credit_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::restore_bundle_ptr)

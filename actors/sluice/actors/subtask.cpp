@@ -83,47 +83,83 @@ void subtask_state::guarded(F&& f) {
 void subtask_state::start() {
   guarded([&] {
     d_.metrics->started_ns.store(steady_now_ns(), std::memory_order_relaxed);
-    const auto& v = d_.job->vertices()[d_.vertex];
-    runtime::runtime_context ctx(v.name, d_.index, v.parallelism, v.max_parallelism);
-    ctx.set_state_config(&d_.config.state);
-    ctx.set_element_context(&element_);
-    ctx.set_time_service(this);
-    // Unique per process, actor and subtask: names working files (RocksDB).
-    ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
-                        std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
-    ctx.set_checkpointing_enabled(d_.config.checkpoints.enabled());
-    opened_ = true;
-    for (size_t k = 0; k < chain_.operators.size(); ++k) {
-      auto& op = chain_.operators[k];
-      const runtime::operator_state_handle* handle = nullptr;
-      if (d_.restore)
-        handle = d_.restore->find(runtime::operator_uid(d_.job->graph().nodes[v.nodes[k]]));
-      if (handle == nullptr) {
-        op->open_operator(ctx);
-        continue;
-      }
-      try {
-        auto r = runtime::load_operator_restore(*d_.restore, *handle, d_.index, v.parallelism,
-                                                v.max_parallelism);
-        op->open_operator(ctx, &r);
-      } catch (const runtime::checkpoint_error&) {
-        throw;
-      } catch (const state::state_error& e) {
-        throw runtime::checkpoint_error("cannot restore operator '" + handle->uid + "' from " +
-                                        d_.restore->dir.string() + ": " + e.what());
-      }
+    if (!d_.restore) {
+      open_chain(nullptr);
+      return;
     }
-    phase_ = phase::running;
-    report(execution_state::running);
-    if (!outputs_.empty() && d_.config.buffer_timeout.count() > 0)
-      self_->delayed_send(self_, d_.config.buffer_timeout, flush_atom::value);
-    if (chain_.source != nullptr)
-      schedule_step();
-    else if (inputs_.empty())
-      end_input();
-    else
-      drain_queue();
+    // Restored state is read from files by a worker, not on this actor's
+    // thread; batches that arrive meanwhile wait (bounded by credits).
+    const auto& v = d_.job->vertices()[d_.vertex];
+    std::vector<std::string> uids;
+    for (auto node : v.nodes)
+      uids.push_back(runtime::operator_uid(d_.job->graph().nodes[node]));
+    auto me = caf::actor_cast<subtask_actor>(self_);
+    self_->spawn<caf::detached>(
+      [me, rp = d_.restore, uids = std::move(uids), index = d_.index, p = v.parallelism,
+       mp = v.max_parallelism](caf::event_based_actor* w, int) {
+        auto bundle = std::make_shared<restore_bundle>();
+        for (auto& uid : uids) {
+          bundle->ops.emplace_back();
+          auto* handle = rp->find(uid);
+          if (handle == nullptr)
+            continue;
+          try {
+            bundle->ops.back() = runtime::load_operator_restore(*rp, *handle, index, p, mp);
+          } catch (const std::exception& e) {
+            bundle->error = e.what();
+            break;
+          }
+        }
+        w->send(me, restored_atom::value, std::move(bundle));
+      },
+      0); // an argument: CAF 0.17 dereferences a null argument tuple otherwise
   });
+}
+
+void subtask_state::on_restored(const restore_bundle_ptr& bundle) {
+  guarded([&] {
+    if (phase_ != phase::created)
+      return;
+    if (!bundle->error.empty())
+      throw runtime::checkpoint_error(bundle->error);
+    open_chain(bundle.get());
+  });
+}
+
+void subtask_state::open_chain(restore_bundle* restored) {
+  const auto& v = d_.job->vertices()[d_.vertex];
+  runtime::runtime_context ctx(v.name, d_.index, v.parallelism, v.max_parallelism);
+  ctx.set_state_config(&d_.config.state);
+  ctx.set_element_context(&element_);
+  ctx.set_time_service(this);
+  // Unique per process, actor and subtask: names working files (RocksDB).
+  ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
+                      std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
+  ctx.set_checkpointing_enabled(d_.config.checkpoints.enabled());
+  opened_ = true;
+  for (size_t k = 0; k < chain_.operators.size(); ++k) {
+    auto& op = chain_.operators[k];
+    auto* r = restored != nullptr && restored->ops[k] ? &*restored->ops[k] : nullptr;
+    try {
+      op->open_operator(ctx, r);
+    } catch (const state::state_error& e) {
+      if (r == nullptr)
+        throw;
+      throw runtime::checkpoint_error(
+        "cannot restore operator '" + runtime::operator_uid(d_.job->graph().nodes[v.nodes[k]]) +
+        "' from " + d_.restore->dir.string() + ": " + e.what());
+    }
+  }
+  phase_ = phase::running;
+  report(execution_state::running);
+  if (!outputs_.empty() && d_.config.buffer_timeout.count() > 0)
+    self_->delayed_send(self_, d_.config.buffer_timeout, flush_atom::value);
+  if (chain_.source != nullptr)
+    schedule_step();
+  else if (inputs_.empty())
+    end_input();
+  else
+    drain_queue();
 }
 
 runtime::batch_ptr subtask_state::hand_over(uint32_t output, uint32_t channel,
@@ -362,7 +398,14 @@ void subtask_state::drain_queue() {
     queue_.pop_front();
     if (held(item.channel)) {
       ++budget;
-      held_.push_back(std::move(item));
+      // A held channel's batches are bounded by its credits; its watermarks
+      // need none, so one right behind another of the channel replaces it.
+      auto& last = held_.empty() ? item : held_.back();
+      if (!held_.empty() && !item.batch && !last.batch && last.channel == item.channel &&
+          item.event == channel_event::watermark && last.event == channel_event::watermark)
+        last.value = item.value;
+      else
+        held_.push_back(std::move(item));
       continue;
     }
     if (item.batch)
@@ -536,10 +579,7 @@ void subtask_state::barrier_arrived(uint32_t channel) {
     --barriers_missing_;
   if (barriers_missing_ > 0)
     return;
-  auto id = aligning_;
-  auto now = steady_now_ns();
-  take_checkpoint(id, now_ms(), true);
-  (void)now;
+  take_checkpoint(aligning_, now_ms(), true);
   release_held();
 }
 
@@ -605,6 +645,8 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
                                                                int) mutable {
       auto t = steady_now_ns();
       try {
+        if (!files.empty())
+          std::filesystem::create_directories(dir);
         for (auto& [name, bytes] : files)
           runtime::checkpoint_storage::write_atomically(dir / name, bytes);
         ack.async_ns = steady_now_ns() - t;
@@ -720,6 +762,7 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
   return {
     [self](setup_atom, subtask_wiring& w) { self->state.wire(std::move(w)); },
     [self](start_atom) { self->state.start(); },
+    [self](restored_atom, const restore_bundle_ptr& b) { self->state.on_restored(b); },
     [self](batch_msg& m) { self->state.on_batch(m); },
     [self](credit_msg& m) { self->state.on_credit(m); },
     [self](const event_msg& m) { self->state.on_event(m); },

@@ -90,7 +90,9 @@ public:
   /// Builds the chain; throws on a bad program.
   void init(subtask_actor::pointer self, subtask_deployment d);
   void wire(subtask_wiring w);
+  /// Opens the chain, after reading restored state off this thread.
   void start();
+  void on_restored(const restore_bundle_ptr& bundle);
   void on_batch(batch_msg& m);
   void on_credit(credit_msg& m);
   void on_event(const event_msg& m);
@@ -157,6 +159,8 @@ private:
   void arm_processing_timer();
   void drain_queue();
   void schedule_drain();
+  /// Opens the operators (restoring state from `restored`) and runs.
+  void open_chain(restore_bundle* restored);
   void end_of_batch();
   /// `stopped`: stop with savepoint without drain, so operators are not
   /// finished and no maximum watermark is sent.

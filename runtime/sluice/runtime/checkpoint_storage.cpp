@@ -153,11 +153,8 @@ checkpoint_storage::checkpoint_storage(std::filesystem::path base, std::string j
   if (job_id_.empty() || job_id_.find('/') != std::string::npos)
     throw std::invalid_argument("checkpoint storage needs a job id without '/', got '" + job_id_ +
                                 "'");
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec)
-    throw checkpoint_error("cannot create checkpoint directory " + dir_.string() + ": " +
-                           ec.message());
+  // Nothing touches the filesystem here: begin() creates directories, so an
+  // actor can own a storage without blocking on I/O.
 }
 
 std::filesystem::path checkpoint_storage::checkpoint_dir(int64_t id) const {
@@ -270,6 +267,8 @@ void checkpoint_storage::discard(int64_t id) {
 
 size_t checkpoint_storage::cleanup_incomplete() {
   size_t n = 0;
+  if (!std::filesystem::is_directory(dir_))
+    return n;
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
     auto id = checkpoint_id_of(e.path().filename().string());
     if (id && e.is_directory() && !std::filesystem::exists(e.path() / metadata_file)) {
@@ -282,6 +281,8 @@ size_t checkpoint_storage::cleanup_incomplete() {
 
 std::vector<int64_t> checkpoint_storage::completed() const {
   std::vector<int64_t> ids;
+  if (!std::filesystem::is_directory(dir_))
+    return ids;
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
     auto id = checkpoint_id_of(e.path().filename().string());
     if (id && e.is_directory() && std::filesystem::exists(e.path() / metadata_file))
@@ -392,6 +393,24 @@ operator_restore load_operator_restore(const restore_point& rp, const operator_s
     }
   }
   return out;
+}
+
+void check_state_mapping(const restore_point& rp, const std::vector<std::string>& uids,
+                         bool allow_non_restored_state) {
+  if (allow_non_restored_state)
+    return;
+  for (const auto& op : rp.metadata.operators) {
+    bool has_state = false;
+    for (const auto& s : op.subtasks)
+      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty();
+    if (has_state && std::find(uids.begin(), uids.end(), op.uid) == uids.end())
+      throw checkpoint_error(
+        "Failed to rollback to checkpoint/savepoint " + rp.dir.string() +
+        ": cannot map the state of operator '" + op.uid +
+        "' to the new program, because the operator is not available in the new program. "
+        "If you want to allow to skip this, set allow_non_restored_state "
+        "(--allowNonRestoredState)");
+  }
 }
 
 void dispose_savepoint(const std::filesystem::path& dir) {

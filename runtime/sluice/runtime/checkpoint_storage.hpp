@@ -64,6 +64,7 @@ struct checkpoint_metadata {
 class checkpoint_storage {
 public:
   /// Keeps the `num_retained` newest completed checkpoints (at least 1).
+  /// Does no I/O: the job directory is created by the first begin().
   checkpoint_storage(std::filesystem::path base, std::string job_id, int32_t num_retained = 1);
 
   /// The job's checkpoint directory.
@@ -127,6 +128,12 @@ struct restore_point {
                                                      const operator_state_handle& op,
                                                      int32_t index, int32_t parallelism,
                                                      int32_t max_parallelism);
+
+/// Checks that every operator with state in `rp` is among `uids` (the
+/// operators of the job that restores it); otherwise throws checkpoint_error
+/// naming the operator, unless `allow_non_restored_state`.
+void check_state_mapping(const restore_point& rp, const std::vector<std::string>& uids,
+                         bool allow_non_restored_state);
 
 /// Deletes a savepoint directory after checking it is one (has a
 /// `_metadata` that says savepoint); checkpoint_error otherwise.

@@ -48,6 +48,11 @@ struct checkpoint_settings {
   [[nodiscard]] bool enabled() const noexcept { return interval.count() > 0; }
 };
 
+/// Throws std::invalid_argument naming the Flink key and the value of the
+/// first setting out of range (negative durations, counts below their
+/// minimum, a zero timeout).
+void validate(const checkpoint_settings& s);
+
 /// Where a job starts from (execution.savepoint.*).
 struct restore_settings {
   /// A savepoint or retained checkpoint directory (holding `_metadata`);

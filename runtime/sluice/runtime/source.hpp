@@ -252,8 +252,12 @@ public:
       uint64_t stop = s.end - std::min(s.next, s.end) > budget ? s.next + budget : s.end;
       budget -= stop - std::min(s.next, stop);
       emitted_ += stop - std::min(s.next, stop);
-      for (; s.next < stop; ++s.next)
-        out.collect(fn_(s.next));
+      // A local position: the virtual collect() would otherwise force a
+      // store and reload of s.next per record.
+      auto next = s.next;
+      for (; next < stop; ++next)
+        out.collect(fn_(next));
+      s.next = next;
       if (s.next >= s.end)
         splits_.pop_front();
     }
