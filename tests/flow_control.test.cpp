@@ -20,7 +20,9 @@ using wide_record = std::array<int64_t, 8>;
 class sleepy_sink : public sink_function<wide_record> {
 public:
   void invoke(wide_record&& r) override { checksum_ += r[0]; }
-  void end_of_batch() override { std::this_thread::sleep_for(150us); }
+  // Slow enough that the source is backpressured even in the sanitizer
+  // build, where generating records is several times slower.
+  void end_of_batch() override { std::this_thread::sleep_for(250us); }
 
 private:
   int64_t checksum_ = 0;
