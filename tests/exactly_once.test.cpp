@@ -76,11 +76,13 @@ size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t progress, 
 }
 
 void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int64_t fail_every,
-                      size_t kills, uint64_t seed) {
+                      size_t kills, uint64_t seed, bool unaligned = false) {
   sluice::test::temp_dir dir;
   auto input = write_input(fs::path(dir.path()), lines, 37, seed);
   auto plan = std::make_shared<exactly_once::failure_plan>(lines, fail_every, seed);
-  stream_environment env(checkpointed(fs::path(dir.path()), backend, p));
+  auto cfg = checkpointed(fs::path(dir.path()), backend, p);
+  cfg.checkpoints.unaligned = unaligned;
+  stream_environment env(cfg);
   auto out = (fs::path(dir.path()) / "out").string();
   exactly_once::build(env, input, out, plan, 40);
   auto job = env.execute_async("exactly once under failures");
@@ -126,6 +128,10 @@ TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (heap)") {
 
 TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (RocksDB)") {
   run_exactly_once(state::backend_kind::rocksdb, 2, 12000, 600, 4, 4242);
+}
+
+TEST_CASE("with unaligned checkpoints, failures lose and duplicate nothing (in-flight data)") {
+  run_exactly_once(state::backend_kind::heap, 2, 20000, 1000, 5, 77, true);
 }
 
 TEST_CASE("failures past the restart strategy's limit fail the job with the causes") {

@@ -295,7 +295,7 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
   rec.num_subtasks = static_cast<int32_t>(st.total);
   st.sub.board->checkpoints.triggered(std::move(rec));
   st.pending.emplace(id, std::move(p));
-  checkpoint_trigger t{id, wall_ms(), stop};
+  checkpoint_trigger t{id, wall_ms(), stop, savepoint};
   // Barriers start at the sources; subtasks that already reached the end of
   // their data get no barrier (their inputs ended) and are asked directly.
   const auto& job = *st.sub.job;
@@ -367,7 +367,12 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
           h.operator_state_file = ack.operator_files[k];
           h.bytes = ack.bytes[k];
         }
-        any = any || !h.keyed_state_file.empty() || !h.operator_state_file.empty();
+        if (k == 0) {
+          h.channel_state_file = ack.channel_state_file;
+          h.bytes += ack.channel_bytes;
+        }
+        any = any || !h.keyed_state_file.empty() || !h.operator_state_file.empty() ||
+              !h.channel_state_file.empty();
         op.subtasks.push_back(std::move(h));
       }
       if (any)
@@ -419,7 +424,10 @@ void on_ack(jm_pointer self, checkpoint_ack& ack) {
   s.sync_ms = ack.sync_ns / 1000000;
   s.async_ms = ack.async_ns / 1000000;
   s.alignment_ms = ack.alignment_ns / 1000000;
+  s.persisted_data = ack.channel_bytes;
   st.sub.board->checkpoints.update(ack.id, [&](checkpoint_record& r) {
+    r.persisted_data += ack.channel_bytes;
+    r.unaligned = r.unaligned || ack.unaligned;
     r.tasks[v.hex_id].push_back(s);
     r.num_acknowledged_subtasks += 1;
     r.state_size += s.state_size;
@@ -547,7 +555,7 @@ void on_eod(jm_pointer self, int32_t v, int32_t i, int32_t attempt) {
   // one through its barrier ignores the repeat).
   for (auto& [id, p] : st.pending)
     if (!p.acks.count({v, i}) && !p.final_checkpoint)
-      self->send(st.subtasks[v][i], checkpoint_atom::value, checkpoint_trigger{id, p.trigger_ms, false});
+      self->send(st.subtasks[v][i], checkpoint_atom::value, checkpoint_trigger{id, p.trigger_ms, false, p.savepoint});
   if (++st.ended == st.total && !st.restarting && !st.failing && !st.cancel_requested)
     on_all_ended(self);
 }

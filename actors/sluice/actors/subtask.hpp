@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,10 @@ struct checkpoint_ack {
   std::vector<std::string> keyed_files;
   std::vector<std::string> operator_files;
   std::vector<uint64_t> bytes;
+  /// In-flight batches of an unaligned checkpoint ("" = none).
+  std::string channel_state_file;
+  uint64_t channel_bytes = 0;
+  bool unaligned = false;
   int64_t alignment_ns = 0;
   int64_t sync_ns = 0;
   int64_t async_ns = 0;
@@ -106,6 +111,9 @@ public:
   void on_checkpoint_trigger(const checkpoint_trigger& t);
   void on_checkpoint_complete(int64_t id);
   void on_checkpoint_aborted(int64_t id);
+  /// The aligned-checkpoint timeout of checkpoint `id` ran out: switch it
+  /// to unaligned if it is still aligning here.
+  void on_alignment_timeout(int64_t id);
   /// Every subtask reached the end of its data: close and finish.
   void on_finish();
   /// Stop with savepoint and drain: sources end their input now.
@@ -142,6 +150,26 @@ private:
     runtime::batch_ptr batch; // null for an event
     channel_event event = channel_event::end_of_partition;
     int64_t value = 0;
+    /// Replayed from channel state: no sender waits for its credit.
+    bool restored = false;
+  };
+  /// A snapshot taken, its files not yet written.
+  struct pending_write {
+    checkpoint_ack ack;
+    std::vector<std::pair<std::string, std::string>> files;
+    std::string file_base; ///< names the channel state file
+  };
+  /// An unaligned checkpoint whose in-flight input is still being recorded:
+  /// batches arriving on a channel count until that channel's barrier.
+  struct capture {
+    int64_t id = -1;
+    std::vector<char> recording; ///< per input channel
+    size_t recording_left = 0;
+    /// Output channels whose barrier still waits behind batches (aligned,
+    /// with a timeout that lets it overtake them).
+    size_t outputs_waiting = 0;
+    runtime::channel_state state;
+    pending_write write;
   };
   /// finishing: end of input handled, waiting for credit to send the rest;
   /// ended: end of partition sent, waiting for the JobMaster's finish.
@@ -150,7 +178,7 @@ private:
   /// Runs `f`, accounting its time, and turns exceptions into a failure.
   template <class F>
   void guarded(F&& f);
-  void process_batch(uint32_t channel, runtime::batch_ptr batch);
+  void process_batch(uint32_t channel, runtime::batch_ptr batch, bool restored = false);
   void process_event(uint32_t channel, channel_event kind, int64_t value);
   /// Passes a new combined watermark to the chain's inputs.
   void advance_watermark(int64_t wm);
@@ -166,14 +194,36 @@ private:
   /// finished and no maximum watermark is sent.
   void end_input(bool stopped = false);
   void try_finish();
-  void on_barrier(uint32_t channel, int64_t id);
+  /// A barrier event (`value`: id and savepoint flag) is processed in order.
+  void on_barrier(uint32_t channel, int64_t value);
+  /// An unaligned checkpoint's barrier arrived on `channel` (-1: the
+  /// alignment timed out): snapshot now, overtaking queued input and
+  /// pending output, which become channel state.
+  void start_unaligned(int64_t id, int32_t channel);
+  /// `channel` delivered its barrier (or ended): its recording stops.
+  void capture_channel_done(uint32_t channel);
+  void finish_capture();
+  /// The aligned-checkpoint timeout ran out for barriers still waiting
+  /// behind output batches: they overtake, the batches become state.
+  void overtake_waiting_barriers();
+  /// Starts the aligned-checkpoint timeout of checkpoint `id`.
+  void announce(int64_t id);
+  /// Puts batches of an unaligned checkpoint back: output batches in front
+  /// of anything new, input batches processed first.
+  void replay_channel_state(const runtime::channel_state& cs);
   /// Counts channel `channel` as aligned (barrier or end of partition).
   void barrier_arrived(uint32_t channel);
   /// Drops the running alignment; what its channels held goes back in line.
   void release_held();
   /// Snapshots the chain for checkpoint `id`, forwards the barrier when
   /// `forward`, writes the state asynchronously and acknowledges.
-  void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward);
+  void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward, bool savepoint);
+  pending_write snapshot_chain(int64_t id, int64_t timestamp_ms);
+  /// Sends barrier `id` on every output; with `overtake`, ahead of the
+  /// batches waiting for credit, which go into `overtaken` as channel state.
+  void forward_barrier(int64_t id, bool savepoint, runtime::channel_state* overtaken);
+  /// Writes the files of a snapshot off this thread and acknowledges.
+  void write_snapshot(pending_write w);
   [[nodiscard]] bool held(uint32_t channel) const noexcept {
     return aligning_ >= 0 && exactly_once_ && barrier_seen_[channel];
   }
@@ -206,6 +256,13 @@ private:
   phase phase_ = phase::created;
   // Checkpoints.
   bool exactly_once_ = true;
+  bool unaligned_ = false;
+  std::chrono::milliseconds aligned_timeout_{0};
+  bool aligning_savepoint_ = false;
+  int64_t announced_ = -1; ///< newest checkpoint whose alignment timer runs
+  std::optional<capture> capture_;
+  /// While a barrier overtakes pending output: where the batches go.
+  runtime::channel_state* overtaken_ = nullptr;
   int64_t aligning_ = -1; ///< checkpoint being aligned, -1 = none
   std::vector<char> barrier_seen_;
   size_t barriers_missing_ = 0;

@@ -62,11 +62,15 @@ std::string checkpoint_metadata::to_json() const {
   json ops = json::array();
   for (const auto& op : operators) {
     json subs = json::array();
-    for (const auto& s : op.subtasks)
-      subs.push_back({{"subtask", s.subtask},
-                      {"keyed_state", s.keyed_state_file},
-                      {"operator_state", s.operator_state_file},
-                      {"bytes", s.bytes}});
+    for (const auto& s : op.subtasks) {
+      json sub = {{"subtask", s.subtask},
+                  {"keyed_state", s.keyed_state_file},
+                  {"operator_state", s.operator_state_file},
+                  {"bytes", s.bytes}};
+      if (!s.channel_state_file.empty())
+        sub["channel_state"] = s.channel_state_file;
+      subs.push_back(std::move(sub));
+    }
     ops.push_back({{"uid", op.uid},
                    {"parallelism", op.parallelism},
                    {"max_parallelism", op.max_parallelism},
@@ -124,12 +128,14 @@ checkpoint_metadata checkpoint_metadata::from_json(std::string_view text,
         h.subtask = s.at("subtask").get<int32_t>();
         h.keyed_state_file = s.at("keyed_state").get<std::string>();
         h.operator_state_file = s.at("operator_state").get<std::string>();
+        h.channel_state_file = s.value("channel_state", std::string());
         h.bytes = s.at("bytes").get<uint64_t>();
         if (h.subtask < 0 || h.subtask >= op.parallelism || seen[static_cast<size_t>(h.subtask)])
           fail("operator '" + op.uid + "' has a missing, repeated or out-of-range subtask " +
                std::to_string(h.subtask));
         seen[static_cast<size_t>(h.subtask)] = true;
-        for (const auto* f : {&h.keyed_state_file, &h.operator_state_file})
+        for (const auto* f : {&h.keyed_state_file, &h.operator_state_file,
+                              &h.channel_state_file})
           if (!f->empty())
             check_file_name(*f, origin);
         op.subtasks.push_back(std::move(h));
@@ -395,6 +401,31 @@ operator_restore load_operator_restore(const restore_point& rp, const operator_s
   return out;
 }
 
+std::optional<channel_state> load_channel_state(const restore_point& rp,
+                                                const operator_state_handle& op, int32_t index,
+                                                int32_t parallelism) {
+  auto origin = "operator '" + op.uid + "' in " + rp.dir.string();
+  bool any = false;
+  for (const auto& s : op.subtasks)
+    any = any || !s.channel_state_file.empty();
+  if (!any)
+    return std::nullopt;
+  if (op.parallelism != parallelism)
+    throw checkpoint_error(origin + ": holds in-flight data of an unaligned checkpoint, which " +
+                           "cannot be restored at another parallelism (" +
+                           std::to_string(op.parallelism) + " -> " +
+                           std::to_string(parallelism) +
+                           "); rescale from a savepoint or an aligned checkpoint");
+  for (const auto& s : op.subtasks) {
+    if (s.subtask != index || s.channel_state_file.empty())
+      continue;
+    check_file_name(s.channel_state_file, origin);
+    auto file = rp.dir / s.channel_state_file;
+    return channel_state::decode(slurp(file, origin), origin + ": " + file.string());
+  }
+  return std::nullopt;
+}
+
 void check_state_mapping(const restore_point& rp, const std::vector<std::string>& uids,
                          bool allow_non_restored_state) {
   if (allow_non_restored_state)
@@ -402,7 +433,8 @@ void check_state_mapping(const restore_point& rp, const std::vector<std::string>
   for (const auto& op : rp.metadata.operators) {
     bool has_state = false;
     for (const auto& s : op.subtasks)
-      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty();
+      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty() ||
+                  !s.channel_state_file.empty();
     if (has_state && std::find(uids.begin(), uids.end(), op.uid) == uids.end())
       throw checkpoint_error(
         "Failed to rollback to checkpoint/savepoint " + rp.dir.string() +

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/runtime/channel_state.hpp"
 #include "sluice/runtime/checkpointing.hpp"
 
 #include <cstdint>
@@ -31,6 +32,9 @@ struct subtask_state_handle {
   std::string keyed_state_file;    ///< "" = no keyed state
   std::string operator_state_file; ///< "" = no operator state
   uint64_t bytes = 0;
+  /// In-flight batches of an unaligned checkpoint ("" = none); only on the
+  /// first operator of a chain, for the whole subtask.
+  std::string channel_state_file;
 };
 
 /// The state of one operator, matched by uid on restore.
@@ -128,6 +132,14 @@ struct restore_point {
                                                      const operator_state_handle& op,
                                                      int32_t index, int32_t parallelism,
                                                      int32_t max_parallelism);
+
+/// Reads the in-flight data an unaligned checkpoint captured for subtask
+/// `index` (the chain's first operator `op` holds it); nullopt when there is
+/// none. Channel state cannot be redistributed: checkpoint_error naming the
+/// operator when any subtask of `op` has some and `parallelism` differs.
+[[nodiscard]] std::optional<channel_state> load_channel_state(const restore_point& rp,
+                                                              const operator_state_handle& op,
+                                                              int32_t index, int32_t parallelism);
 
 /// Checks that every operator with state in `rp` is among `uids` (the
 /// operators of the job that restores it); otherwise throws checkpoint_error
