@@ -32,6 +32,10 @@ enum class remote_errc : uint8_t {
   overloaded,
   /// A server could not be started (bind failed...).
   server_failed,
+  /// An SDK got a request for a function type it does not serve.
+  unknown_function,
+  /// A function handler threw.
+  function_failed,
 };
 
 /// The category atom of remote/ errors.
