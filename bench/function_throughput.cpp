@@ -114,13 +114,12 @@ std::shared_ptr<sdk::function_registry> cpp_functions() {
 }
 
 // The JS server's stateless function takes an int; the C++ one counts.
-invocation_request make_request(const char* type, int address_index,
-                                bool with_state) {
+invocation_request make_request(const char* type, int address_index, bool with_state) {
   invocation_request req;
   req.target = address{{"example", type}, "a" + std::to_string(address_index)};
   if (with_state)
-    req.state.push_back({"count", std::string{type_names::int32},
-                         value_codec<int32_t>::encode(address_index)});
+    req.state.push_back(
+        {"count", std::string{type_names::int32}, value_codec<int32_t>::encode(address_index)});
   for (int i = 0; i < opts.batch; ++i)
     req.invocations.push_back({std::nullopt, make_typed(int32_t{1})});
   return req;
@@ -130,8 +129,7 @@ invocation_request make_request(const char* type, int address_index,
 double drive_client(uint16_t port, const char* type, bool with_state) {
   remote_function_client client;
   http_endpoint_spec ep;
-  ep.url = *parse_url("http://127.0.0.1:" + std::to_string(port)
-                      + "/{function.name}");
+  ep.url = *parse_url("http://127.0.0.1:" + std::to_string(port) + "/{function.name}");
   ep.transport.pool_size = opts.connections;
   std::vector<invocation_request> reqs;
   for (int a = 0; a < opts.addresses; ++a)
@@ -143,9 +141,8 @@ double drive_client(uint16_t port, const char* type, bool with_state) {
   std::atomic<bool> stop{false};
   int outstanding = 0;
   std::string first_error;
-  auto deadline = clock_type::now()
-                  + std::chrono::duration_cast<clock_type::duration>(
-                    std::chrono::duration<double>(opts.seconds));
+  auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                          std::chrono::duration<double>(opts.seconds));
   std::function<void(int)> issue = [&](int i) {
     client.invoke(ep, reqs[static_cast<size_t>(i) % reqs.size()],
                   [&, i](caf::expected<invocation_outcome> r) {
@@ -192,7 +189,8 @@ double drive_raw(uint16_t port, const char* type) {
   opts.batch = saved;
   net::io_context io;
   struct conn {
-    explicit conn(net::io_context& io) : socket(io) {}
+    explicit conn(net::io_context& io)
+        : socket(io) {}
     net::ip::tcp::socket socket;
     boost::beast::flat_buffer buffer;
     http::request<http::string_body> req;
@@ -200,24 +198,22 @@ double drive_raw(uint16_t port, const char* type) {
   };
   std::vector<std::unique_ptr<conn>> conns;
   uint64_t replies = 0;
-  auto deadline = clock_type::now()
-                  + std::chrono::duration_cast<clock_type::duration>(
-                    std::chrono::duration<double>(opts.seconds));
+  auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                          std::chrono::duration<double>(opts.seconds));
   std::function<void(conn&)> loop = [&](conn& c) {
     c.res = {};
     http::async_write(c.socket, c.req, [&](boost::beast::error_code ec, size_t) {
       if (ec)
         die("write: " + ec.message());
-      http::async_read(c.socket, c.buffer, c.res,
-                       [&](boost::beast::error_code ec2, size_t) {
-                         if (ec2)
-                           die("read: " + ec2.message());
-                         if (c.res.result_int() != 200)
-                           die("status " + std::to_string(c.res.result_int()));
-                         ++replies;
-                         if (clock_type::now() < deadline)
-                           loop(c);
-                       });
+      http::async_read(c.socket, c.buffer, c.res, [&](boost::beast::error_code ec2, size_t) {
+        if (ec2)
+          die("read: " + ec2.message());
+        if (c.res.result_int() != 200)
+          die("status " + std::to_string(c.res.result_int()));
+        ++replies;
+        if (clock_type::now() < deadline)
+          loop(c);
+      });
     });
   };
   for (uint32_t i = 0; i < opts.connections; ++i) {
@@ -248,25 +244,25 @@ struct measurement {
 
 std::vector<measurement> measurements() {
   return {
-    {"remote cpp", "inv/s",
-     [] {
-       sdk::server_config cfg;
-       cfg.threads = 1;
-       auto server = sdk::function_server::start(cpp_functions(), cfg);
-       if (!server)
-         die(describe(server.error()));
-       return drive_client((*server)->port(), "counter", true);
-     }},
-    {"js server alone", "req/s",
-     [] {
-       js_server js;
-       return drive_raw(js.port(), "stateless");
-     }},
-    {"remote js", "inv/s",
-     [] {
-       js_server js;
-       return drive_client(js.port(), "stateless", false);
-     }},
+      {"remote cpp", "inv/s",
+       [] {
+         sdk::server_config cfg;
+         cfg.threads = 1;
+         auto server = sdk::function_server::start(cpp_functions(), cfg);
+         if (!server)
+           die(describe(server.error()));
+         return drive_client((*server)->port(), "counter", true);
+       }},
+      {"js server alone", "req/s",
+       [] {
+         js_server js;
+         return drive_raw(js.port(), "stateless");
+       }},
+      {"remote js", "inv/s",
+       [] {
+         js_server js;
+         return drive_client(js.port(), "stateless", false);
+       }},
   };
 }
 

@@ -47,8 +47,7 @@ namespace {
 std::shared_ptr<function_registry> cpp_functions() {
   auto reg = std::make_shared<function_registry>();
   reg->bind({"example", "greeter"},
-            {sdk::value<int32_t>("seen",
-                                 expire_after_invoke(milliseconds{86400000})),
+            {sdk::value<int32_t>("seen", expire_after_invoke(milliseconds{86400000})),
              sdk::value<std::string>("last_name")},
             [](context& ctx, const message& msg) {
               auto name = msg.as<std::string>();
@@ -67,39 +66,31 @@ std::shared_ptr<function_registry> cpp_functions() {
                        typed_value{"example/AuditEntry", entry.dump()});
               ctx.send_egress({"example", "greets"},
                               make_kafka_record("greetings", ctx.self().id,
-                                                "Hello " + name + ", #"
-                                                  + std::to_string(seen)));
+                                                "Hello " + name + ", #" + std::to_string(seen)));
               ctx.cancel_delayed(token);
-              ctx.send_after(milliseconds{60000}, ctx.self(),
-                             make_typed(std::string{"reminder"}), token);
+              ctx.send_after(milliseconds{60000}, ctx.self(), make_typed(std::string{"reminder"}),
+                             token);
               if (ctx.caller())
                 ctx.send(*ctx.caller(), make_typed(seen));
             });
   reg->bind({"example", "audit"},
-            {sdk::value<int32_t>("entries",
-                                 expire_after_write(milliseconds{5000}))},
+            {sdk::value<int32_t>("entries", expire_after_write(milliseconds{5000}))},
             [](context& ctx, const message& msg) {
               if (msg.type_name() != "example/AuditEntry")
                 throw usage_error("not an AuditEntry");
               auto entry = nlohmann::json::parse(msg.raw().bytes);
-              auto entries = ctx.storage().get<int32_t>("entries").value_or(0)
-                             + 1;
+              auto entries = ctx.storage().get<int32_t>("entries").value_or(0) + 1;
               ctx.storage().set("entries", entries);
               ctx.send_egress({"example", "audit-log"},
-                              make_typed(entry["name"].get<std::string>()
-                                         + " seen "
-                                         + std::to_string(
-                                           entry["seen"].get<int>())
-                                         + " time(s), entry "
-                                         + std::to_string(entries)));
+                              make_typed(entry["name"].get<std::string>() + " seen " +
+                                         std::to_string(entry["seen"].get<int>()) +
+                                         " time(s), entry " + std::to_string(entries)));
             });
-  reg->bind({"example", "stateless"}, {},
-            [](context& ctx, const message& msg) {
-              auto n = msg.as<int32_t>();
-              ctx.send_after(milliseconds{1500}, ctx.self(), make_typed(n + 1));
-              ctx.send(address{{"example", "stateless"}, "echo"},
-                       make_typed(n * 2));
-            });
+  reg->bind({"example", "stateless"}, {}, [](context& ctx, const message& msg) {
+    auto n = msg.as<int32_t>();
+    ctx.send_after(milliseconds{1500}, ctx.self(), make_typed(n + 1));
+    ctx.send(address{{"example", "stateless"}, "echo"}, make_typed(n * 2));
+  });
   return reg;
 }
 
@@ -130,9 +121,9 @@ public:
     std::string line;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
     while (line.find('\n') == std::string::npos) {
-      auto left = std::chrono::duration_cast<milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
+      auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())
+              .count();
       REQUIRE_MESSAGE(left > 0, "node did not report its port in 30 s");
       pollfd p{out_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left)) <= 0)
@@ -186,8 +177,7 @@ raw_reply post(uint16_t port, const std::string& path, const std::string& body) 
   boost::beast::flat_buffer buffer;
   http::response<http::string_body> res;
   http::read(socket, buffer, res);
-  return {res.result_int(),
-          std::string{res[http::field::content_type]}, res.body()};
+  return {res.result_int(), std::string{res[http::field::content_type]}, res.body()};
 }
 
 // -- the test vectors ------------------------------------------------------------
@@ -221,8 +211,7 @@ struct vector_case {
 
 std::vector<vector_case> vectors() {
   std::vector<vector_case> v;
-  v.push_back({"greeter without state: the handshake",
-               {addr("greeter", "bob"), {}, {say("Bob")}}});
+  v.push_back({"greeter without state: the handshake", {addr("greeter", "bob"), {}, {say("Bob")}}});
   v.push_back({"greeter with one of two values: only the other is missing",
                {addr("greeter", "bob"), {int_state("seen", 3)}, {say("Bob")}}});
   v.push_back({"greeter with names only: first greeting",
@@ -246,14 +235,18 @@ std::vector<vector_case> vectors() {
                 {int_state("seen", 0), string_state("last_name", "")},
                 {say("Zed")}}});
   v.push_back({"audit without state: expire-after-write spec",
-               {addr("audit", "bob"), {}, {{addr("greeter", "bob"),
-                 typed_value{"example/AuditEntry", R"({"name":"Bob","seen":1})"}}}}});
+               {addr("audit", "bob"),
+                {},
+                {{addr("greeter", "bob"),
+                  typed_value{"example/AuditEntry", R"({"name":"Bob","seen":1})"}}}}});
   v.push_back({"audit with state: a string egress message",
-               {addr("audit", "bob"), {int_state("entries", 41)},
+               {addr("audit", "bob"),
+                {int_state("entries", 41)},
                 {{addr("greeter", "bob"),
                   typed_value{"example/AuditEntry", R"({"name":"Bob","seen":2})"}}}}});
   v.push_back({"stateless: a delayed message without token",
-               {addr("stateless", "s"), {},
+               {addr("stateless", "s"),
+                {},
                 {{std::nullopt, make_typed(int32_t{21})},
                  {std::nullopt, make_typed(int32_t{0})},
                  {std::nullopt, make_typed(int32_t{-4})}}}});
@@ -274,9 +267,7 @@ io::statefun::sdk::reqreply::FromFunction parsed(const std::string& bytes) {
   if (f.has_invocation_result()) {
     auto* m = f.mutable_invocation_result()->mutable_state_mutations();
     std::sort(m->pointer_begin(), m->pointer_end(),
-              [](const auto* a, const auto* b) {
-                return a->state_name() < b->state_name();
-              });
+              [](const auto* a, const auto* b) { return a->state_name() < b->state_name(); });
   }
   return f;
 }
@@ -292,118 +283,117 @@ std::string show(const std::string& bytes) {
 
 TEST_SUITE("compat.js_sdk") {
 
-TEST_CASE("the C++ SDK answers every test vector as the JS SDK does") {
-  js_server js;
-  auto cpp = function_server::start(cpp_functions());
-  REQUIRE(cpp);
-  for (auto& v : vectors()) {
-    std::string what = v.what;
-    CAPTURE(what);
-    auto body = encode_request(v.req);
-    REQUIRE(body);
-    auto path = "/" + v.req.target.type.name;
-    auto from_js = post(js.port(), path, *body);
-    auto from_cpp = post((*cpp)->port(), path, *body);
-    REQUIRE(from_js.status == 200);
-    REQUIRE(from_cpp.status == 200);
-    CHECK(from_js.content_type == "application/octet-stream");
-    CHECK(from_cpp.content_type == "application/octet-stream");
-    auto js_out = decode_response(from_js.body, v.req);
-    auto cpp_out = decode_response(from_cpp.body, v.req);
-    REQUIRE_MESSAGE(js_out, describe(js_out.error()));
-    REQUIRE_MESSAGE(cpp_out, describe(cpp_out.error()));
-    CHECK_MESSAGE(normalized(*js_out) == normalized(*cpp_out),
-                  "JS:\n" << show(from_js.body) << "C++:\n"
-                          << show(from_cpp.body));
-    CHECK_MESSAGE(google::protobuf::util::MessageDifferencer::Equals(
-                    parsed(from_js.body), parsed(from_cpp.body)),
-                  "JS:\n" << show(from_js.body) << "C++:\n"
-                          << show(from_cpp.body));
-  }
-}
-
-TEST_CASE("an empty batch gives an empty result from both SDKs") {
-  js_server js;
-  auto cpp = function_server::start(cpp_functions());
-  REQUIRE(cpp);
-  io::statefun::sdk::reqreply::ToFunction to;
-  auto* batch = to.mutable_invocation();
-  batch->mutable_target()->set_namespace_("example");
-  batch->mutable_target()->set_type("stateless");
-  batch->mutable_target()->set_id("s");
-  auto from_js = post(js.port(), "/", to.SerializeAsString());
-  auto from_cpp = post((*cpp)->port(), "/", to.SerializeAsString());
-  CHECK(from_js.status == 200);
-  CHECK(from_cpp.status == 200);
-  CHECK(from_js.body == std::string{"\xa2\x06\x00", 3});
-  CHECK(from_cpp.body == from_js.body);
-}
-
-TEST_CASE("both SDKs refuse garbage, unknown functions and a state of the "
-          "wrong type") {
-  js_server js;
-  auto cpp = function_server::start(cpp_functions());
-  REQUIRE(cpp);
-  auto refuse = [&](const std::string& body) {
-    auto a = post(js.port(), "/", body);
-    auto b = post((*cpp)->port(), "/", body);
-    CHECK(a.status >= 400);
-    CHECK(b.status >= 400);
-  };
-  refuse("\xff\xff garbage");
-  invocation_request unknown{addr("nobody", "x"), {}, {say("x")}};
-  refuse(*encode_request(unknown));
-  // `seen` arrives as a string but is declared int; both fail on read.
-  invocation_request wrong{addr("greeter", "bob"),
-                           {{"seen", std::string{type_names::string},
-                             value_codec<std::string>::encode("x")},
-                            string_state("last_name", {})},
-                           {say("Bob")}};
-  auto a = post(js.port(), "/", *encode_request(wrong));
-  auto b = post((*cpp)->port(), "/", *encode_request(wrong));
-  CHECK(a.status == 500);
-  CHECK(b.status == 500);
-}
-
-TEST_CASE("the client completes the state handshake with the JS server") {
-  js_server js;
-  remote_function_client client;
-  http_endpoint_spec ep;
-  ep.url = *parse_url("http://127.0.0.1:" + std::to_string(js.port())
-                      + "/{function.name}");
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::optional<caf::expected<invocation_outcome>> got;
-  auto call = [&](const invocation_request& req) {
-    {
-      std::lock_guard<std::mutex> lock{mtx};
-      got.reset();
+  TEST_CASE("the C++ SDK answers every test vector as the JS SDK does") {
+    js_server js;
+    auto cpp = function_server::start(cpp_functions());
+    REQUIRE(cpp);
+    for (auto& v : vectors()) {
+      std::string what = v.what;
+      CAPTURE(what);
+      auto body = encode_request(v.req);
+      REQUIRE(body);
+      auto path = "/" + v.req.target.type.name;
+      auto from_js = post(js.port(), path, *body);
+      auto from_cpp = post((*cpp)->port(), path, *body);
+      REQUIRE(from_js.status == 200);
+      REQUIRE(from_cpp.status == 200);
+      CHECK(from_js.content_type == "application/octet-stream");
+      CHECK(from_cpp.content_type == "application/octet-stream");
+      auto js_out = decode_response(from_js.body, v.req);
+      auto cpp_out = decode_response(from_cpp.body, v.req);
+      REQUIRE_MESSAGE(js_out, describe(js_out.error()));
+      REQUIRE_MESSAGE(cpp_out, describe(cpp_out.error()));
+      CHECK_MESSAGE(normalized(*js_out) == normalized(*cpp_out), "JS:\n"
+                                                                     << show(from_js.body)
+                                                                     << "C++:\n"
+                                                                     << show(from_cpp.body));
+      CHECK_MESSAGE(google::protobuf::util::MessageDifferencer::Equals(parsed(from_js.body),
+                                                                       parsed(from_cpp.body)),
+                    "JS:\n"
+                        << show(from_js.body) << "C++:\n"
+                        << show(from_cpp.body));
     }
-    client.invoke(ep, req, [&](caf::expected<invocation_outcome> r) {
-      std::lock_guard<std::mutex> lock{mtx};
-      got = std::move(r);
-      cv.notify_all();
-    });
-    std::unique_lock<std::mutex> lock{mtx};
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds{10},
-                        [&] { return got.has_value(); }));
-    REQUIRE_MESSAGE(*got, describe(got->error()));
-    return **got;
-  };
-  invocation_request req{addr("greeter", "ann"), {}, {say("Ann")}};
-  auto first = call(req);
-  REQUIRE(std::holds_alternative<missing_state>(first));
-  for (auto& spec : std::get<missing_state>(first).specs)
-    req.state.push_back({spec.name, spec.type_name, std::nullopt});
-  auto second = call(req);
-  REQUIRE(std::holds_alternative<invocation_result>(second));
-  auto& r = std::get<invocation_result>(second);
-  REQUIRE(r.egress.size() == 1);
-  auto rec = parse_kafka_record(r.egress[0].argument);
-  REQUIRE(rec);
-  CHECK(rec->topic == "greetings");
-  CHECK(rec->key == "ann");
-  CHECK(rec->value == "Hello Ann, #1");
-}
+  }
 
+  TEST_CASE("an empty batch gives an empty result from both SDKs") {
+    js_server js;
+    auto cpp = function_server::start(cpp_functions());
+    REQUIRE(cpp);
+    io::statefun::sdk::reqreply::ToFunction to;
+    auto* batch = to.mutable_invocation();
+    batch->mutable_target()->set_namespace_("example");
+    batch->mutable_target()->set_type("stateless");
+    batch->mutable_target()->set_id("s");
+    auto from_js = post(js.port(), "/", to.SerializeAsString());
+    auto from_cpp = post((*cpp)->port(), "/", to.SerializeAsString());
+    CHECK(from_js.status == 200);
+    CHECK(from_cpp.status == 200);
+    CHECK(from_js.body == std::string{"\xa2\x06\x00", 3});
+    CHECK(from_cpp.body == from_js.body);
+  }
+
+  TEST_CASE("both SDKs refuse garbage, unknown functions and a state of the "
+            "wrong type") {
+    js_server js;
+    auto cpp = function_server::start(cpp_functions());
+    REQUIRE(cpp);
+    auto refuse = [&](const std::string& body) {
+      auto a = post(js.port(), "/", body);
+      auto b = post((*cpp)->port(), "/", body);
+      CHECK(a.status >= 400);
+      CHECK(b.status >= 400);
+    };
+    refuse("\xff\xff garbage");
+    invocation_request unknown{addr("nobody", "x"), {}, {say("x")}};
+    refuse(*encode_request(unknown));
+    // `seen` arrives as a string but is declared int; both fail on read.
+    invocation_request wrong{
+        addr("greeter", "bob"),
+        {{"seen", std::string{type_names::string}, value_codec<std::string>::encode("x")},
+         string_state("last_name", {})},
+        {say("Bob")}};
+    auto a = post(js.port(), "/", *encode_request(wrong));
+    auto b = post((*cpp)->port(), "/", *encode_request(wrong));
+    CHECK(a.status == 500);
+    CHECK(b.status == 500);
+  }
+
+  TEST_CASE("the client completes the state handshake with the JS server") {
+    js_server js;
+    remote_function_client client;
+    http_endpoint_spec ep;
+    ep.url = *parse_url("http://127.0.0.1:" + std::to_string(js.port()) + "/{function.name}");
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::optional<caf::expected<invocation_outcome>> got;
+    auto call = [&](const invocation_request& req) {
+      {
+        std::lock_guard<std::mutex> lock{mtx};
+        got.reset();
+      }
+      client.invoke(ep, req, [&](caf::expected<invocation_outcome> r) {
+        std::lock_guard<std::mutex> lock{mtx};
+        got = std::move(r);
+        cv.notify_all();
+      });
+      std::unique_lock<std::mutex> lock{mtx};
+      REQUIRE(cv.wait_for(lock, std::chrono::seconds{10}, [&] { return got.has_value(); }));
+      REQUIRE_MESSAGE(*got, describe(got->error()));
+      return **got;
+    };
+    invocation_request req{addr("greeter", "ann"), {}, {say("Ann")}};
+    auto first = call(req);
+    REQUIRE(std::holds_alternative<missing_state>(first));
+    for (auto& spec : std::get<missing_state>(first).specs)
+      req.state.push_back({spec.name, spec.type_name, std::nullopt});
+    auto second = call(req);
+    REQUIRE(std::holds_alternative<invocation_result>(second));
+    auto& r = std::get<invocation_result>(second);
+    REQUIRE(r.egress.size() == 1);
+    auto rec = parse_kafka_record(r.egress[0].argument);
+    REQUIRE(rec);
+    CHECK(rec->topic == "greetings");
+    CHECK(rec->key == "ann");
+    CHECK(rec->value == "Hello Ann, #1");
+  }
 }

@@ -32,9 +32,7 @@ struct expiration {
   friend bool operator==(const expiration& a, const expiration& b) {
     return a.mode == b.mode && a.after == b.after;
   }
-  friend bool operator!=(const expiration& a, const expiration& b) {
-    return !(a == b);
-  }
+  friend bool operator!=(const expiration& a, const expiration& b) { return !(a == b); }
 };
 
 /// A state value a function declares: its name, typename and expiration
@@ -46,12 +44,9 @@ struct value_spec {
   functions::expiration expiration;
 
   friend bool operator==(const value_spec& a, const value_spec& b) {
-    return a.name == b.name && a.type_name == b.type_name
-           && a.expiration == b.expiration;
+    return a.name == b.name && a.type_name == b.type_name && a.expiration == b.expiration;
   }
-  friend bool operator!=(const value_spec& a, const value_spec& b) {
-    return !(a == b);
-  }
+  friend bool operator!=(const value_spec& a, const value_spec& b) { return !(a == b); }
 };
 
 /// One registered state value of an address as it goes out with a request:
@@ -62,8 +57,7 @@ struct state_value {
   std::optional<std::string> bytes;
 
   friend bool operator==(const state_value& a, const state_value& b) {
-    return a.name == b.name && a.type_name == b.type_name
-           && a.bytes == b.bytes;
+    return a.name == b.name && a.type_name == b.type_name && a.bytes == b.bytes;
   }
 };
 
@@ -117,10 +111,8 @@ struct delayed_message {
   typed_value argument;
 
   friend bool operator==(const delayed_message& a, const delayed_message& b) {
-    return a.is_cancellation == b.is_cancellation
-           && a.cancellation_token == b.cancellation_token
-           && a.delay == b.delay && a.target == b.target
-           && a.argument == b.argument;
+    return a.is_cancellation == b.is_cancellation && a.cancellation_token == b.cancellation_token &&
+           a.delay == b.delay && a.target == b.target && a.argument == b.argument;
   }
 };
 
@@ -132,8 +124,8 @@ struct egress_message {
   typed_value argument;
 
   friend bool operator==(const egress_message& a, const egress_message& b) {
-    return a.egress_namespace == b.egress_namespace
-           && a.egress_type == b.egress_type && a.argument == b.argument;
+    return a.egress_namespace == b.egress_namespace && a.egress_type == b.egress_type &&
+           a.argument == b.argument;
   }
 };
 
@@ -145,10 +137,9 @@ struct invocation_result {
   std::vector<delayed_message> delayed;
   std::vector<egress_message> egress;
 
-  friend bool operator==(const invocation_result& a,
-                         const invocation_result& b) {
-    return a.mutations == b.mutations && a.messages == b.messages
-           && a.delayed == b.delayed && a.egress == b.egress;
+  friend bool operator==(const invocation_result& a, const invocation_result& b) {
+    return a.mutations == b.mutations && a.messages == b.messages && a.delayed == b.delayed &&
+           a.egress == b.egress;
   }
 };
 

@@ -49,8 +49,7 @@ inline caf::error make_error(remote_errc code, std::string what) {
 
 /// True if `err` is the remote/ error `code`.
 inline bool is(const caf::error& err, remote_errc code) {
-  return err.category() == remote_error_category
-         && err.code() == static_cast<uint8_t>(code);
+  return err.category() == remote_error_category && err.code() == static_cast<uint8_t>(code);
 }
 
 /// The description an error carries (its first string in the context), or

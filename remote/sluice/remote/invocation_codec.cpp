@@ -17,10 +17,9 @@ namespace {
 
 // An error about the reply of the function at `target`.
 caf::error bad_reply(const address& target, const std::string& what) {
-  return make_error(remote_errc::malformed_response,
-                    "invalid reply from remote function "
-                      + target.type.to_string() + " for address "
-                      + target.to_string() + ": " + what);
+  return make_error(remote_errc::malformed_response, "invalid reply from remote function " +
+                                                         target.type.to_string() + " for address " +
+                                                         target.to_string() + ": " + what);
 }
 
 caf::error bad_request(const std::string& what) {
@@ -48,21 +47,19 @@ typed_value from_pb(const rr::TypedValue& v) {
 }
 
 // Checks an address read from the wire; `what` names the field.
-std::optional<std::string> check_address(const rr::Address& a,
-                                         const char* what) {
+std::optional<std::string> check_address(const rr::Address& a, const char* what) {
   auto addr = from_pb(a);
   if (!is_valid_address(addr))
-    return std::string{what} + " has an invalid address '" + addr.to_string()
-           + "' (namespace, name and id must be non-empty, no '/' in "
-             "namespace or name)";
+    return std::string{what} + " has an invalid address '" + addr.to_string() +
+           "' (namespace, name and id must be non-empty, no '/' in "
+           "namespace or name)";
   return std::nullopt;
 }
 
-std::optional<std::string> check_argument(const rr::TypedValue& v,
-                                          const char* what) {
+std::optional<std::string> check_argument(const rr::TypedValue& v, const char* what) {
   if (!is_valid_type_name(v.typename_()))
-    return std::string{what} + " has an invalid typename '" + v.typename_()
-           + "' (expected namespace/name)";
+    return std::string{what} + " has an invalid typename '" + v.typename_() +
+           "' (expected namespace/name)";
   return std::nullopt;
 }
 
@@ -81,8 +78,7 @@ functions::expiration_mode to_mode(int mode, bool& ok) {
   }
 }
 
-rr::FromFunction::ExpirationSpec::ExpireMode
-to_pb(functions::expiration_mode mode) {
+rr::FromFunction::ExpirationSpec::ExpireMode to_pb(functions::expiration_mode mode) {
   switch (mode) {
     case functions::expiration_mode::after_write:
       return rr::FromFunction::ExpirationSpec::AFTER_WRITE;
@@ -103,43 +99,37 @@ decode_missing(const rr::FromFunction::IncompleteInvocationContext& ctx,
     if (spec.state_name().empty())
       return bad_reply(req.target, "a missing state spec has no name");
     if (!seen.insert(spec.state_name()).second)
-      return bad_reply(req.target, "state '" + spec.state_name()
-                                     + "' is listed twice as missing");
+      return bad_reply(req.target, "state '" + spec.state_name() + "' is listed twice as missing");
     functions::value_spec vs;
     vs.name = spec.state_name();
     // StateFun registers an empty typename as io.statefun.types/unset.
-    vs.type_name = spec.type_typename().empty() ? "io.statefun.types/unset"
-                                                : spec.type_typename();
+    vs.type_name = spec.type_typename().empty() ? "io.statefun.types/unset" : spec.type_typename();
     if (!is_valid_type_name(vs.type_name))
-      return bad_reply(req.target, "missing state '" + vs.name
-                                     + "' has an invalid typename '"
-                                     + vs.type_name + "'");
+      return bad_reply(req.target, "missing state '" + vs.name + "' has an invalid typename '" +
+                                       vs.type_name + "'");
     if (spec.has_expiration_spec()) {
       const auto& e = spec.expiration_spec();
       bool ok = false;
       vs.expiration.mode = to_mode(e.mode(), ok);
       if (!ok)
-        return bad_reply(req.target, "missing state '" + vs.name
-                                       + "' has an unknown expiration mode "
-                                       + std::to_string(e.mode()));
+        return bad_reply(req.target, "missing state '" + vs.name +
+                                         "' has an unknown expiration mode " +
+                                         std::to_string(e.mode()));
       if (e.expire_after_millis() < 0)
-        return bad_reply(req.target, "missing state '" + vs.name
-                                       + "' has a negative expiration of "
-                                       + std::to_string(e.expire_after_millis())
-                                       + " ms");
+        return bad_reply(req.target, "missing state '" + vs.name +
+                                         "' has a negative expiration of " +
+                                         std::to_string(e.expire_after_millis()) + " ms");
       vs.expiration.after = std::chrono::milliseconds{e.expire_after_millis()};
     }
     out.specs.push_back(std::move(vs));
   }
   if (out.specs.empty())
-    return bad_reply(req.target,
-                     "an incomplete invocation context lists no missing state");
+    return bad_reply(req.target, "an incomplete invocation context lists no missing state");
   return functions::invocation_outcome{std::move(out)};
 }
 
 caf::expected<functions::invocation_outcome>
-decode_result(const rr::FromFunction::InvocationResponse& resp,
-              const invocation_request& req) {
+decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation_request& req) {
   functions::invocation_result out;
   std::unordered_map<std::string_view, std::string_view> registered;
   for (const auto& s : req.state)
@@ -148,8 +138,8 @@ decode_result(const rr::FromFunction::InvocationResponse& resp,
   for (const auto& m : resp.state_mutations()) {
     auto i = registered.find(m.state_name());
     if (i == registered.end())
-      return bad_reply(req.target, "a mutation of state '" + m.state_name()
-                                     + "', which is not registered");
+      return bad_reply(req.target,
+                       "a mutation of state '" + m.state_name() + "', which is not registered");
     functions::state_mutation sm;
     sm.name = m.state_name();
     switch (m.mutation_type()) {
@@ -159,20 +149,17 @@ decode_result(const rr::FromFunction::InvocationResponse& resp,
       case rr::FromFunction::PersistedValueMutation::MODIFY: {
         sm.what = functions::state_mutation::kind::modify;
         if (!m.has_state_value())
-          return bad_reply(req.target, "a MODIFY of state '" + sm.name
-                                         + "' without a value");
+          return bad_reply(req.target, "a MODIFY of state '" + sm.name + "' without a value");
         sm.value = from_pb(m.state_value());
         if (!i->second.empty() && sm.value.type_name != i->second)
-          return bad_reply(req.target,
-                           "a MODIFY of state '" + sm.name + "' with typename '"
-                             + sm.value.type_name + "', but it is registered as '"
-                             + std::string{i->second} + "'");
+          return bad_reply(req.target, "a MODIFY of state '" + sm.name + "' with typename '" +
+                                           sm.value.type_name + "', but it is registered as '" +
+                                           std::string{i->second} + "'");
         break;
       }
       default:
-        return bad_reply(req.target, "a mutation of state '" + sm.name
-                                       + "' with unknown type "
-                                       + std::to_string(m.mutation_type()));
+        return bad_reply(req.target, "a mutation of state '" + sm.name + "' with unknown type " +
+                                         std::to_string(m.mutation_type()));
     }
     out.mutations.push_back(std::move(sm));
   }
@@ -193,14 +180,13 @@ decode_result(const rr::FromFunction::InvocationResponse& resp,
     dm.cancellation_token = d.cancellation_token();
     if (dm.is_cancellation) {
       if (dm.cancellation_token.empty())
-        return bad_reply(req.target,
-                         "a delayed-message cancellation without a token");
+        return bad_reply(req.target, "a delayed-message cancellation without a token");
       out.delayed.push_back(std::move(dm));
       continue;
     }
     if (d.delay_in_ms() < 0)
-      return bad_reply(req.target, "a delayed message with a negative delay of "
-                                     + std::to_string(d.delay_in_ms()) + " ms");
+      return bad_reply(req.target, "a delayed message with a negative delay of " +
+                                       std::to_string(d.delay_in_ms()) + " ms");
     if (!d.has_target())
       return bad_reply(req.target, "a delayed message without a target");
     if (auto e = check_address(d.target(), "a delayed message"))
@@ -215,14 +201,11 @@ decode_result(const rr::FromFunction::InvocationResponse& resp,
   out.egress.reserve(resp.outgoing_egresses_size());
   for (const auto& e : resp.outgoing_egresses()) {
     if (e.egress_namespace().empty() || e.egress_type().empty())
-      return bad_reply(req.target, "an egress message to '"
-                                     + e.egress_namespace() + "/"
-                                     + e.egress_type()
-                                     + "' (namespace and type must be set)");
+      return bad_reply(req.target, "an egress message to '" + e.egress_namespace() + "/" +
+                                       e.egress_type() + "' (namespace and type must be set)");
     if (auto err = check_argument(e.argument(), "an egress message"))
       return bad_reply(req.target, *err);
-    out.egress.push_back(
-      {e.egress_namespace(), e.egress_type(), from_pb(e.argument())});
+    out.egress.push_back({e.egress_namespace(), e.egress_type(), from_pb(e.argument())});
   }
   return functions::invocation_outcome{std::move(out)};
 }
@@ -231,23 +214,20 @@ decode_result(const rr::FromFunction::InvocationResponse& resp,
 
 bool is_valid_type_name(std::string_view name) {
   auto slash = name.rfind('/');
-  return slash != std::string_view::npos && slash != 0
-         && slash + 1 != name.size();
+  return slash != std::string_view::npos && slash != 0 && slash + 1 != name.size();
 }
 
 bool is_valid_address(const address& addr) {
-  return !addr.type.ns.empty() && !addr.type.name.empty() && !addr.id.empty()
-         && addr.type.ns.find('/') == std::string::npos
-         && addr.type.name.find('/') == std::string::npos;
+  return !addr.type.ns.empty() && !addr.type.name.empty() && !addr.id.empty() &&
+         addr.type.ns.find('/') == std::string::npos &&
+         addr.type.name.find('/') == std::string::npos;
 }
 
 caf::expected<std::string> encode_request(const invocation_request& req) {
   if (!is_valid_address(req.target))
-    return bad_request("cannot invoke invalid address '"
-                       + req.target.to_string() + "'");
+    return bad_request("cannot invoke invalid address '" + req.target.to_string() + "'");
   if (req.invocations.empty())
-    return bad_request("cannot invoke " + req.target.to_string()
-                       + " with an empty batch");
+    return bad_request("cannot invoke " + req.target.to_string() + " with an empty batch");
   rr::ToFunction to;
   auto* batch = to.mutable_invocation();
   to_pb(req.target, batch->mutable_target());
@@ -258,8 +238,7 @@ caf::expected<std::string> encode_request(const invocation_request& req) {
     if (s.bytes)
       to_pb(typed_value{s.type_name, *s.bytes}, pv->mutable_state_value());
   }
-  batch->mutable_invocations()->Reserve(
-    static_cast<int>(req.invocations.size()));
+  batch->mutable_invocations()->Reserve(static_cast<int>(req.invocations.size()));
   for (const auto& inv : req.invocations) {
     auto* pi = batch->add_invocations();
     if (inv.caller)
@@ -269,15 +248,15 @@ caf::expected<std::string> encode_request(const invocation_request& req) {
   return to.SerializeAsString();
 }
 
-caf::expected<functions::invocation_outcome>
-decode_response(std::string_view bytes, const invocation_request& req) {
+caf::expected<functions::invocation_outcome> decode_response(std::string_view bytes,
+                                                             const invocation_request& req) {
   if (bytes.size() > static_cast<size_t>(INT_MAX))
-    return bad_reply(req.target, "a reply of " + std::to_string(bytes.size())
-                                   + " bytes is too large to parse");
+    return bad_reply(req.target,
+                     "a reply of " + std::to_string(bytes.size()) + " bytes is too large to parse");
   rr::FromFunction from;
   if (!from.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    return bad_reply(req.target, "the " + std::to_string(bytes.size())
-                                   + " bytes of the reply are not a "
+    return bad_reply(req.target, "the " + std::to_string(bytes.size()) +
+                                     " bytes of the reply are not a "
                                      "FromFunction message");
   switch (from.response_case()) {
     case rr::FromFunction::kInvocationResult:
@@ -291,12 +270,12 @@ decode_response(std::string_view bytes, const invocation_request& req) {
 
 caf::expected<decoded_request> decode_request(std::string_view bytes) {
   if (bytes.size() > static_cast<size_t>(INT_MAX))
-    return bad_request("a request of " + std::to_string(bytes.size())
-                       + " bytes is too large to parse");
+    return bad_request("a request of " + std::to_string(bytes.size()) +
+                       " bytes is too large to parse");
   rr::ToFunction to;
   if (!to.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    return bad_request("the " + std::to_string(bytes.size())
-                       + " bytes of the request are not a ToFunction message");
+    return bad_request("the " + std::to_string(bytes.size()) +
+                       " bytes of the request are not a ToFunction message");
   if (!to.has_invocation())
     return bad_request("the request carries no invocation batch");
   const auto& batch = to.invocation();
@@ -305,8 +284,8 @@ caf::expected<decoded_request> decode_request(std::string_view bytes) {
   decoded_request out;
   out.target = from_pb(batch.target());
   if (!is_valid_address(out.target))
-    return bad_request("the invocation batch has an invalid target address '"
-                       + out.target.to_string() + "'");
+    return bad_request("the invocation batch has an invalid target address '" +
+                       out.target.to_string() + "'");
   out.state.reserve(batch.state_size());
   for (const auto& s : batch.state()) {
     received_state rs;
@@ -321,9 +300,8 @@ caf::expected<decoded_request> decode_request(std::string_view bytes) {
     if (inv.has_caller()) {
       fi.caller = from_pb(inv.caller());
       if (!is_valid_address(*fi.caller))
-        return bad_request("an invocation of " + out.target.to_string()
-                           + " has an invalid caller address '"
-                           + fi.caller->to_string() + "'");
+        return bad_request("an invocation of " + out.target.to_string() +
+                           " has an invalid caller address '" + fi.caller->to_string() + "'");
     }
     fi.argument = from_pb(inv.argument());
     out.invocations.push_back(std::move(fi));
@@ -391,25 +369,22 @@ typed_value make_kafka_record(std::string_view topic, std::string_view key,
   rec.set_topic(std::string{topic});
   rec.set_key(std::string{key});
   rec.set_value_bytes(std::string{value_bytes});
-  return typed_value{std::string{kafka_producer_record_type},
-                     rec.SerializeAsString()};
+  return typed_value{std::string{kafka_producer_record_type}, rec.SerializeAsString()};
 }
 
 caf::expected<kafka_record> parse_kafka_record(const typed_value& value) {
   if (value.type_name != kafka_producer_record_type)
     return make_error(remote_errc::malformed_response,
-                      "a Kafka egress record must have typename '"
-                        + std::string{kafka_producer_record_type}
-                        + "', not '" + value.type_name + "'");
+                      "a Kafka egress record must have typename '" +
+                          std::string{kafka_producer_record_type} + "', not '" + value.type_name +
+                          "'");
   io::statefun::sdk::egress::KafkaProducerRecord rec;
-  if (value.bytes.size() > static_cast<size_t>(INT_MAX)
-      || !rec.ParseFromArray(value.bytes.data(),
-                             static_cast<int>(value.bytes.size())))
+  if (value.bytes.size() > static_cast<size_t>(INT_MAX) ||
+      !rec.ParseFromArray(value.bytes.data(), static_cast<int>(value.bytes.size())))
     return make_error(remote_errc::malformed_response,
                       "the bytes of a Kafka egress record do not parse");
   if (rec.topic().empty())
-    return make_error(remote_errc::malformed_response,
-                      "a Kafka egress record without a topic");
+    return make_error(remote_errc::malformed_response, "a Kafka egress record without a topic");
   return kafka_record{rec.topic(), rec.key(), rec.value_bytes()};
 }
 

@@ -42,8 +42,7 @@ struct decoded_request {
 
 /// Serializes `req` as a ToFunction. Fails if the target address is invalid
 /// or the batch is empty.
-[[nodiscard]] caf::expected<std::string>
-encode_request(const invocation_request& req);
+[[nodiscard]] caf::expected<std::string> encode_request(const invocation_request& req);
 
 /// Parses the FromFunction a function answered to `req` and validates it
 /// against the request: addresses and typenames must be well formed, delays
@@ -55,12 +54,10 @@ decode_response(std::string_view bytes, const invocation_request& req);
 
 /// Parses a ToFunction (the SDK side). Fails on unparsable bytes, a request
 /// without an invocation batch or target, or bad addresses.
-[[nodiscard]] caf::expected<decoded_request>
-decode_request(std::string_view bytes);
+[[nodiscard]] caf::expected<decoded_request> decode_request(std::string_view bytes);
 
 /// Serializes an outcome as a FromFunction (the SDK side).
-[[nodiscard]] std::string
-encode_response(const functions::invocation_outcome& outcome);
+[[nodiscard]] std::string encode_response(const functions::invocation_outcome& outcome);
 
 /// True if `name` is a StateFun typename: `namespace/name` with both parts
 /// non-empty (the namespace may contain slashes: the last one separates).
@@ -72,13 +69,12 @@ bool is_valid_address(const functions::address& addr);
 
 /// The Kafka egress record typename the generic Kafka egress requires.
 inline constexpr std::string_view kafka_producer_record_type =
-  "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord";
+    "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord";
 
 /// A record for a StateFun generic Kafka egress: the typed value a function
 /// sends to a Kafka egress (`KafkaProducerRecord`). An empty key means a
 /// record without a key.
-functions::typed_value make_kafka_record(std::string_view topic,
-                                         std::string_view key,
+functions::typed_value make_kafka_record(std::string_view topic, std::string_view key,
                                          std::string_view value_bytes);
 
 /// The fields of a Kafka egress record.
@@ -91,7 +87,6 @@ struct kafka_record {
 /// Reads a typed value as a Kafka egress record; fails if the typename is
 /// not `kafka_producer_record_type`, the bytes do not parse or the topic is
 /// empty.
-[[nodiscard]] caf::expected<kafka_record>
-parse_kafka_record(const functions::typed_value& value);
+[[nodiscard]] caf::expected<kafka_record> parse_kafka_record(const functions::typed_value& value);
 
 } // namespace sluice::remote

@@ -34,14 +34,13 @@ struct spec_error {
 
 class module_parser {
 public:
-  explicit module_parser(std::string_view source) : source_(source) {
-  }
+  explicit module_parser(std::string_view source)
+      : source_(source) {}
 
   std::string where(const YAML::Mark& m) const {
     if (m.is_null())
       return source_;
-    return source_ + ":" + std::to_string(m.line + 1) + ":"
-           + std::to_string(m.column + 1);
+    return source_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
   }
 
   [[noreturn]] static void fail(const YAML::Node& at, std::string what) {
@@ -62,14 +61,12 @@ public:
         std::string list;
         for (auto k : known)
           list += (list.empty() ? "" : ", ") + std::string{k};
-        fail(kv.first, "unknown field '" + key + "' in " + what
-                         + " (known: " + list + ")");
+        fail(kv.first, "unknown field '" + key + "' in " + what + " (known: " + list + ")");
       }
     }
   }
 
-  static YAML::Node require(const YAML::Node& map, const char* key,
-                            const std::string& what) {
+  static YAML::Node require(const YAML::Node& map, const char* key, const std::string& what) {
     auto n = map[key];
     if (!n || n.IsNull())
       fail(map, "missing field '" + std::string{key} + "' in " + what);
@@ -89,24 +86,22 @@ public:
     return s;
   }
 
-  static uint64_t unsigned_int(const YAML::Node& n, const std::string& what,
-                               uint64_t min, uint64_t max) {
+  static uint64_t unsigned_int(const YAML::Node& n, const std::string& what, uint64_t min,
+                               uint64_t max) {
     auto s = scalar(n, what);
     uint64_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc{} || end != s.data() + s.size() || v < min || v > max)
-      fail(n, what + " must be an integer in [" + std::to_string(min) + ", "
-                + std::to_string(max) + "], not '" + s + "'");
+      fail(n, what + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                  "], not '" + s + "'");
     return v;
   }
 
-  static std::chrono::milliseconds duration(const YAML::Node& n,
-                                            const std::string& what) {
+  static std::chrono::milliseconds duration(const YAML::Node& n, const std::string& what) {
     auto s = scalar(n, what);
     auto d = parse_duration(s);
     if (!d)
-      fail(n, "bad duration '" + s + "' for " + what
-                + " (expected e.g. 500ms, 10s, 2m, 1h)");
+      fail(n, "bad duration '" + s + "' for " + what + " (expected e.g. 500ms, 10s, 2m, 1h)");
     return *d;
   }
 
@@ -118,32 +113,27 @@ public:
     return io_identifier{t->ns, t->name};
   }
 
-  static functions::function_type function_type(const YAML::Node& n,
-                                                const std::string& what) {
+  static functions::function_type function_type(const YAML::Node& n, const std::string& what) {
     auto s = non_empty(n, what);
     auto t = functions::function_type::parse(s);
     if (!t)
-      fail(n, "bad function type '" + s + "' in " + what
-                + " (expected namespace/name)");
+      fail(n, "bad function type '" + s + "' in " + what + " (expected namespace/name)");
     return *t;
   }
 
   static std::string type_name(const YAML::Node& n, const std::string& what) {
     auto s = non_empty(n, what);
     if (!is_valid_type_name(s))
-      fail(n, "bad typename '" + s + "' for " + what
-                + " (expected namespace/name)");
+      fail(n, "bad typename '" + s + "' for " + what + " (expected namespace/name)");
     return s;
   }
 
   // Kafka properties: a list of single-entry maps, or one map.
-  static kafka_properties properties(const YAML::Node& n,
-                                     const std::string& what) {
+  static kafka_properties properties(const YAML::Node& n, const std::string& what) {
     kafka_properties out;
     auto add_map = [&](const YAML::Node& m) {
       for (const auto& kv : m)
-        out.emplace_back(scalar(kv.first, what + " key"),
-                         scalar(kv.second, what + " value"));
+        out.emplace_back(scalar(kv.first, what + " key"), scalar(kv.second, what + " value"));
     };
     if (n.IsMap()) {
       add_map(n);
@@ -183,25 +173,22 @@ public:
       out.file_egresses.push_back(file_egress(spec, at));
     else if (kind == kind_dead_letters) {
       if (out.dead_letters)
-        fail(doc, "a second dead-letter egress (the first is at "
-                    + out.dead_letters->declared_at + ")");
+        fail(doc,
+             "a second dead-letter egress (the first is at " + out.dead_letters->declared_at + ")");
       out.dead_letters = dead_letters(spec, at);
     } else if (kind.rfind("io.statefun.kinesis.", 0) == 0)
-      fail(doc["kind"], "kind '" + kind + "' is not supported by sluice "
-                          "(Kinesis ingress and egress are not implemented)");
+      fail(doc["kind"], "kind '" + kind +
+                            "' is not supported by sluice "
+                            "(Kinesis ingress and egress are not implemented)");
     else
-      fail(doc["kind"], "unknown kind '" + kind + "' (known: "
-                          + std::string{kind_endpoint_v2} + ", "
-                          + std::string{kind_endpoint_v1} + ", "
-                          + std::string{kind_kafka_ingress} + ", "
-                          + std::string{kind_kafka_egress} + ", "
-                          + std::string{kind_http_ingress} + ", "
-                          + std::string{kind_file_egress} + ", "
-                          + std::string{kind_dead_letters} + ")");
+      fail(doc["kind"],
+           "unknown kind '" + kind + "' (known: " + std::string{kind_endpoint_v2} + ", " +
+               std::string{kind_endpoint_v1} + ", " + std::string{kind_kafka_ingress} + ", " +
+               std::string{kind_kafka_egress} + ", " + std::string{kind_http_ingress} + ", " +
+               std::string{kind_file_egress} + ", " + std::string{kind_dead_letters} + ")");
   }
 
-  static void timeouts(const YAML::Node& n, transport_spec& t,
-                       const std::string& what) {
+  static void timeouts(const YAML::Node& n, transport_spec& t, const std::string& what) {
     expect_map(n, what);
     check_keys(n, what, {"call", "connect", "read", "write"});
     if (auto v = n["call"])
@@ -219,23 +206,21 @@ public:
   static transport_spec transport(const YAML::Node& n) {
     const std::string what = "transport";
     expect_map(n, what);
-    for (auto tls : {"trust_cacerts", "client_cert", "client_key",
-                     "client_key_password"})
+    for (auto tls : {"trust_cacerts", "client_cert", "client_key", "client_key_password"})
       if (n[tls])
-        fail(n[tls], std::string{"transport."} + tls
-                       + " is not supported: sluice calls functions over "
+        fail(n[tls], std::string{"transport."} + tls +
+                         " is not supported: sluice calls functions over "
                          "plain http only");
     check_keys(n, what,
-               {"type", "call", "connect", "pool_ttl", "pool_size",
-                "payload_max_bytes", "timeouts", "max_attempts",
-                "initial_backoff", "max_backoff"});
+               {"type", "call", "connect", "pool_ttl", "pool_size", "payload_max_bytes", "timeouts",
+                "max_attempts", "initial_backoff", "max_backoff"});
     transport_spec t;
     if (auto v = n["type"]) {
       t.type = non_empty(v, "transport.type");
-      if (t.type != "io.statefun.transports.v1/async"
-          && t.type != "io.statefun.transports.v1/okhttp")
-        fail(v, "unknown transport type '" + t.type
-                  + "' (known: io.statefun.transports.v1/async, "
+      if (t.type != "io.statefun.transports.v1/async" &&
+          t.type != "io.statefun.transports.v1/okhttp")
+        fail(v, "unknown transport type '" + t.type +
+                    "' (known: io.statefun.transports.v1/async, "
                     "io.statefun.transports.v1/okhttp)");
     }
     if (auto v = n["timeouts"])
@@ -247,14 +232,12 @@ public:
     if (auto v = n["pool_ttl"])
       t.pool_ttl = duration(v, "transport.pool_ttl");
     if (auto v = n["pool_size"])
-      t.pool_size = static_cast<uint32_t>(
-        unsigned_int(v, "transport.pool_size", 1, 1u << 20));
+      t.pool_size = static_cast<uint32_t>(unsigned_int(v, "transport.pool_size", 1, 1u << 20));
     if (auto v = n["payload_max_bytes"])
-      t.payload_max_bytes = unsigned_int(v, "transport.payload_max_bytes", 1,
-                                         uint64_t{1} << 40);
+      t.payload_max_bytes = unsigned_int(v, "transport.payload_max_bytes", 1, uint64_t{1} << 40);
     if (auto v = n["max_attempts"])
-      t.max_attempts = static_cast<uint32_t>(
-        unsigned_int(v, "transport.max_attempts", 0, 1u << 30));
+      t.max_attempts =
+          static_cast<uint32_t>(unsigned_int(v, "transport.max_attempts", 0, 1u << 30));
     if (auto v = n["initial_backoff"])
       t.initial_backoff = duration(v, "transport.initial_backoff");
     if (auto v = n["max_backoff"])
@@ -272,33 +255,30 @@ public:
                               const std::string& at) {
     const std::string what = "the spec of '" + kind + "'";
     if (kind == kind_endpoint_v1)
-      check_keys(spec, what, {"functions", "urlPathTemplate",
-                              "maxNumBatchRequests", "timeouts"});
+      check_keys(spec, what, {"functions", "urlPathTemplate", "maxNumBatchRequests", "timeouts"});
     else
-      check_keys(spec, what, {"functions", "urlPathTemplate",
-                              "maxNumBatchRequests", "transport"});
+      check_keys(spec, what, {"functions", "urlPathTemplate", "maxNumBatchRequests", "transport"});
     http_endpoint_spec ep;
     ep.declared_at = at;
     auto fn_node = require(spec, "functions", what);
     auto fns = non_empty(fn_node, "functions");
     auto slash = fns.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == fns.size()
-        || fns.find('/', slash + 1) != std::string::npos)
-      fail(fn_node, "bad function type '" + fns
-                      + "' in functions (expected namespace/name or "
+    if (slash == std::string::npos || slash == 0 || slash + 1 == fns.size() ||
+        fns.find('/', slash + 1) != std::string::npos)
+      fail(fn_node, "bad function type '" + fns +
+                        "' in functions (expected namespace/name or "
                         "namespace/*)");
     ep.functions.ns = fns.substr(0, slash);
     auto name = fns.substr(slash + 1);
     if (name != "*") {
       if (name.find('*') != std::string::npos)
-        fail(fn_node, "bad function type '" + fns
-                        + "' in functions (only a whole-name '*' wildcard is "
+        fail(fn_node, "bad function type '" + fns +
+                          "' in functions (only a whole-name '*' wildcard is "
                           "allowed)");
       ep.functions.name = name;
     }
     if (ep.functions.ns.find('*') != std::string::npos)
-      fail(fn_node, "bad function type '" + fns
-                      + "' in functions (no wildcard in the namespace)");
+      fail(fn_node, "bad function type '" + fns + "' in functions (no wildcard in the namespace)");
     auto url_node = require(spec, "urlPathTemplate", what);
     ep.url_path_template = non_empty(url_node, "urlPathTemplate");
     auto url = parse_url(ep.url_path_template);
@@ -306,8 +286,8 @@ public:
       fail(url_node, describe(url.error()));
     ep.url = std::move(*url);
     if (auto v = spec["maxNumBatchRequests"])
-      ep.max_num_batch_requests = static_cast<uint32_t>(
-        unsigned_int(v, "maxNumBatchRequests", 1, 1u << 24));
+      ep.max_num_batch_requests =
+          static_cast<uint32_t>(unsigned_int(v, "maxNumBatchRequests", 1, 1u << 24));
     if (auto v = spec["transport"])
       ep.transport = transport(v);
     if (auto v = spec["timeouts"])
@@ -334,48 +314,41 @@ public:
       for (auto& [key, value] : properties(offsets, "startupPosition.offsets")) {
         auto slash = key.rfind('/');
         int64_t off = 0;
-        auto [end, ec] =
-          std::from_chars(value.data(), value.data() + value.size(), off);
-        if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()
-            || ec != std::errc{} || end != value.data() + value.size()
-            || off < 0)
-          fail(offsets, "bad specific offset '" + key + ": " + value
-                          + "' (expected topic/partition: offset)");
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), off);
+        if (slash == std::string::npos || slash == 0 || slash + 1 == key.size() ||
+            ec != std::errc{} || end != value.data() + value.size() || off < 0)
+          fail(offsets, "bad specific offset '" + key + ": " + value +
+                            "' (expected topic/partition: offset)");
         p.offsets[key] = off;
       }
     } else if (type == "date") {
       p.type = kafka_startup_position::kind::date;
-      p.date = non_empty(require(n, "date", "a date startupPosition"),
-                         "startupPosition.date");
+      p.date = non_empty(require(n, "date", "a date startupPosition"), "startupPosition.date");
     } else {
-      fail(type_node, "unknown startupPosition type '" + type
-                        + "' (known: group-offsets, earliest, latest, "
+      fail(type_node, "unknown startupPosition type '" + type +
+                          "' (known: group-offsets, earliest, latest, "
                           "specific-offsets, date)");
     }
     return p;
   }
 
-  kafka_ingress_spec kafka_ingress(const YAML::Node& spec,
-                                   const std::string& at) {
-    const std::string what = "the spec of '" + std::string{kind_kafka_ingress}
-                             + "'";
-    check_keys(spec, what, {"id", "address", "consumerGroupId",
-                            "startupPosition", "autoOffsetResetPosition",
-                            "topics", "properties"});
+  kafka_ingress_spec kafka_ingress(const YAML::Node& spec, const std::string& at) {
+    const std::string what = "the spec of '" + std::string{kind_kafka_ingress} + "'";
+    check_keys(spec, what,
+               {"id", "address", "consumerGroupId", "startupPosition", "autoOffsetResetPosition",
+                "topics", "properties"});
     kafka_ingress_spec k;
     k.declared_at = at;
     k.id = identifier(require(spec, "id", what), "ingress id");
     k.address = non_empty(require(spec, "address", what), "address");
-    k.consumer_group_id = non_empty(require(spec, "consumerGroupId", what),
-                                    "consumerGroupId");
+    k.consumer_group_id = non_empty(require(spec, "consumerGroupId", what), "consumerGroupId");
     if (auto v = spec["startupPosition"])
       k.startup_position = startup(v);
     if (auto v = spec["autoOffsetResetPosition"]) {
       k.auto_offset_reset_position = non_empty(v, "autoOffsetResetPosition");
-      if (k.auto_offset_reset_position != "earliest"
-          && k.auto_offset_reset_position != "latest")
-        fail(v, "autoOffsetResetPosition must be earliest or latest, not '"
-                  + k.auto_offset_reset_position + "'");
+      if (k.auto_offset_reset_position != "earliest" && k.auto_offset_reset_position != "latest")
+        fail(v, "autoOffsetResetPosition must be earliest or latest, not '" +
+                    k.auto_offset_reset_position + "'");
     }
     auto topics = require(spec, "topics", what);
     if (!topics.IsSequence() || topics.size() == 0)
@@ -385,8 +358,7 @@ public:
       check_keys(t, "a topic", {"topic", "valueType", "targets"});
       kafka_topic_spec ts;
       ts.topic = non_empty(require(t, "topic", "a topic"), "topic");
-      ts.value_type = type_name(require(t, "valueType", "a topic"),
-                                "valueType");
+      ts.value_type = type_name(require(t, "valueType", "a topic"), "valueType");
       auto targets = require(t, "targets", "a topic");
       if (!targets.IsSequence() || targets.size() == 0)
         fail(targets, "targets must be a non-empty list of function types");
@@ -399,12 +371,9 @@ public:
     return k;
   }
 
-  kafka_egress_spec kafka_egress(const YAML::Node& spec,
-                                 const std::string& at) {
-    const std::string what = "the spec of '" + std::string{kind_kafka_egress}
-                             + "'";
-    check_keys(spec, what, {"id", "address", "deliverySemantic",
-                            "properties"});
+  kafka_egress_spec kafka_egress(const YAML::Node& spec, const std::string& at) {
+    const std::string what = "the spec of '" + std::string{kind_kafka_egress} + "'";
+    check_keys(spec, what, {"id", "address", "deliverySemantic", "properties"});
     kafka_egress_spec k;
     k.declared_at = at;
     k.id = identifier(require(spec, "id", what), "egress id");
@@ -421,8 +390,8 @@ public:
       else if (type == "none")
         k.delivery = kafka_egress_spec::semantic::none;
       else
-        fail(type_node, "unknown deliverySemantic type '" + type
-                          + "' (known: at-least-once, exactly-once, none)");
+        fail(type_node, "unknown deliverySemantic type '" + type +
+                            "' (known: at-least-once, exactly-once, none)");
       if (auto t = d["transactionTimeout"])
         k.transaction_timeout = duration(t, "deliverySemantic.transactionTimeout");
     }
@@ -431,10 +400,8 @@ public:
     return k;
   }
 
-  http_ingress_spec http_ingress(const YAML::Node& spec,
-                                 const std::string& at) {
-    const std::string what = "the spec of '" + std::string{kind_http_ingress}
-                             + "'";
+  http_ingress_spec http_ingress(const YAML::Node& spec, const std::string& at) {
+    const std::string what = "the spec of '" + std::string{kind_http_ingress} + "'";
     check_keys(spec, what, {"id", "bindAddress", "port", "valueType"});
     http_ingress_spec h;
     h.declared_at = at;
@@ -449,8 +416,7 @@ public:
   }
 
   file_egress_spec file_egress(const YAML::Node& spec, const std::string& at) {
-    const std::string what = "the spec of '" + std::string{kind_file_egress}
-                             + "'";
+    const std::string what = "the spec of '" + std::string{kind_file_egress} + "'";
     check_keys(spec, what, {"id", "path", "format"});
     file_egress_spec f;
     f.declared_at = at;
@@ -468,10 +434,8 @@ public:
     return f;
   }
 
-  dead_letter_egress_spec dead_letters(const YAML::Node& spec,
-                                       const std::string& at) {
-    const std::string what = "the spec of '" + std::string{kind_dead_letters}
-                             + "'";
+  dead_letter_egress_spec dead_letters(const YAML::Node& spec, const std::string& at) {
+    const std::string what = "the spec of '" + std::string{kind_dead_letters} + "'";
     check_keys(spec, what, {"path"});
     dead_letter_egress_spec d;
     d.declared_at = at;
@@ -495,8 +459,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   };
   text = trim(text);
   size_t digits = 0;
-  while (digits < text.size()
-         && std::isdigit(static_cast<unsigned char>(text[digits])))
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
     ++digits;
   if (digits == 0)
     return std::nullopt;
@@ -508,14 +471,12 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   for (auto& c : unit)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   int64_t factor = 0;
-  if (unit.empty() || unit == "ms" || unit == "milli" || unit == "millis"
-      || unit == "millisecond" || unit == "milliseconds")
+  if (unit.empty() || unit == "ms" || unit == "milli" || unit == "millis" ||
+      unit == "millisecond" || unit == "milliseconds")
     factor = 1;
-  else if (unit == "s" || unit == "sec" || unit == "secs" || unit == "second"
-           || unit == "seconds")
+  else if (unit == "s" || unit == "sec" || unit == "secs" || unit == "second" || unit == "seconds")
     factor = 1000;
-  else if (unit == "m" || unit == "min" || unit == "minute"
-           || unit == "minutes")
+  else if (unit == "m" || unit == "min" || unit == "minute" || unit == "minutes")
     factor = 60 * 1000;
   else if (unit == "h" || unit == "hour" || unit == "hours")
     factor = 3600 * 1000;
@@ -528,8 +489,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return std::chrono::milliseconds{value * factor};
 }
 
-const http_endpoint_spec*
-module::endpoint_for(const functions::function_type& type) const {
+const http_endpoint_spec* module::endpoint_for(const functions::function_type& type) const {
   const http_endpoint_spec* wildcard = nullptr;
   for (const auto& ep : endpoints) {
     if (!ep.functions.matches(type))
@@ -543,18 +503,14 @@ module::endpoint_for(const functions::function_type& type) const {
 }
 
 caf::error merge_module(module& into, module more) {
-  auto dup = [](const std::string& what, const std::string& first,
-                const std::string& second) {
+  auto dup = [](const std::string& what, const std::string& first, const std::string& second) {
     return make_error(remote_errc::invalid_module,
-                      second + ": " + what + " is already declared at "
-                        + first);
+                      second + ": " + what + " is already declared at " + first);
   };
   for (auto& ep : more.endpoints) {
     for (const auto& have : into.endpoints)
-      if (have.functions.ns == ep.functions.ns
-          && have.functions.name == ep.functions.name)
-        return dup("an endpoint for " + ep.functions.to_string(),
-                   have.declared_at, ep.declared_at);
+      if (have.functions.ns == ep.functions.ns && have.functions.name == ep.functions.name)
+        return dup("an endpoint for " + ep.functions.to_string(), have.declared_at, ep.declared_at);
     into.endpoints.push_back(std::move(ep));
   }
   // Ingress and egress ids share one namespace per direction.
@@ -568,9 +524,8 @@ caf::error merge_module(module& into, module more) {
     egress_ids.emplace(k.id, k.declared_at);
   for (const auto& f : into.file_egresses)
     egress_ids.emplace(f.id, f.declared_at);
-  auto claim = [&](std::map<io_identifier, std::string>& ids,
-                   const io_identifier& id, const std::string& at,
-                   const char* what) -> caf::error {
+  auto claim = [&](std::map<io_identifier, std::string>& ids, const io_identifier& id,
+                   const std::string& at, const char* what) -> caf::error {
     auto [i, added] = ids.emplace(id, at);
     if (!added)
       return dup(std::string{what} + " " + id.to_string(), i->second, at);
@@ -605,8 +560,7 @@ caf::error merge_module(module& into, module more) {
   return caf::none;
 }
 
-caf::expected<module> parse_module(std::string_view yaml,
-                                   std::string_view source) {
+caf::expected<module> parse_module(std::string_view yaml, std::string_view source) {
   module_parser parser{source};
   module out;
   try {
@@ -618,8 +572,7 @@ caf::expected<module> parse_module(std::string_view yaml,
         return err;
     }
   } catch (const spec_error& e) {
-    return make_error(remote_errc::invalid_module,
-                      parser.where(e.mark) + ": " + e.what);
+    return make_error(remote_errc::invalid_module, parser.where(e.mark) + ": " + e.what);
   } catch (const YAML::Exception& e) {
     return make_error(remote_errc::invalid_module,
                       parser.where(e.mark) + ": invalid YAML: " + e.msg);
@@ -630,13 +583,11 @@ caf::expected<module> parse_module(std::string_view yaml,
 caf::expected<module> load_module(const std::string& path) {
   std::ifstream in{path, std::ios::binary};
   if (!in)
-    return make_error(remote_errc::invalid_module,
-                      path + ": cannot open the module file");
+    return make_error(remote_errc::invalid_module, path + ": cannot open the module file");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad())
-    return make_error(remote_errc::invalid_module,
-                      path + ": cannot read the module file");
+    return make_error(remote_errc::invalid_module, path + ": cannot read the module file");
   return parse_module(text.str(), path);
 }
 

@@ -102,8 +102,7 @@ struct kafka_topic_spec {
 /// Where a Kafka ingress starts reading.
 struct kafka_startup_position {
   /// What kind of position.
-  enum class kind : uint8_t { group_offsets, earliest, latest,
-                              specific_offsets, date };
+  enum class kind : uint8_t { group_offsets, earliest, latest, specific_offsets, date };
   kind type = kind::group_offsets;
   /// For `specific_offsets`: `topic/partition` -> offset.
   std::map<std::string, int64_t> offsets;
@@ -155,8 +154,8 @@ struct http_ingress_spec {
 struct file_egress_spec {
   /// How each record is written.
   enum class format : uint8_t {
-    raw,    ///< the value bytes followed by a newline
-    json,   ///< `{"typename":...,"value_base64":...}` per line
+    raw,  ///< the value bytes followed by a newline
+    json, ///< `{"typename":...,"value_base64":...}` per line
   };
   io_identifier id;
   std::string path;
@@ -183,14 +182,12 @@ struct module {
 
   /// The endpoint serving `type`: an exact `ns/name` endpoint beats an
   /// `ns/*` one; nullptr if none is declared (the function is not remote).
-  const http_endpoint_spec*
-  endpoint_for(const functions::function_type& type) const;
+  const http_endpoint_spec* endpoint_for(const functions::function_type& type) const;
 };
 
 /// Parses module YAML; `source` names the text in errors (usually the file
 /// name). Errors read `source:line:column: what was wrong`.
-[[nodiscard]] caf::expected<module> parse_module(std::string_view yaml,
-                                                 std::string_view source);
+[[nodiscard]] caf::expected<module> parse_module(std::string_view yaml, std::string_view source);
 
 /// Reads and parses a module file.
 [[nodiscard]] caf::expected<module> load_module(const std::string& path);
@@ -201,7 +198,6 @@ struct module {
 
 /// Parses a duration as Flink writes them: an integer and an optional unit
 /// (`ms`, `s`, `min`/`m`, `h`, `d` and their long forms; none = ms).
-[[nodiscard]] std::optional<std::chrono::milliseconds>
-parse_duration(std::string_view text);
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 } // namespace sluice::remote

@@ -31,8 +31,8 @@ using clock_type = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 bool is_retryable_status(unsigned status) {
-  return status == 408 || status == 409 || status == 420 || status == 429
-         || status == 499 || status >= 500;
+  return status == 408 || status == 409 || status == 420 || status == 429 || status == 499 ||
+         status >= 500;
 }
 
 namespace {
@@ -42,9 +42,7 @@ std::string_view sv(beast::string_view s) {
 }
 
 std::string ms_text(clock_type::duration d) {
-  return std::to_string(
-           std::chrono::duration_cast<milliseconds>(d).count())
-         + " ms";
+  return std::to_string(std::chrono::duration_cast<milliseconds>(d).count()) + " ms";
 }
 
 bool iequals_prefix(std::string_view value, std::string_view expected) {
@@ -93,8 +91,8 @@ using call_ptr = std::shared_ptr<call_state>;
 
 // One keep-alive TCP connection of a pool.
 struct connection {
-  explicit connection(net::io_context& io) : stream(io) {
-  }
+  explicit connection(net::io_context& io)
+      : stream(io) {}
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
@@ -124,8 +122,10 @@ struct pool {
 
 struct remote_function_client::impl {
   explicit impl(client_config cfg)
-    : config(cfg), guard(net::make_work_guard(io)), resolver(io),
-      rng(std::random_device{}()) {
+      : config(cfg)
+      , guard(net::make_work_guard(io))
+      , resolver(io)
+      , rng(std::random_device{}()) {
     thread = std::thread{[this] { io.run(); }};
   }
 
@@ -135,7 +135,7 @@ struct remote_function_client::impl {
   tcp::resolver resolver;
   std::thread thread;
   std::mutex lifecycle;
-  bool stopping = false; // guarded by lifecycle; read on the I/O thread too
+  bool stopping = false;   // guarded by lifecycle; read on the I/O thread too
   bool stopped_io = false; // I/O thread only
   std::unordered_map<std::string, std::unique_ptr<pool>> pools;
   std::unordered_map<call_state*, call_ptr> live;
@@ -147,8 +147,7 @@ struct remote_function_client::impl {
 
   // -- completion ------------------------------------------------------------
 
-  void finish(const call_ptr& call,
-              caf::expected<functions::invocation_outcome> result) {
+  void finish(const call_ptr& call, caf::expected<functions::invocation_outcome> result) {
     if (call->finished)
       return;
     call->finished = true;
@@ -199,17 +198,15 @@ struct remote_function_client::impl {
     }
     if (p.waiting.size() >= config.max_waiting_calls)
       return fail(call, remote_errc::overloaded,
-                  std::to_string(p.waiting.size())
-                    + " calls are already waiting for a connection");
+                  std::to_string(p.waiting.size()) + " calls are already waiting for a connection");
     p.waiting.push_back(call);
   }
 
   void give_up_on_time(const call_ptr& call) {
     fail(call, remote_errc::retries_exhausted,
-         "no reply within the call timeout of " + ms_text(call->call_timeout)
-           + " after " + std::to_string(call->attempts) + " attempt(s)"
-           + (call->last_error.empty() ? std::string{}
-                                       : "; last error: " + call->last_error));
+         "no reply within the call timeout of " + ms_text(call->call_timeout) + " after " +
+             std::to_string(call->attempts) + " attempt(s)" +
+             (call->last_error.empty() ? std::string{} : "; last error: " + call->last_error));
   }
 
   // An attempt failed in a way that may succeed later.
@@ -221,10 +218,9 @@ struct remote_function_client::impl {
       return fail(call, remote_errc::shut_down, "the client shut down");
     if (call->max_attempts != 0 && call->attempts >= call->max_attempts)
       return fail(call, remote_errc::retries_exhausted,
-                  "gave up after " + std::to_string(call->attempts)
-                    + " attempt(s) in "
-                    + ms_text(clock_type::now() - call->started)
-                    + "; last error: " + call->last_error);
+                  "gave up after " + std::to_string(call->attempts) + " attempt(s) in " +
+                      ms_text(clock_type::now() - call->started) +
+                      "; last error: " + call->last_error);
     // Exponential backoff with jitter in [d/2, d], so clients that failed
     // together do not retry together.
     auto base = call->initial_backoff.count();
@@ -257,8 +253,7 @@ struct remote_function_client::impl {
     p.all.emplace(conn.get(), conn);
     p.busy.insert(conn.get());
     connections_opened.fetch_add(1, std::memory_order_relaxed);
-    auto connect_deadline =
-      std::min(call->deadline, clock_type::now() + call->connect_timeout);
+    auto connect_deadline = std::min(call->deadline, clock_type::now() + call->connect_timeout);
     conn->stream.expires_at(connect_deadline);
     auto on_connect = [this, call, conn](beast::error_code ec) {
       if (ec) {
@@ -270,10 +265,9 @@ struct remote_function_client::impl {
           return;
         if (ec == beast::error::timeout && clock_type::now() >= call->deadline)
           return give_up_on_time(call);
-        return retry_later(call, "connect to " + pl.authority + " failed: "
-                                   + (ec == beast::error::timeout
-                                        ? std::string{"connect timeout"}
-                                        : ec.message()));
+        return retry_later(call, "connect to " + pl.authority + " failed: " +
+                                     (ec == beast::error::timeout ? std::string{"connect timeout"}
+                                                                  : ec.message()));
       }
       beast::error_code ignore;
       conn->stream.socket().set_option(tcp::no_delay{true}, ignore);
@@ -283,22 +277,20 @@ struct remote_function_client::impl {
       conn->stream.async_connect(*p.numeric, on_connect);
     } else if (p.resolved) {
       conn->stream.async_connect(
-        *p.resolved, [on_connect](beast::error_code ec, const tcp::endpoint&) {
-          on_connect(ec);
-        });
+          *p.resolved,
+          [on_connect](beast::error_code ec, const tcp::endpoint&) { on_connect(ec); });
     } else {
       resolver.async_resolve(
-        p.host, std::to_string(p.port),
-        [this, call, conn, on_connect](beast::error_code ec,
-                                       tcp::resolver::results_type results) {
-          if (ec)
-            return on_connect(ec);
-          call->owner->resolved = results;
-          conn->stream.async_connect(
-            results, [on_connect](beast::error_code ec2, const tcp::endpoint&) {
-              on_connect(ec2);
-            });
-        });
+          p.host, std::to_string(p.port),
+          [this, call, conn, on_connect](beast::error_code ec,
+                                         tcp::resolver::results_type results) {
+            if (ec)
+              return on_connect(ec);
+            call->owner->resolved = results;
+            conn->stream.async_connect(
+                results,
+                [on_connect](beast::error_code ec2, const tcp::endpoint&) { on_connect(ec2); });
+          });
     }
   }
 
@@ -372,51 +364,45 @@ struct remote_function_client::impl {
     conn->parser.emplace();
     conn->parser->body_limit(call->payload_max_bytes);
     http::async_write(
-      conn->stream, call->request,
-      [this, call, conn](beast::error_code ec, size_t) {
-        if (ec)
-          return exchange_failed(call, conn, ec, "sending the request");
-        // Header first: Beast 1.74 does not apply body_limit to a
-        // response's Content-Length, so the client checks it itself.
-        http::async_read_header(
-          conn->stream, conn->buffer, *conn->parser,
-          [this, call, conn](beast::error_code ec2, size_t) {
-            if (ec2)
-              return exchange_failed(call, conn, ec2, "reading the reply");
-            auto length = conn->parser->content_length();
-            if (length && *length > call->payload_max_bytes)
-              return exchange_failed(call, conn, http::error::body_limit,
-                                     "reading the reply");
-            http::async_read(conn->stream, conn->buffer, *conn->parser,
-                             [this, call, conn](beast::error_code ec3, size_t) {
-                               if (ec3)
-                                 return exchange_failed(call, conn, ec3,
-                                                        "reading the reply");
-                               if (conn->parser->get().body().size()
-                                   > call->payload_max_bytes)
-                                 return exchange_failed(
-                                   call, conn, http::error::body_limit,
-                                   "reading the reply");
-                               on_response(call, conn);
-                             });
-          });
-      });
+        conn->stream, call->request, [this, call, conn](beast::error_code ec, size_t) {
+          if (ec)
+            return exchange_failed(call, conn, ec, "sending the request");
+          // Header first: Beast 1.74 does not apply body_limit to a
+          // response's Content-Length, so the client checks it itself.
+          http::async_read_header(
+              conn->stream, conn->buffer, *conn->parser,
+              [this, call, conn](beast::error_code ec2, size_t) {
+                if (ec2)
+                  return exchange_failed(call, conn, ec2, "reading the reply");
+                auto length = conn->parser->content_length();
+                if (length && *length > call->payload_max_bytes)
+                  return exchange_failed(call, conn, http::error::body_limit, "reading the reply");
+                http::async_read(conn->stream, conn->buffer, *conn->parser,
+                                 [this, call, conn](beast::error_code ec3, size_t) {
+                                   if (ec3)
+                                     return exchange_failed(call, conn, ec3, "reading the reply");
+                                   if (conn->parser->get().body().size() > call->payload_max_bytes)
+                                     return exchange_failed(call, conn, http::error::body_limit,
+                                                            "reading the reply");
+                                   on_response(call, conn);
+                                 });
+              });
+        });
   }
 
-  void exchange_failed(const call_ptr& call, const connection_ptr& conn,
-                       beast::error_code ec, const char* during) {
+  void exchange_failed(const call_ptr& call, const connection_ptr& conn, beast::error_code ec,
+                       const char* during) {
     auto& p = *call->owner;
     close(p, conn.get());
     if (call->finished)
       return;
     if (ec == http::error::body_limit)
       return fail(call, remote_errc::malformed_response,
-                  "the reply is larger than payload_max_bytes ("
-                    + std::to_string(call->payload_max_bytes) + " bytes)");
+                  "the reply is larger than payload_max_bytes (" +
+                      std::to_string(call->payload_max_bytes) + " bytes)");
     if (ec == beast::error::timeout)
       return give_up_on_time(call);
-    retry_later(call, std::string{"I/O error while "} + during + ": "
-                        + ec.message());
+    retry_later(call, std::string{"I/O error while "} + during + ": " + ec.message());
   }
 
   void on_response(const call_ptr& call, const connection_ptr& conn) {
@@ -430,9 +416,8 @@ struct remote_function_client::impl {
     auto status = res.result_int();
     if (status < 200 || status >= 300) {
       auto body = res.body().substr(0, 200);
-      auto why = "HTTP " + std::to_string(status) + " "
-                 + std::string{sv(res.reason())}
-                 + (body.empty() ? std::string{} : ": " + body);
+      auto why = "HTTP " + std::to_string(status) + " " + std::string{sv(res.reason())} +
+                 (body.empty() ? std::string{} : ": " + body);
       if (is_retryable_status(status))
         return retry_later(call, std::move(why));
       return fail(call, remote_errc::http_status, why + " (not retried)");
@@ -440,15 +425,14 @@ struct remote_function_client::impl {
     auto ct = sv(res[http::field::content_type]);
     if (!iequals_prefix(ct, "application/octet-stream"))
       return fail(call, remote_errc::malformed_response,
-                  "the reply has Content-Type '" + std::string{ct}
-                    + "', expected application/octet-stream");
+                  "the reply has Content-Type '" + std::string{ct} +
+                      "', expected application/octet-stream");
     std::string body = std::move(res.body());
     auto encoding = sv(res[http::field::content_encoding]);
     if (!encoding.empty() && !iequals_prefix(encoding, "identity")) {
       auto plain = internal::decompress(encoding, body, call->payload_max_bytes);
       if (!plain)
-        return fail(call, remote_errc::malformed_response,
-                    describe(plain.error()));
+        return fail(call, remote_errc::malformed_response, describe(plain.error()));
       body = std::move(*plain);
     }
     auto outcome = decode_response(body, call->req);
@@ -459,8 +443,7 @@ struct remote_function_client::impl {
 
   // The pool of `host:port`, created with the settings of the first
   // endpoint that uses it.
-  pool& pool_for(const std::string& host, uint16_t port, uint32_t pool_size,
-                 milliseconds ttl) {
+  pool& pool_for(const std::string& host, uint16_t port, uint32_t pool_size, milliseconds ttl) {
     auto key = host + ":" + std::to_string(port);
     auto i = pools.find(key);
     if (i != pools.end())
@@ -501,32 +484,28 @@ struct remote_function_client::impl {
 };
 
 remote_function_client::remote_function_client(client_config config)
-  : impl_(std::make_unique<impl>(config)) {
-}
+    : impl_(std::make_unique<impl>(config)) {}
 
 remote_function_client::~remote_function_client() {
   shutdown();
 }
 
-void remote_function_client::invoke(const http_endpoint_spec& endpoint,
-                                    invocation_request req, completion done) {
-  auto where = "remote function " + req.target.type.to_string()
-               + " (address " + req.target.to_string() + ") at ";
-  auto path = substitute_function_name(endpoint.url.target,
-                                       req.target.type.name);
+void remote_function_client::invoke(const http_endpoint_spec& endpoint, invocation_request req,
+                                    completion done) {
+  auto where = "remote function " + req.target.type.to_string() + " (address " +
+               req.target.to_string() + ") at ";
+  auto path = substitute_function_name(endpoint.url.target, req.target.type.name);
   auto url_text = endpoint.url.scheme + "://" + endpoint.url.authority() + path;
   where += url_text;
   if (endpoint.url.scheme != "http") {
-    done(make_error(remote_errc::unsupported,
-                    where + ": scheme '" + endpoint.url.scheme
-                      + "' is not supported (sluice calls functions over "
-                        "plain http only)"));
+    done(make_error(remote_errc::unsupported, where + ": scheme '" + endpoint.url.scheme +
+                                                  "' is not supported (sluice calls functions over "
+                                                  "plain http only)"));
     return;
   }
   auto body = encode_request(req);
   if (!body) {
-    done(make_error(remote_errc::invalid_request,
-                    where + ": " + describe(body.error())));
+    done(make_error(remote_errc::invalid_request, where + ": " + describe(body.error())));
     return;
   }
   auto call = std::make_shared<call_state>();
@@ -544,9 +523,7 @@ void remote_function_client::invoke(const http_endpoint_spec& endpoint,
   r.method(http::verb::post);
   r.target(path);
   r.version(11);
-  r.set(http::field::host, endpoint.url.port == 80
-                             ? endpoint.url.host
-                             : endpoint.url.authority());
+  r.set(http::field::host, endpoint.url.port == 80 ? endpoint.url.host : endpoint.url.authority());
   r.set(http::field::content_type, "application/octet-stream");
   r.set(http::field::accept, "application/octet-stream");
   r.set(http::field::accept_encoding, "gzip, deflate");
@@ -558,23 +535,21 @@ void remote_function_client::invoke(const http_endpoint_spec& endpoint,
     std::lock_guard<std::mutex> lock{impl_->lifecycle};
     if (impl_->stopping) {
       auto cb = std::move(call->done);
-      cb(make_error(remote_errc::shut_down,
-                    call->where + ": the client shut down"));
+      cb(make_error(remote_errc::shut_down, call->where + ": the client shut down"));
       return;
     }
     // Posted under the lock: shutdown posts after us, so the single I/O
     // thread runs this before it fails everything still live.
-    net::post(impl_->io, [this, call, host = endpoint.url.host,
-                          port = endpoint.url.port,
-                          pool_size = endpoint.transport.pool_size,
-                          ttl = endpoint.transport.pool_ttl] {
-      auto& self = *impl_;
-      call->owner = &self.pool_for(host, port, pool_size, ttl);
-      call->started = clock_type::now();
-      call->deadline = call->started + call->call_timeout;
-      self.live.emplace(call.get(), call);
-      self.start_attempt(call);
-    });
+    net::post(impl_->io,
+              [this, call, host = endpoint.url.host, port = endpoint.url.port,
+               pool_size = endpoint.transport.pool_size, ttl = endpoint.transport.pool_ttl] {
+                auto& self = *impl_;
+                call->owner = &self.pool_for(host, port, pool_size, ttl);
+                call->started = clock_type::now();
+                call->deadline = call->started + call->call_timeout;
+                self.live.emplace(call.get(), call);
+                self.start_attempt(call);
+              });
   }
 }
 
@@ -604,8 +579,7 @@ client_stats remote_function_client::stats() const {
   client_stats s;
   s.attempts = impl_->attempts.load(std::memory_order_relaxed);
   s.retries = impl_->retries.load(std::memory_order_relaxed);
-  s.connections_opened =
-    impl_->connections_opened.load(std::memory_order_relaxed);
+  s.connections_opened = impl_->connections_opened.load(std::memory_order_relaxed);
   s.calls_completed = impl_->calls_completed.load(std::memory_order_relaxed);
   return s;
 }

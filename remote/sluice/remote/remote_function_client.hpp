@@ -55,8 +55,7 @@ struct client_config {
 class remote_function_client {
 public:
   /// Receives the outcome of one call.
-  using completion =
-    std::function<void(caf::expected<functions::invocation_outcome>)>;
+  using completion = std::function<void(caf::expected<functions::invocation_outcome>)>;
 
   /// Starts the I/O thread.
   explicit remote_function_client(client_config config = {});
@@ -73,8 +72,7 @@ public:
   /// `remote_errc::unsupported`. A call that cannot start at all (bad
   /// scheme, invalid request, client shut down) completes inline, on the
   /// calling thread; every other completion runs on the I/O thread.
-  void invoke(const http_endpoint_spec& endpoint, invocation_request req,
-              completion done);
+  void invoke(const http_endpoint_spec& endpoint, invocation_request req, completion done);
 
   /// Fails every pending call with `remote_errc::shut_down`, closes all
   /// connections and joins the I/O thread. Idempotent; later `invoke`s fail

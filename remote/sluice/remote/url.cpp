@@ -32,12 +32,11 @@ caf::expected<http_url> parse_url(std::string_view text) {
     return url;
   }
   if (url.scheme != "http" && url.scheme != "https")
-    return bad("unknown scheme '" + url.scheme
-               + "' (expected http, https, http+unix or https+unix)");
+    return bad("unknown scheme '" + url.scheme +
+               "' (expected http, https, http+unix or https+unix)");
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
-  url.target = slash == std::string_view::npos ? "/"
-                                               : std::string{rest.substr(slash)};
+  url.target = slash == std::string_view::npos ? "/" : std::string{rest.substr(slash)};
   if (authority.empty())
     return bad("no host");
   url.port = url.scheme == "https" ? 443 : 80;
@@ -53,16 +52,13 @@ caf::expected<http_url> parse_url(std::string_view text) {
   } else {
     auto colon = authority.rfind(':');
     host = authority.substr(0, colon);
-    authority = colon == std::string_view::npos ? std::string_view{}
-                                                : authority.substr(colon);
+    authority = colon == std::string_view::npos ? std::string_view{} : authority.substr(colon);
   }
   if (!authority.empty()) {
     auto digits = authority.substr(1);
     unsigned value = 0;
-    auto [end, ec] =
-      std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (ec != std::errc{} || end != digits.data() + digits.size()
-        || value == 0 || value > 65535)
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc{} || end != digits.data() + digits.size() || value == 0 || value > 65535)
       return bad("bad port '" + std::string{digits} + "'");
     url.port = static_cast<uint16_t>(value);
   }

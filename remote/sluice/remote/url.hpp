@@ -21,9 +21,7 @@ struct http_url {
   /// `host:port`, the key of a connection pool.
   std::string authority() const { return host + ":" + std::to_string(port); }
   /// The URL as text.
-  std::string to_string() const {
-    return scheme + "://" + authority() + target;
-  }
+  std::string to_string() const { return scheme + "://" + authority() + target; }
 };
 
 /// Parses a URL with one of the StateFun schemes. For the unix schemes the

@@ -10,12 +10,10 @@ namespace sluice::remote::internal {
 
 namespace {
 
-caf::expected<std::string> inflate_with(int window_bits, std::string_view body,
-                                        uint64_t limit) {
+caf::expected<std::string> inflate_with(int window_bits, std::string_view body, uint64_t limit) {
   z_stream zs{};
   if (inflateInit2(&zs, window_bits) != Z_OK)
-    return make_error(remote_errc::malformed_response,
-                      "cannot initialise zlib");
+    return make_error(remote_errc::malformed_response, "cannot initialise zlib");
   std::string out;
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
   zs.avail_in = static_cast<uInt>(body.size());
@@ -27,20 +25,17 @@ caf::expected<std::string> inflate_with(int window_bits, std::string_view body,
     rc = inflate(&zs, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END) {
       inflateEnd(&zs);
-      return make_error(remote_errc::malformed_response,
-                        "the compressed reply is corrupt");
+      return make_error(remote_errc::malformed_response, "the compressed reply is corrupt");
     }
     out.append(chunk, sizeof(chunk) - zs.avail_out);
     if (out.size() > limit) {
       inflateEnd(&zs);
-      return make_error(remote_errc::malformed_response,
-                        "the decompressed reply is larger than "
-                          + std::to_string(limit) + " bytes");
+      return make_error(remote_errc::malformed_response, "the decompressed reply is larger than " +
+                                                             std::to_string(limit) + " bytes");
     }
     if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
       inflateEnd(&zs);
-      return make_error(remote_errc::malformed_response,
-                        "the compressed reply is truncated");
+      return make_error(remote_errc::malformed_response, "the compressed reply is truncated");
     }
   }
   inflateEnd(&zs);
@@ -49,8 +44,8 @@ caf::expected<std::string> inflate_with(int window_bits, std::string_view body,
 
 } // namespace
 
-caf::expected<std::string> decompress(std::string_view encoding,
-                                      std::string_view body, uint64_t limit) {
+caf::expected<std::string> decompress(std::string_view encoding, std::string_view body,
+                                      uint64_t limit) {
   std::string enc;
   for (char c : encoding)
     if (c != ' ' && c != '\t')
@@ -65,8 +60,8 @@ caf::expected<std::string> decompress(std::string_view encoding,
     return inflate_with(-MAX_WBITS, body, limit);
   }
   return make_error(remote_errc::malformed_response,
-                    "the reply has an unsupported Content-Encoding '"
-                      + std::string{encoding} + "'");
+                    "the reply has an unsupported Content-Encoding '" + std::string{encoding} +
+                        "'");
 }
 
 } // namespace sluice::remote::internal

@@ -50,7 +50,8 @@ public:
   /// Receives each request and its number (0, 1, ...).
   using script = std::function<scripted_reply(const seen_request&, int)>;
 
-  explicit test_http_server(script s) : script_(std::move(s)) {
+  explicit test_http_server(script s)
+      : script_(std::move(s)) {
     namespace net = boost::asio;
     using tcp = net::ip::tcp;
     tcp::endpoint ep{net::ip::make_address("127.0.0.1"), 0};
@@ -117,22 +118,22 @@ private:
   };
 
   void accept() {
-    acceptor_.async_accept([this](boost::system::error_code ec,
-                                  boost::asio::ip::tcp::socket socket) {
-      if (ec)
-        return;
-      auto c = std::make_shared<conn_state>();
-      c->stream = std::make_shared<boost::beast::tcp_stream>(std::move(socket));
-      {
-        std::lock_guard<std::mutex> lock{mtx_};
-        c->id = connections_++;
-        ++open_;
-        max_open_ = std::max(max_open_, open_);
-      }
-      sockets_.push_back(c->stream);
-      read(c);
-      accept();
-    });
+    acceptor_.async_accept(
+        [this](boost::system::error_code ec, boost::asio::ip::tcp::socket socket) {
+          if (ec)
+            return;
+          auto c = std::make_shared<conn_state>();
+          c->stream = std::make_shared<boost::beast::tcp_stream>(std::move(socket));
+          {
+            std::lock_guard<std::mutex> lock{mtx_};
+            c->id = connections_++;
+            ++open_;
+            max_open_ = std::max(max_open_, open_);
+          }
+          sockets_.push_back(c->stream);
+          read(c);
+          accept();
+        });
   }
 
   void closed(const std::shared_ptr<conn_state>& c) {
@@ -159,8 +160,7 @@ private:
     r.method = std::string{c->req.method_string()};
     r.target = std::string{c->req.target()};
     for (const auto& f : c->req)
-      r.headers.emplace_back(std::string{f.name_string()},
-                             std::string{f.value()});
+      r.headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
     r.body = c->req.body();
     r.connection = c->id;
     int n = 0;
@@ -188,12 +188,11 @@ private:
     c->res.keep_alive(c->req.keep_alive());
     c->res.body() = reply.body;
     c->res.prepare_payload();
-    http::async_write(*c->stream, c->res,
-                      [this, c](boost::system::error_code ec, size_t) {
-                        if (ec || !c->res.keep_alive())
-                          return closed(c);
-                        read(c);
-                      });
+    http::async_write(*c->stream, c->res, [this, c](boost::system::error_code ec, size_t) {
+      if (ec || !c->res.keep_alive())
+        return closed(c);
+      read(c);
+    });
   }
 
   script script_;

@@ -20,17 +20,16 @@ std::optional<typed_value> storage::get_raw(std::string_view name) const {
   if (!s.value)
     return std::nullopt;
   if (s.value->type_name != s.spec->type_name)
-    throw usage_error("state '" + s.spec->name + "' arrived as a '"
-                      + s.value->type_name + "' but is declared as '"
-                      + s.spec->type_name + "'");
+    throw usage_error("state '" + s.spec->name + "' arrived as a '" + s.value->type_name +
+                      "' but is declared as '" + s.spec->type_name + "'");
   return s.value;
 }
 
 void storage::set_raw(std::string_view name, typed_value v) {
   auto& s = find(name);
   if (v.type_name != s.spec->type_name)
-    throw usage_error("cannot set state '" + s.spec->name + "' (declared '"
-                      + s.spec->type_name + "') to a '" + v.type_name + "'");
+    throw usage_error("cannot set state '" + s.spec->name + "' (declared '" + s.spec->type_name +
+                      "') to a '" + v.type_name + "'");
   s.value = std::move(v);
   s.mutated = true;
 }
@@ -45,14 +44,13 @@ namespace {
 
 void check_target(const address& target) {
   if (!is_valid_address(target))
-    throw usage_error("cannot send to invalid address '" + target.to_string()
-                      + "'");
+    throw usage_error("cannot send to invalid address '" + target.to_string() + "'");
 }
 
 void check_value(const typed_value& v) {
   if (!is_valid_type_name(v.type_name))
-    throw usage_error("cannot send a value with typename '" + v.type_name
-                      + "' (expected namespace/name)");
+    throw usage_error("cannot send a value with typename '" + v.type_name +
+                      "' (expected namespace/name)");
 }
 
 } // namespace
@@ -63,8 +61,8 @@ void context::send(address target, typed_value value) {
   effects_.messages.push_back({std::move(target), std::move(value)});
 }
 
-void context::send_after(std::chrono::milliseconds delay, address target,
-                         typed_value value, std::string cancellation_token) {
+void context::send_after(std::chrono::milliseconds delay, address target, typed_value value,
+                         std::string cancellation_token) {
   check_target(target);
   check_value(value);
   if (delay.count() < 0)

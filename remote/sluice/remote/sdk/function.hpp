@@ -28,10 +28,8 @@ using functions::value_spec;
 
 /// A declared state value of C++ type T (a type with a
 /// `functions::value_codec`), e.g. `value<int32_t>("seen")`.
-template <class T>
-value_spec value(std::string name, expiration expire = {}) {
-  return value_spec{std::move(name),
-                    std::string{functions::value_codec<T>::type_name}, expire};
+template <class T> value_spec value(std::string name, expiration expire = {}) {
+  return value_spec{std::move(name), std::string{functions::value_codec<T>::type_name}, expire};
 }
 
 /// `expiration` after the last write.
@@ -56,8 +54,8 @@ public:
 class message {
 public:
   /// Wraps a typed value.
-  explicit message(const typed_value& value) : value_(&value) {
-  }
+  explicit message(const typed_value& value)
+      : value_(&value) {}
 
   /// The message's typename.
   const std::string& type_name() const { return value_->type_name; }
@@ -65,20 +63,17 @@ public:
   const typed_value& raw() const { return *value_; }
 
   /// True if the message is of T's typename.
-  template <class T>
-  bool is() const {
+  template <class T> bool is() const {
     return value_->type_name == functions::value_codec<T>::type_name;
   }
 
   /// The message as T; throws usage_error if the typename differs or the
   /// bytes do not decode.
-  template <class T>
-  T as() const {
+  template <class T> T as() const {
     auto v = functions::typed_as<T>(*value_);
     if (!v)
-      throw usage_error("message of type '" + value_->type_name
-                        + "' is not a "
-                        + std::string{functions::value_codec<T>::type_name});
+      throw usage_error("message of type '" + value_->type_name + "' is not a " +
+                        std::string{functions::value_codec<T>::type_name});
     return std::move(*v);
   }
 
@@ -98,28 +93,25 @@ public:
   };
 
   /// The storage over the given slots (built by the SDK).
-  explicit storage(std::vector<slot> slots) : slots_(std::move(slots)) {
-  }
+  explicit storage(std::vector<slot> slots)
+      : slots_(std::move(slots)) {}
 
   /// The value of `name` as T, or nullopt if unset. Throws usage_error if
   /// `name` is not declared or the stored typename is not T's.
-  template <class T>
-  std::optional<T> get(std::string_view name) const {
+  template <class T> std::optional<T> get(std::string_view name) const {
     auto raw = get_raw(name);
     if (!raw)
       return std::nullopt;
     auto v = functions::typed_as<T>(*raw);
     if (!v)
-      throw usage_error("state '" + std::string{name} + "' holds a '"
-                        + raw->type_name + "', not a "
-                        + std::string{functions::value_codec<T>::type_name});
+      throw usage_error("state '" + std::string{name} + "' holds a '" + raw->type_name +
+                        "', not a " + std::string{functions::value_codec<T>::type_name});
     return v;
   }
 
   /// Sets `name` to `v`; throws usage_error if `name` is not declared with
   /// T's typename.
-  template <class T>
-  void set(std::string_view name, const T& v) {
+  template <class T> void set(std::string_view name, const T& v) {
     set_raw(name, functions::make_typed(v));
   }
 
@@ -148,10 +140,10 @@ private:
 class context {
 public:
   /// A context for `self` over `store`, recording effects into `effects`.
-  context(const address& self, sdk::storage& store,
-          functions::invocation_result& effects)
-    : self_(self), storage_(store), effects_(effects) {
-  }
+  context(const address& self, sdk::storage& store, functions::invocation_result& effects)
+      : self_(self)
+      , storage_(store)
+      , effects_(effects) {}
 
   /// The address being invoked.
   const address& self() const { return self_; }
@@ -165,8 +157,8 @@ public:
 
   /// Sends `value` to `target` after `delay`, optionally under a
   /// cancellation token.
-  void send_after(std::chrono::milliseconds delay, address target,
-                  typed_value value, std::string cancellation_token = {});
+  void send_after(std::chrono::milliseconds delay, address target, typed_value value,
+                  std::string cancellation_token = {});
 
   /// Cancels the delayed message sent under `token` (a no-op if it was
   /// delivered already). Throws usage_error for an empty token.
@@ -176,9 +168,7 @@ public:
   void send_egress(const function_type& egress, typed_value value);
 
   /// Sets the caller (used by the SDK between invocations).
-  void set_caller(std::optional<address> caller) {
-    caller_ = std::move(caller);
-  }
+  void set_caller(std::optional<address> caller) { caller_ = std::move(caller); }
 
 private:
   const address& self_;

@@ -25,13 +25,11 @@ using tcp = net::ip::tcp;
 
 // -- registry -------------------------------------------------------------------
 
-void function_registry::bind(function_type type, std::vector<value_spec> specs,
-                             handler fn) {
+void function_registry::bind(function_type type, std::vector<value_spec> specs, handler fn) {
   functions_[std::move(type)] = bound{std::move(specs), std::move(fn)};
 }
 
-caf::expected<std::string>
-function_registry::handle(std::string_view request) const {
+caf::expected<std::string> function_registry::handle(std::string_view request) const {
   auto req = decode_request(request);
   if (!req)
     return req.error();
@@ -69,25 +67,22 @@ function_registry::handle(std::string_view request) const {
       fn.fn(ctx, message{inv.argument});
     }
   } catch (const std::exception& e) {
-    return make_error(remote_errc::function_failed,
-                      "function " + req->target.type.to_string()
-                        + " failed for address " + req->target.to_string()
-                        + ": " + e.what());
+    return make_error(remote_errc::function_failed, "function " + req->target.type.to_string() +
+                                                        " failed for address " +
+                                                        req->target.to_string() + ": " + e.what());
   } catch (...) {
     return make_error(remote_errc::function_failed,
-                      "function " + req->target.type.to_string()
-                        + " failed for address " + req->target.to_string()
-                        + " with an unknown exception");
+                      "function " + req->target.type.to_string() + " failed for address " +
+                          req->target.to_string() + " with an unknown exception");
   }
   for (const auto& s : store.slots()) {
     if (!s.mutated)
       continue;
     if (s.value)
       effects.mutations.push_back(
-        {functions::state_mutation::kind::modify, s.spec->name, *s.value});
+          {functions::state_mutation::kind::modify, s.spec->name, *s.value});
     else
-      effects.mutations.push_back(
-        {functions::state_mutation::kind::remove, s.spec->name, {}});
+      effects.mutations.push_back({functions::state_mutation::kind::remove, s.spec->name, {}});
   }
   return encode_response(functions::invocation_outcome{std::move(effects)});
 }
@@ -120,8 +115,8 @@ namespace {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket socket, function_server::impl& server)
-    : stream_(std::move(socket)), server_(server) {
-  }
+      : stream_(std::move(socket))
+      , server_(server) {}
 
   void start() { read(); }
 
@@ -146,29 +141,27 @@ private:
     // Header first: Beast 1.74 does not apply body_limit to a
     // Content-Length, so the session checks it itself.
     http::async_read_header(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (ec)
-          return self->on_read(ec);
-        auto length = self->parser_->content_length();
-        if (length && *length > self->server_.config.max_body_bytes)
-          return self->on_read(http::error::body_limit);
-        http::async_read(self->stream_, self->buffer_, *self->parser_,
-                         [self](beast::error_code ec2, size_t) {
-                           if (!ec2
-                               && self->parser_->get().body().size()
-                                    > self->server_.config.max_body_bytes)
-                             ec2 = http::error::body_limit;
-                           self->on_read(ec2);
-                         });
-      });
+        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec)
+            return self->on_read(ec);
+          auto length = self->parser_->content_length();
+          if (length && *length > self->server_.config.max_body_bytes)
+            return self->on_read(http::error::body_limit);
+          http::async_read(self->stream_, self->buffer_, *self->parser_,
+                           [self](beast::error_code ec2, size_t) {
+                             if (!ec2 && self->parser_->get().body().size() >
+                                             self->server_.config.max_body_bytes)
+                               ec2 = http::error::body_limit;
+                             self->on_read(ec2);
+                           });
+        });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       respond(http::status::payload_too_large, "text/plain",
-              "request body larger than "
-                + std::to_string(server_.config.max_body_bytes) + " bytes",
+              "request body larger than " + std::to_string(server_.config.max_body_bytes) +
+                  " bytes",
               false);
       return;
     }
@@ -179,8 +172,7 @@ private:
     auto reply = server_.registry->handle(req.body());
     bool keep = req.keep_alive();
     if (reply) {
-      respond(http::status::ok, "application/octet-stream", std::move(*reply),
-              keep);
+      respond(http::status::ok, "application/octet-stream", std::move(*reply), keep);
       return;
     }
     auto status = http::status::internal_server_error;
@@ -191,8 +183,7 @@ private:
     respond(status, "text/plain", describe(reply.error()), keep);
   }
 
-  void respond(http::status status, const char* content_type,
-               std::string body, bool keep_alive) {
+  void respond(http::status status, const char* content_type, std::string body, bool keep_alive) {
     res_ = {};
     res_.result(status);
     res_.version(11);
@@ -202,14 +193,12 @@ private:
     res_.prepare_payload();
     stream_.expires_after(server_.config.idle_timeout);
     http::async_write(stream_, res_,
-                      [self = shared_from_this(), keep_alive](
-                        beast::error_code ec, size_t) {
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec)
                           return;
                         if (!keep_alive) {
                           beast::error_code ignore;
-                          self->stream_.socket().shutdown(
-                            tcp::socket::shutdown_send, ignore);
+                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignore);
                           return;
                         }
                         self->read();
@@ -226,31 +215,28 @@ private:
 } // namespace
 
 void function_server::impl::accept() {
-  acceptor.async_accept(
-    net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec)
-        return; // the acceptor was closed
-      beast::error_code ignore;
-      socket.set_option(tcp::no_delay{true}, ignore);
-      auto s = std::make_shared<session>(std::move(socket), *this);
-      {
-        std::lock_guard<std::mutex> lock{mtx};
-        if (stopped)
-          return;
-        sessions.emplace(s.get(), s);
-      }
-      s->start();
-      accept();
-    });
+  acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec)
+      return; // the acceptor was closed
+    beast::error_code ignore;
+    socket.set_option(tcp::no_delay{true}, ignore);
+    auto s = std::make_shared<session>(std::move(socket), *this);
+    {
+      std::lock_guard<std::mutex> lock{mtx};
+      if (stopped)
+        return;
+      sessions.emplace(s.get(), s);
+    }
+    s->start();
+    accept();
+  });
 }
 
 function_server::function_server(std::unique_ptr<impl> p)
-  : impl_(std::move(p)) {
-}
+    : impl_(std::move(p)) {}
 
 caf::expected<std::unique_ptr<function_server>>
-function_server::start(std::shared_ptr<const function_registry> registry,
-                       server_config config) {
+function_server::start(std::shared_ptr<const function_registry> registry, server_config config) {
   auto p = std::make_unique<impl>();
   p->registry = std::move(registry);
   p->config = config;
@@ -258,8 +244,7 @@ function_server::start(std::shared_ptr<const function_registry> registry,
   auto ip = net::ip::make_address(config.bind_address, ec);
   if (ec)
     return make_error(remote_errc::server_failed,
-                      "cannot bind function server: bad address '"
-                        + config.bind_address + "'");
+                      "cannot bind function server: bad address '" + config.bind_address + "'");
   tcp::endpoint ep{ip, config.port};
   auto where = config.bind_address + ":" + std::to_string(config.port);
   p->acceptor.open(ep.protocol(), ec);
@@ -271,8 +256,7 @@ function_server::start(std::shared_ptr<const function_registry> registry,
     p->acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     return make_error(remote_errc::server_failed,
-                      "cannot bind function server to " + where + ": "
-                        + ec.message());
+                      "cannot bind function server to " + where + ": " + ec.message());
   p->port = p->acceptor.local_endpoint().port();
   p->accept();
   auto n = std::max<size_t>(1, config.threads);

@@ -62,8 +62,7 @@ public:
   /// Binds and starts serving; fails with `server_failed` if the address
   /// cannot be bound.
   [[nodiscard]] static caf::expected<std::unique_ptr<function_server>>
-  start(std::shared_ptr<const function_registry> registry,
-        server_config config = {});
+  start(std::shared_ptr<const function_registry> registry, server_config config = {});
 
   /// Stops accepting, closes every connection and joins the threads.
   ~function_server();
