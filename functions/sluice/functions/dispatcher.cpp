@@ -1,6 +1,7 @@
 #include "sluice/functions/dispatcher.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <variant>
@@ -251,6 +252,13 @@ dispatcher::dispatcher(std::shared_ptr<const function_registry> registry,
     , backlog_(backend, state::list_state_descriptor<async_invocation>(backlog_state)) {
   if (registry_ == nullptr)
     throw std::invalid_argument("a dispatcher needs a function registry");
+  // Sequences order delayed messages due at the same time. Starting from the
+  // wall clock (2^20 per millisecond) keeps messages sent after a restore
+  // behind the restored ones.
+  using namespace std::chrono;
+  next_sequence_ = static_cast<uint64_t>(
+                       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count())
+                   << 20;
   if (options_.max_batch_requests == 0)
     throw std::invalid_argument("max_batch_requests must be at least 1");
 }
@@ -366,8 +374,7 @@ bool dispatcher::token_pending(const std::string& token) {
 void dispatcher::schedule(delayed_message m) {
   std::string id;
   if (m.token.empty()) {
-    // Sequences restart with each subtask instance: skip ids a restored
-    // message holds.
+    // Skip an id a restored message holds.
     do {
       m.sequence = next_sequence_++;
       id = sequence_id(m.sequence);

@@ -213,7 +213,7 @@ TEST_SUITE("functions.dispatcher") {
                          "example/nobody/x)");
   }
 
-  TEST_CASE("functions send to functions and egresses; egress envelopes pass through") {
+  TEST_CASE("functions send to functions and egresses, and egress envelopes pass through") {
     auto r = std::make_shared<function_registry>();
     REQUIRE(!r->bind(greeter, [](context& ctx, const message& m) {
       ctx.send(addr("example", "counter", m.as<std::string>()), std::string("from greeter"));
@@ -286,7 +286,7 @@ TEST_SUITE("functions.dispatcher") {
     }
   }
 
-  TEST_CASE("cancelling a delayed message prevents it; tokens are per sending address") {
+  TEST_CASE("cancelling a delayed message prevents it, and tokens are per sending address") {
     auto r = std::make_shared<function_registry>();
     REQUIRE(!r->bind(greeter, [](context& ctx, const message& m) {
       auto cmd = m.as<std::string>();
@@ -434,7 +434,7 @@ TEST_SUITE("functions.dispatcher") {
     CHECK(arguments(s.fn->requests[2]) == std::vector<std::string>{"4"});
   }
 
-  TEST_CASE("async: results apply outgoing, delayed, egress and state; every registered value "
+  TEST_CASE("async: results apply outgoing, delayed, egress and state, and every registered value "
             "is sent") {
     for (auto kind : both_backends()) {
       CAPTURE(state::to_string(kind));

@@ -51,7 +51,9 @@ public:
   [[nodiscard]] caf::error bind_async(function_type type, std::shared_ptr<async_function> fn,
                                       std::vector<value_spec> values = {});
   /// Binds every type of namespace `ns` without an exact binding to
-  /// `provider`. Fails for an empty namespace or one bound twice.
+  /// `provider`. Fails for an empty namespace or one bound twice. The
+  /// provider is called from every dispatcher subtask's thread, once per
+  /// type and subtask: it must be thread-safe and must not block.
   [[nodiscard]] caf::error bind_namespace(std::string ns, namespace_provider provider);
 
   /// The binding of `type`: exact, else from its namespace's provider (whose
