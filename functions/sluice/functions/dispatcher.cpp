@@ -312,19 +312,21 @@ dispatch_status dispatcher::dispatch(const envelope& e) {
 
   invocation inv(*this, fn, e);
   const message msg = e.to_message();
-  std::string failure;
+  std::optional<std::string> failure;
   try {
     fn.binding.handler(inv, msg);
   } catch (const state::state_error&) {
     throw; // the backend failed, not the function: the job restarts
+  } catch (const state::serialization_error&) {
+    throw; // stored state does not decode: not the message's fault either
   } catch (const std::exception& ex) {
     failure = ex.what();
   } catch (...) {
     failure = "unknown exception";
   }
-  if (!failure.empty()) {
+  if (failure) {
     send_dead_letter(e.target, e.caller, e.payload, e.event_time,
-                     where(e.target) + " failed: " + failure);
+                     where(e.target) + " failed: " + *failure);
     return dispatch_status::accepted;
   }
   inv.commit();

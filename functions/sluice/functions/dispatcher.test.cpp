@@ -165,6 +165,8 @@ TEST_SUITE("functions.dispatcher") {
                          ctx.storage().set<std::string>("n", "text");
                        if (cmd == "throw")
                          throw std::runtime_error("boom");
+                       if (cmd == "throw empty")
+                         throw std::runtime_error("");
                      },
                      {value_spec::of<int64_t>("n")}));
     core_fixture f(r, state::backend_kind::heap);
@@ -172,11 +174,12 @@ TEST_SUITE("functions.dispatcher") {
     f.send(a, make_typed(std::string("undeclared")));
     f.send(a, make_typed(std::string("wrong type")));
     f.send(a, make_typed(std::string("throw")));
+    f.send(a, make_typed(std::string("throw empty")));
     f.send(a, make_typed(int32_t{5}));
     auto out = f.take();
     auto dead = core_fixture::dead_letters(out);
-    REQUIRE(dead.size() == 4);
-    CHECK(out.size() == 4); // nothing else left: the effects were dropped
+    REQUIRE(dead.size() == 5);
+    CHECK(out.size() == 5); // nothing else left: the effects were dropped
     for (const auto& d : dead) {
       CHECK(d.target == a);
       CHECK(d.reason.find("function example/greeter at address example/greeter/a") !=
@@ -185,9 +188,10 @@ TEST_SUITE("functions.dispatcher") {
     CHECK(dead[0].reason.find("no persisted value 'missing'") != std::string::npos);
     CHECK(dead[1].reason.find("declared as 'io.statefun.types/long'") != std::string::npos);
     CHECK(dead[2].reason.find("boom") != std::string::npos);
-    CHECK(dead[3].reason.find("'io.statefun.types/int', not 'io.statefun.types/string'") !=
+    CHECK(dead[3].reason == "function example/greeter at address example/greeter/a failed: ");
+    CHECK(dead[4].reason.find("'io.statefun.types/int', not 'io.statefun.types/string'") !=
           std::string::npos);
-    CHECK(dead[3].payload == make_typed(int32_t{5}));
+    CHECK(dead[4].payload == make_typed(int32_t{5}));
     CHECK_FALSE(f.stored(a, "n"));
     for (const auto& e : out)
       CHECK(e.egress == dispatcher_options{}.dead_letter_egress);
