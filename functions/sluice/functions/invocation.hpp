@@ -7,6 +7,7 @@
 
 #include "sluice/functions/address.hpp"
 #include "sluice/functions/typed_value.hpp"
+#include "sluice/functions/value_spec.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -16,38 +17,6 @@
 #include <vector>
 
 namespace sluice::functions {
-
-/// When a state value expires (StateFun's ExpirationSpec.ExpireMode).
-enum class expiration_mode : uint8_t {
-  none,         ///< never expires
-  after_write,  ///< expires `after` since the last write
-  after_invoke, ///< expires `after` since the last invocation (read or write)
-};
-
-/// The time-to-live of one state value.
-struct expiration {
-  expiration_mode mode = expiration_mode::none;
-  std::chrono::milliseconds after{0};
-
-  friend bool operator==(const expiration& a, const expiration& b) {
-    return a.mode == b.mode && a.after == b.after;
-  }
-  friend bool operator!=(const expiration& a, const expiration& b) { return !(a == b); }
-};
-
-/// A state value a function declares: its name, typename and expiration
-/// (StateFun's PersistedValueSpec). Registered once per function type; the
-/// type and expiration cannot change afterwards.
-struct value_spec {
-  std::string name;
-  std::string type_name;
-  functions::expiration expiration;
-
-  friend bool operator==(const value_spec& a, const value_spec& b) {
-    return a.name == b.name && a.type_name == b.type_name && a.expiration == b.expiration;
-  }
-  friend bool operator!=(const value_spec& a, const value_spec& b) { return !(a == b); }
-};
 
 /// One registered state value of an address as it goes out with a request:
 /// the registered name and typename, and the stored bytes if a value exists.

@@ -119,7 +119,7 @@ decode_missing(const rr::FromFunction::IncompleteInvocationContext& ctx,
         return bad_reply(req.target, "missing state '" + vs.name +
                                          "' has a negative expiration of " +
                                          std::to_string(e.expire_after_millis()) + " ms");
-      vs.expiration.after = std::chrono::milliseconds{e.expire_after_millis()};
+      vs.expiration.ttl = std::chrono::milliseconds{e.expire_after_millis()};
     }
     out.specs.push_back(std::move(vs));
   }
@@ -322,7 +322,7 @@ std::string encode_response(const functions::invocation_outcome& outcome) {
       if (spec.expiration.mode != functions::expiration_mode::none) {
         auto* e = pv->mutable_expiration_spec();
         e->set_mode(to_pb(spec.expiration.mode));
-        e->set_expire_after_millis(spec.expiration.after.count());
+        e->set_expire_after_millis(spec.expiration.ttl.count());
       }
     }
     return from.SerializeAsString();
