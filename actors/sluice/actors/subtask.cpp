@@ -38,28 +38,39 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
     inputs_[i].sender_output = ins[i].upstream_output;
     inputs_[i].sender_channel = ins[i].upstream_channel;
     inputs_[i].feeder = ins[i].in_edge;
+    inputs_[i].feedback = ins[i].feedback;
+    has_feedback_ = has_feedback_ || ins[i].feedback;
   }
-  inputs_open_ = inputs_.size();
+  // Feedback channels never end the input: a loop runs until cancelled.
+  inputs_open_ = static_cast<size_t>(std::count_if(
+    inputs_.begin(), inputs_.end(), [](const in_channel& in) { return !in.feedback; }));
   barrier_seen_.assign(inputs_.size(), 0);
   exactly_once_ = d_.config.checkpoints.mode == runtime::checkpointing_mode::exactly_once;
   unaligned_ = exactly_once_ && d_.config.checkpoints.unaligned && d_.config.checkpoints.enabled();
   aligned_timeout_ = d_.config.checkpoints.aligned_checkpoint_timeout;
-  if (unaligned_) {
-    // Overtaken batches are stored as channel state: every record type
-    // this subtask sends or receives needs a serializer.
+  if (unaligned_ || (has_feedback_ && d_.config.checkpoints.enabled())) {
+    // Overtaken batches (and what a loop carries) are stored as channel
+    // state: the record types involved need a serializer.
     bool ok = true;
-    for (auto& o : chain_.outputs)
-      ok = ok && o->records_serializable();
+    if (unaligned_)
+      for (auto& o : chain_.outputs)
+        ok = ok && o->records_serializable();
     for (auto& in : inputs_)
-      ok = ok && chain_.feeders[in.feeder]->records_serializable();
+      if (unaligned_ || in.feedback)
+        ok = ok && chain_.feeders[in.feeder]->records_serializable();
     if (!ok)
       throw std::invalid_argument(
         "unaligned checkpoints store records in flight, but a record type exchanged by " + task_ +
         " has no serializer (declare one, or disable "
         "execution.checkpointing.unaligned.enabled)");
   }
-  if (!inputs_.empty())
+  if (!inputs_.empty()) {
     valve_ = std::make_unique<runtime::watermark_valve>(inputs_.size());
+    // What comes back over a loop is behind the subtask's own event time.
+    for (size_t c = 0; c < inputs_.size(); ++c)
+      if (inputs_[c].feedback)
+        (void)valve_->on_idle(c);
+  }
   if (chain_.source == nullptr && !chain_.operators.empty())
     heads_.push_back(chain_.operators.front()->input());
 }
@@ -328,6 +339,13 @@ void subtask_state::on_batch(batch_msg& m) {
     // In flight when an unaligned checkpoint was taken: part of its state.
     if (capture_ && capture_->recording[m.channel])
       m.batch->write_records(capture_->state.inputs[m.channel].emplace_back());
+    // A loop with bounded credit on every edge deadlocks once it is full
+    // (each side waits for the other to take a batch): a feedback channel
+    // is credited on arrival, and its batches wait here instead (the one
+    // unbounded buffer, as StateFun's feedback queue is; see
+    // docs/architecture.md).
+    if (in.feedback)
+      self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, nullptr});
     // Batches that arrive before start() (an upstream started first) or
     // while blocked wait in order; credits bound how many. With unaligned
     // checkpoints every batch waits in the queue, not in the mailbox, so a
@@ -349,6 +367,8 @@ void subtask_state::process_batch(uint32_t channel, runtime::batch_ptr batch, bo
   if (restored)
     return; // replayed channel state: no sender waits for this credit
   --in.queued;
+  if (in.feedback)
+    return; // credited on arrival
   // The batch is consumed: its buffer goes back with the credit.
   self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, std::move(batch)});
 }
@@ -408,6 +428,10 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     case channel_event::end_of_partition: {
       auto& in = inputs_[channel];
+      if (in.feedback) {
+        in.ended = true;
+        break;
+      }
       if (!in.ended) {
         in.ended = true;
         if (value != 0)
@@ -425,10 +449,14 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     }
     case channel_event::watermark:
+      if (inputs_[channel].feedback)
+        break;
       if (auto wm = valve_->on_watermark(channel, value))
         advance_watermark(*wm);
       break;
     case channel_event::idle: {
+      if (inputs_[channel].feedback)
+        break;
       auto wm = valve_->on_idle(channel);
       if (wm)
         advance_watermark(*wm);
@@ -438,6 +466,8 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     }
     case channel_event::active: {
+      if (inputs_[channel].feedback)
+        break;
       bool was_idle = valve_->all_idle();
       auto wm = valve_->on_active(channel);
       if (was_idle && !valve_->all_idle())
@@ -649,7 +679,7 @@ void subtask_state::on_barrier(uint32_t channel, int64_t value) {
     std::fill(barrier_seen_.begin(), barrier_seen_.end(), 0);
     barriers_missing_ = 0;
     for (size_t c = 0; c < inputs_.size(); ++c)
-      if (!inputs_[c].ended)
+      if (!inputs_[c].ended && !inputs_[c].feedback)
         ++barriers_missing_;
     align_start_ns_ = steady_now_ns();
   }
@@ -659,12 +689,54 @@ void subtask_state::on_barrier(uint32_t channel, int64_t value) {
 
 void subtask_state::barrier_arrived(uint32_t channel) {
   barrier_seen_[channel] = 1;
+  // A loop's barrier comes back only after this subtask forwarded its own:
+  // waiting for it would never end. It is recorded instead (below).
+  if (inputs_[channel].feedback)
+    return;
   if (barriers_missing_ > 0)
     --barriers_missing_;
   if (barriers_missing_ > 0)
     return;
+  if (has_feedback_) {
+    snapshot_with_feedback(aligning_);
+    return;
+  }
   take_checkpoint(aligning_, now_ms(), true, aligning_savepoint_);
   release_held();
+}
+
+void subtask_state::snapshot_with_feedback(int64_t id) {
+  // Every forward input delivered its barrier. Feedback channels whose
+  // barrier has not come back yet carry records that were sent before it:
+  // they are processed after this snapshot, so the checkpoint keeps them
+  // (queued ones now, arriving ones until the barrier), as Chandy-Lamport
+  // records a channel's messages.
+  capture c;
+  c.id = id;
+  c.state.inputs.resize(inputs_.size());
+  c.recording.assign(inputs_.size(), 0);
+  for (size_t ch = 0; ch < inputs_.size(); ++ch)
+    c.recording[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
+  std::vector<char> scanning = c.recording;
+  for (auto& item : queue_) {
+    auto ch = item.channel;
+    if (!scanning[ch])
+      continue;
+    if (item.batch) {
+      item.batch->write_records(c.state.inputs[ch].emplace_back());
+    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
+               item.event == channel_event::end_of_partition) {
+      scanning[ch] = 0;
+      c.recording[ch] = 0;
+    }
+  }
+  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+  c.write = snapshot_chain(id, now_ms());
+  forward_barrier(id, aligning_savepoint_, nullptr);
+  capture_ = std::move(c);
+  release_held();
+  if (capture_->recording_left == 0)
+    finish_capture();
 }
 
 void subtask_state::release_held() {

@@ -144,6 +144,9 @@ private:
     int32_t feeder = 0;
     uint32_t queued = 0;
     bool ended = false;
+    /// On a feedback edge: does not end the input, holds no event time
+    /// back, and is recorded as channel state by every checkpoint.
+    bool feedback = false;
   };
   struct queued_item {
     uint32_t channel = 0;
@@ -203,6 +206,9 @@ private:
   /// `channel` delivered its barrier (or ended): its recording stops.
   void capture_channel_done(uint32_t channel);
   void finish_capture();
+  /// Aligned snapshot of a subtask with feedback inputs: their in-flight
+  /// records up to their barrier become channel state.
+  void snapshot_with_feedback(int64_t id);
   /// The aligned-checkpoint timeout ran out for barriers still waiting
   /// behind output batches: they overtake, the batches become state.
   void overtake_waiting_barriers();
@@ -257,6 +263,7 @@ private:
   // Checkpoints.
   bool exactly_once_ = true;
   bool unaligned_ = false;
+  bool has_feedback_ = false;
   std::chrono::milliseconds aligned_timeout_{0};
   bool aligning_savepoint_ = false;
   int64_t announced_ = -1; ///< newest checkpoint whose alignment timer runs
