@@ -1,4 +1,5 @@
 #include "exactly_once_job.hpp"
+#include "exactly_once_util.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
@@ -15,65 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
-std::string write_input(const fs::path& dir, int64_t lines, int keys, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto p = (dir / "input.csv").string();
-  std::ofstream out(p);
-  for (int64_t i = 0; i < lines; ++i)
-    out << "k" << rng() % static_cast<uint64_t>(keys) << "," << static_cast<int64_t>(rng() % 1000) - 300
-        << "\n";
-  return p;
-}
-
-configuration checkpointed(const fs::path& dir, state::backend_kind backend, int32_t p) {
-  configuration cfg;
-  cfg.parallelism = p;
-  cfg.state.backend = backend;
-  cfg.checkpoints.interval = 30ms;
-  cfg.checkpoints.directory = (dir / "checkpoints").string();
-  cfg.restart.type = runtime::restart_strategy_type::fixed_delay;
-  cfg.restart.fixed_delay.attempts = 1000;
-  cfg.restart.fixed_delay.delay = 0ms;
-  return cfg;
-}
-
-/// Kills a random subtask of the running job `kills` times, each time once
-/// the job runs and its sinks report `progress` records, then waits until
-/// the job restarted.
-size_t kill_randomly(runtime::job_client& job, size_t kills, uint64_t progress, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  size_t done = 0;
-  while (done < kills) {
-    auto restarts = job.restarts();
-    bool due = sluice::test::eventually([&] {
-      if (runtime::is_globally_terminal(job.status()))
-        return true;
-      uint64_t in = 0;
-      for (auto& m : job.metrics().of_task("FileSink"))
-        in += m.records_in;
-      return job.status() == runtime::job_status::running && in >= progress;
-    }, 60s);
-    if (!due || runtime::is_globally_terminal(job.status())) {
-      break;
-    }
-    std::vector<std::pair<int32_t, int32_t>> subtasks;
-    int32_t vertex = -1;
-    for (auto& m : job.metrics().subtasks) {
-      if (m.subtask == 0)
-        ++vertex;
-      subtasks.emplace_back(vertex, m.subtask);
-    }
-    auto [v, i] = subtasks[rng() % subtasks.size()];
-    job.kill_subtask(v, i);
-    ++done;
-    // The kill has been seen once the job restarts (or ends).
-    sluice::test::eventually([&] {
-      return job.restarts() != restarts || runtime::is_globally_terminal(job.status());
-    }, 60s);
-  }
-  return done;
-}
+using sluice::test::exactly_once::checkpointed;
+using sluice::test::exactly_once::kill_randomly;
+using sluice::test::exactly_once::write_input;
 
 void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int64_t fail_every,
                       size_t kills, uint64_t seed) {
@@ -84,7 +29,7 @@ void run_exactly_once(state::backend_kind backend, int32_t p, int64_t lines, int
   auto out = (fs::path(dir.path()) / "out").string();
   exactly_once::build(env, input, out, plan, 40);
   auto job = env.execute_async("exactly once under failures");
-  auto killed = kill_randomly(*job, kills, static_cast<uint64_t>(lines) / 50, seed + 1);
+  auto killed = kill_randomly(*job, "FileSink", kills, static_cast<uint64_t>(lines) / 50, seed + 1);
   auto r = job->wait();
   REQUIRE_MESSAGE(r.ok(), r.error);
   MESSAGE("injected " << plan->injected() << " exceptions, killed " << killed
