@@ -79,11 +79,18 @@ public:
   /// Reads file `name` of checkpoint `id`.
   [[nodiscard]] std::string read_file(int64_t id, const std::string& name) const;
 
-  /// Completes checkpoint `id`: writes its `_metadata` last and atomically,
-  /// then deletes the oldest completed checkpoints beyond the retained
-  /// number. Returns the ids deleted.
+  /// Completes checkpoint `id`: finalize(), then deletes the oldest
+  /// completed checkpoints beyond the retained number. Returns the ids
+  /// deleted.
   std::vector<int64_t> complete(const checkpoint_metadata& md);
-  /// Deletes checkpoint `id` (a failed or aborted one, or on cancel).
+  /// Checks that the files `md` names exist and writes `_metadata` last and
+  /// atomically; deletes nothing. For a coordinator that decides itself
+  /// which checkpoints to keep: one whose completion it may still abort
+  /// must not delete the checkpoint it would restore instead.
+  void finalize(const checkpoint_metadata& md);
+  /// Deletes checkpoint `id` (a failed or aborted one, or on cancel). A
+  /// directory that is gone, or that another thread deletes meanwhile, is
+  /// fine.
   void discard(int64_t id);
   /// Deletes every chk-N without `_metadata` (left by a crash or a failed
   /// checkpoint); returns how many.
