@@ -380,13 +380,15 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
     }
   }
   p.metadata = md;
-  auto* store = &storage(self);
-  auto src = store->checkpoint_dir(p.id);
+  // Workers get a copy of the storage (paths only): they may outlive this
+  // actor and its state.
+  auto store = storage(self);
+  auto src = store.checkpoint_dir(p.id);
   if (!p.savepoint) {
     run_blocking(self, p.id, [store, md] {
       // A job without state files wrote nothing into chk-N yet.
-      std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
-      store->finalize(md);
+      std::filesystem::create_directories(store.checkpoint_dir(md.checkpoint_id));
+      store.finalize(md);
     });
     return;
   }
@@ -443,7 +445,7 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
     // Aborted while its metadata was written (a failover, or subsumed):
     // the abort's discard may have run before the worker wrote into chk-N
     // (a chk-N with `_metadata` looks completed). Delete it again.
-    run_blocking(self, -1, [store = &storage(self), id] { store->discard(id); });
+    run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
     return;
   }
   if (!error.empty()) {
@@ -465,7 +467,7 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
     while (st.retained.size() > static_cast<size_t>(std::max(1, st.cp().num_retained))) {
       auto old = st.retained.front();
       st.retained.pop_front();
-      run_blocking(self, -1, [store = &storage(self), old] { store->discard(old); });
+      run_blocking(self, -1, [store = storage(self), old] { store.discard(old); });
     }
   }
   // Older checkpoints still in flight are subsumed.
@@ -497,8 +499,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
     w.deliver(caf::make_error(caf::sec::runtime_error, why));
   if (!st.restarting && !st.failing)
     to_all(self, abortchk_atom::value, id);
-  auto* store = &storage(self);
-  run_blocking(self, -1, [store, id] { store->discard(id); });
+  run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
   if (st.finish_on == id) {
     st.finish_on = -1;
     if (p.stop || p.final_checkpoint) {

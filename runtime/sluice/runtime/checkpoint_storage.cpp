@@ -245,7 +245,7 @@ std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md)
   return dropped;
 }
 
-void checkpoint_storage::finalize(const checkpoint_metadata& md) {
+void checkpoint_storage::finalize(const checkpoint_metadata& md) const {
   if (md.job_id != job_id_)
     throw std::invalid_argument("metadata of job " + md.job_id + " given to the storage of job " +
                                 job_id_);
@@ -262,7 +262,7 @@ void checkpoint_storage::finalize(const checkpoint_metadata& md) {
   write_atomically(d / metadata_file, md.to_json());
 }
 
-void checkpoint_storage::discard(int64_t id) {
+void checkpoint_storage::discard(int64_t id) const {
   std::error_code ec;
   std::filesystem::remove_all(checkpoint_dir(id), ec);
   // remove_all fails with ENOENT when another thread removed an entry it

@@ -61,6 +61,8 @@ struct checkpoint_metadata {
 
 /// Checkpoints of one job under `base`/`job_id`. Used by one coordinator
 /// (the JobMaster) at a time; subtasks may write their files concurrently.
+/// Holds paths and settings only: a copy is cheap and may outlive the
+/// original (the JobMaster's I/O workers take one).
 class checkpoint_storage {
 public:
   /// Keeps the `num_retained` newest completed checkpoints (at least 1).
@@ -87,11 +89,11 @@ public:
   /// atomically; deletes nothing. For a coordinator that decides itself
   /// which checkpoints to keep: one whose completion it may still abort
   /// must not delete the checkpoint it would restore instead.
-  void finalize(const checkpoint_metadata& md);
+  void finalize(const checkpoint_metadata& md) const;
   /// Deletes checkpoint `id` (a failed or aborted one, or on cancel). A
   /// directory that is gone, or that another thread deletes meanwhile, is
   /// fine.
-  void discard(int64_t id);
+  void discard(int64_t id) const;
   /// Deletes every chk-N without `_metadata` (left by a crash or a failed
   /// checkpoint); returns how many.
   size_t cleanup_incomplete();
