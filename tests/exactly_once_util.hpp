@@ -52,7 +52,8 @@ inline configuration checkpointed(const std::filesystem::path& dir, state::backe
 /// directory) goes away under it.
 class job_guard {
 public:
-  explicit job_guard(std::shared_ptr<runtime::job_client> job) : job_(std::move(job)) {}
+  explicit job_guard(std::shared_ptr<runtime::job_client> job)
+      : job_(std::move(job)) {}
   ~job_guard() {
     if (runtime::is_globally_terminal(job_->status()))
       return;
@@ -87,7 +88,8 @@ class forwarding_sink : public runtime::sink_function<T>,
                         public runtime::checkpointed_function,
                         public runtime::checkpoint_listener {
 public:
-  explicit forwarding_sink(S inner) : inner_(std::move(inner)) {}
+  explicit forwarding_sink(S inner)
+      : inner_(std::move(inner)) {}
 
   void initialize_state(const runtime::function_initialization_context& ctx) override {
     inner_.initialize_state(ctx);
@@ -136,13 +138,13 @@ inline size_t kill_randomly(runtime::job_client& job, const std::string& sink_ta
   while (done < kills) {
     auto restarts = job.restarts();
     bool due = eventually(
-      [&] {
-        if (runtime::is_globally_terminal(job.status()))
-          return true;
-        return job.status() == runtime::job_status::running &&
-               records_into(job, sink_task) >= progress;
-      },
-      60s);
+        [&] {
+          if (runtime::is_globally_terminal(job.status()))
+            return true;
+          return job.status() == runtime::job_status::running &&
+                 records_into(job, sink_task) >= progress;
+        },
+        60s);
     if (!due || runtime::is_globally_terminal(job.status()))
       break;
     std::vector<std::pair<int32_t, int32_t>> subtasks;
@@ -157,8 +159,8 @@ inline size_t kill_randomly(runtime::job_client& job, const std::string& sink_ta
     ++done;
     // The kill has been seen once the job restarts (or ends).
     eventually(
-      [&] { return job.restarts() != restarts || runtime::is_globally_terminal(job.status()); },
-      60s);
+        [&] { return job.restarts() != restarts || runtime::is_globally_terminal(job.status()); },
+        60s);
   }
   return done;
 }
