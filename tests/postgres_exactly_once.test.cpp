@@ -315,8 +315,8 @@ TEST_SUITE("integration.exactly_once.postgres") {
     run_with_failures(state::backend_kind::rocksdb, 2, 12000, 600, 4, 4242);
   }
 
-  TEST_CASE("a sink that fails or is killed between pre-commit and commit commits the prepared "
-            "rows on recovery") {
+  TEST_CASE("a PostgreSQL sink that fails or is killed between pre-commit and commit commits the "
+            "prepared rows on recovery") {
     SKIP_WITHOUT_POSTGRES();
     using action = commit_interceptor::action;
     database db;
