@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -89,6 +90,10 @@ struct job_master_state {
   std::shared_ptr<const runtime::restore_point> restore;
   int64_t next_checkpoint_id = 1;
   std::map<int64_t, pending_checkpoint> pending;
+  /// Completed checkpoints of this job still on disk, oldest first. Only the
+  /// JobMaster deletes them, once a newer one completed, so the restore
+  /// point is never deleted (checkpoint_storage::finalize).
+  std::deque<int64_t> retained;
   int64_t last_completion_ns = 0;
   int32_t failed_in_a_row = 0;
   /// The checkpoint whose completion lets every subtask finish.
@@ -380,13 +385,15 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
     }
   }
   p.metadata = md;
-  auto* store = &storage(self);
-  auto src = store->checkpoint_dir(p.id);
+  // Workers get a copy of the storage (paths only): they may outlive this
+  // actor and its state.
+  auto store = storage(self);
+  auto src = store.checkpoint_dir(p.id);
   if (!p.savepoint) {
     run_blocking(self, p.id, [store, md] {
       // A job without state files wrote nothing into chk-N yet.
-      std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
-      (void)store->complete(md);
+      std::filesystem::create_directories(store.checkpoint_dir(md.checkpoint_id));
+      store.finalize(md);
     });
     return;
   }
@@ -441,11 +448,14 @@ void on_ack(jm_pointer self, checkpoint_ack& ack) {
 
 void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string& error) {
   auto& st = self->state;
-  if (attempt != st.attempt)
-    return;
   auto it = st.pending.find(id);
-  if (it == st.pending.end())
+  if (attempt != st.attempt || it == st.pending.end()) {
+    // Aborted while its metadata was written (a failover, or subsumed):
+    // the abort's discard may have run before the worker wrote into chk-N
+    // (a chk-N with `_metadata` looks completed). Delete it again.
+    run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
     return;
+  }
   if (!error.empty()) {
     abort_checkpoint(self, id, "cannot complete checkpoint " + std::to_string(id) + ": " + error,
                      true);
@@ -457,9 +467,17 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
   st.last_completion_ns = steady_now_ns();
   auto path = p.savepoint ? p.target : storage(self).checkpoint_dir(id).string();
   st.sub.board->checkpoints.completed(id, path);
-  if (!p.savepoint)
+  if (!p.savepoint) {
     st.restore = std::make_shared<runtime::restore_point>(
       runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata)});
+    // Only now, with the restore point moved on, are older ones deleted.
+    st.retained.push_back(id);
+    while (st.retained.size() > static_cast<size_t>(std::max(1, st.cp().num_retained))) {
+      auto old = st.retained.front();
+      st.retained.pop_front();
+      run_blocking(self, -1, [store = storage(self), old] { store.discard(old); });
+    }
+  }
   // Older checkpoints still in flight are subsumed.
   std::vector<int64_t> older;
   for (auto& [pid, pp] : st.pending)
@@ -489,8 +507,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
     w.deliver(caf::make_error(caf::sec::runtime_error, why));
   if (!st.restarting && !st.failing)
     to_all(self, abortchk_atom::value, id);
-  auto* store = &storage(self);
-  run_blocking(self, -1, [store, id] { store->discard(id); });
+  run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
   if (st.finish_on == id) {
     st.finish_on = -1;
     if (p.stop || p.final_checkpoint) {

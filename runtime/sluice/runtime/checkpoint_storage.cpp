@@ -240,6 +240,18 @@ std::string checkpoint_storage::read_file(int64_t id, const std::string& name) c
 }
 
 std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md) {
+  finalize(md);
+  std::vector<int64_t> dropped;
+  auto done = completed();
+  while (done.size() > static_cast<size_t>(num_retained_)) {
+    discard(done.front());
+    dropped.push_back(done.front());
+    done.erase(done.begin());
+  }
+  return dropped;
+}
+
+void checkpoint_storage::finalize(const checkpoint_metadata& md) const {
   if (md.job_id != job_id_)
     throw std::invalid_argument("metadata of job " + md.job_id + " given to the storage of job " +
                                 job_id_);
@@ -254,20 +266,14 @@ std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md)
                                  ": operator '" + op.uid + "' subtask " +
                                  std::to_string(s.subtask) + " names missing file " + *f);
   write_atomically(d / metadata_file, md.to_json());
-  std::vector<int64_t> dropped;
-  auto done = completed();
-  while (done.size() > static_cast<size_t>(num_retained_)) {
-    discard(done.front());
-    dropped.push_back(done.front());
-    done.erase(done.begin());
-  }
-  return dropped;
 }
 
-void checkpoint_storage::discard(int64_t id) {
+void checkpoint_storage::discard(int64_t id) const {
   std::error_code ec;
   std::filesystem::remove_all(checkpoint_dir(id), ec);
-  if (ec)
+  // remove_all fails with ENOENT when another thread removed an entry it
+  // was about to remove; what counts is that the directory is gone.
+  if (ec && std::filesystem::exists(checkpoint_dir(id)))
     throw checkpoint_error("cannot delete " + checkpoint_dir(id).string() + ": " + ec.message());
 }
 

@@ -65,6 +65,8 @@ struct checkpoint_metadata {
 
 /// Checkpoints of one job under `base`/`job_id`. Used by one coordinator
 /// (the JobMaster) at a time; subtasks may write their files concurrently.
+/// Holds paths and settings only: a copy is cheap and may outlive the
+/// original (the JobMaster's I/O workers take one).
 class checkpoint_storage {
 public:
   /// Keeps the `num_retained` newest completed checkpoints (at least 1).
@@ -83,12 +85,19 @@ public:
   /// Reads file `name` of checkpoint `id`.
   [[nodiscard]] std::string read_file(int64_t id, const std::string& name) const;
 
-  /// Completes checkpoint `id`: writes its `_metadata` last and atomically,
-  /// then deletes the oldest completed checkpoints beyond the retained
-  /// number. Returns the ids deleted.
+  /// Completes checkpoint `id`: finalize(), then deletes the oldest
+  /// completed checkpoints beyond the retained number. Returns the ids
+  /// deleted.
   std::vector<int64_t> complete(const checkpoint_metadata& md);
-  /// Deletes checkpoint `id` (a failed or aborted one, or on cancel).
-  void discard(int64_t id);
+  /// Checks that the files `md` names exist and writes `_metadata` last and
+  /// atomically; deletes nothing. For a coordinator that decides itself
+  /// which checkpoints to keep: one whose completion it may still abort
+  /// must not delete the checkpoint it would restore instead.
+  void finalize(const checkpoint_metadata& md) const;
+  /// Deletes checkpoint `id` (a failed or aborted one, or on cancel). A
+  /// directory that is gone, or that another thread deletes meanwhile, is
+  /// fine.
+  void discard(int64_t id) const;
   /// Deletes every chk-N without `_metadata` (left by a crash or a failed
   /// checkpoint); returns how many.
   size_t cleanup_incomplete();

@@ -82,6 +82,32 @@ TEST_CASE("only the configured number of completed checkpoints is retained") {
   CHECK(!fs::exists(st.checkpoint_dir(1)));
 }
 
+TEST_CASE("finalize writes the metadata and deletes no older checkpoint") {
+  // The JobMaster finalizes and deletes what is no longer retained itself,
+  // once it counts the new checkpoint as complete: until then the older one
+  // is its restore point.
+  scratch s;
+  checkpoint_storage st(s.dir, "job1", 1);
+  for (int64_t id = 1; id <= 2; ++id) {
+    st.begin(id);
+    st.write_file(id, "f", "x");
+    st.finalize(metadata_for(id, "f"));
+  }
+  CHECK(st.completed() == std::vector<int64_t>{1, 2});
+  CHECK_THROWS_WITH_AS(st.finalize(metadata_for(3, "f")), doctest::Contains("was not begun"),
+                       checkpoint_error);
+}
+
+TEST_CASE("discarding a checkpoint that is gone is no error") {
+  scratch s;
+  checkpoint_storage st(s.dir, "job1");
+  st.begin(1);
+  st.discard(1);
+  CHECK(!fs::exists(st.checkpoint_dir(1)));
+  st.discard(1);
+  st.discard(7);
+}
+
 TEST_CASE("incomplete checkpoints are cleaned up and never listed") {
   scratch s;
   checkpoint_storage st(s.dir, "job1");
