@@ -714,6 +714,9 @@ void subtask_state::snapshot_with_feedback(int64_t id) {
   capture c;
   c.id = id;
   c.state.inputs.resize(inputs_.size());
+  c.state.outputs.resize(outputs_.size());
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    c.state.outputs[o].resize(outputs_[o].size());
   c.recording.assign(inputs_.size(), 0);
   for (size_t ch = 0; ch < inputs_.size(); ++ch)
     c.recording[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
@@ -1001,16 +1004,17 @@ void subtask_state::replay_channel_state(const runtime::channel_state& cs) {
   if (cs.inputs.size() != inputs_.size())
     throw mismatch(std::to_string(cs.inputs.size()) + " input channels recorded, " +
                    std::to_string(inputs_.size()) + " now");
-  if (cs.outputs.size() != outputs_.size())
+  // A capture that overtook no output records no outputs at all.
+  if (!cs.outputs.empty() && cs.outputs.size() != outputs_.size())
     throw mismatch(std::to_string(cs.outputs.size()) + " outputs recorded, " +
                    std::to_string(outputs_.size()) + " now");
-  for (size_t o = 0; o < outputs_.size(); ++o)
+  for (size_t o = 0; o < cs.outputs.size(); ++o)
     if (cs.outputs[o].size() != outputs_[o].size())
       throw mismatch("output " + std::to_string(o) + " had " +
                      std::to_string(cs.outputs[o].size()) + " channels, now " +
                      std::to_string(outputs_[o].size()));
   try {
-    for (size_t o = 0; o < outputs_.size(); ++o) {
+    for (size_t o = 0; o < cs.outputs.size(); ++o) {
       for (size_t c = 0; c < outputs_[o].size(); ++c) {
         auto& ch = outputs_[o][c];
         for (const auto& bytes : cs.outputs[o][c]) {

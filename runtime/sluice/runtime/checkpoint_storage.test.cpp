@@ -32,8 +32,8 @@ checkpoint_metadata metadata_for(int64_t id, const std::string& file) {
   op.uid = "sum";
   op.parallelism = 2;
   op.max_parallelism = 128;
-  op.subtasks.push_back({0, file, "", 3});
-  op.subtasks.push_back({1, "", "", 0});
+  op.subtasks.push_back({0, file, "", 3, ""});
+  op.subtasks.push_back({1, "", "", 0, ""});
   md.operators.push_back(op);
   return md;
 }
