@@ -3,6 +3,7 @@
 // through HTTP, and the error statuses.
 
 #include "sluice/sluice.hpp"
+#include "sluice/remote/errors.hpp"
 #include "sluice/remote/internal/test_http_client.hpp"
 #include "sluice/remote/rest/rest_api.hpp"
 #include "test_util.hpp"
