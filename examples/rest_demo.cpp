@@ -3,7 +3,7 @@
 // mini-cluster, with the REST server of this process on --rest-port.
 //
 //   rest_demo [--rest-port P] [--rate N] [--parallelism N] [--checkpoint-dir D]
-//             [--token T]
+//             [--token T] [--state heap|rocksdb]
 //
 // Then, for example:
 //   curl localhost:8081/jobs/overview
@@ -39,7 +39,7 @@ struct count_per_key final : sluice::keyed_process_function<int64_t, int64_t, in
 int main(int argc, char** argv) {
   using namespace sluice;
   int64_t port = 8081, rate = 10000, parallelism = 2;
-  std::string checkpoint_dir, token;
+  std::string checkpoint_dir, token, backend = "rocksdb";
   examples::example_args args(argc, argv);
   while (args.next()) {
     const auto& arg = args.flag();
@@ -53,13 +53,19 @@ int main(int argc, char** argv) {
       checkpoint_dir = args.text();
     else if (arg == "--token")
       token = args.text();
+    else if (arg == "--state")
+      backend = args.text();
     else {
       std::cerr << "error: unknown argument '" << arg << "'\n"
                 << "usage: " << argv[0]
                 << " [--rest-port P] [--rate N] [--parallelism N] [--checkpoint-dir D]"
-                   " [--token T]\n";
+                   " [--token T] [--state heap|rocksdb]\n";
       return 2;
     }
+  }
+  if (backend != "heap" && backend != "rocksdb") {
+    std::cerr << "error: --state must be heap or rocksdb, not '" << backend << "'\n";
+    return 2;
   }
   if (port > 65535) {
     std::cerr << "error: --rest-port needs a number <= 65535\n";
@@ -78,6 +84,7 @@ int main(int argc, char** argv) {
   cfg.parallelism = static_cast<int32_t>(parallelism);
   cfg.checkpoints.interval = std::chrono::seconds(1);
   cfg.checkpoints.directory = checkpoint_dir;
+  cfg.state.backend = state::parse_backend_kind(backend);
   stream_environment env(cfg);
   env.from_generator(stream_environment::unbounded,
                      [](uint64_t i) { return static_cast<int64_t>(i); },
@@ -91,6 +98,7 @@ int main(int argc, char** argv) {
   std::cout << "job " << job->job_id() << " running; REST API on http://127.0.0.1:"
             << (*server)->port() << "/" << std::endl;
   auto r = job->wait();
+  (*server)->stop();
   std::cout << "job ended: " << runtime::to_string(r.status)
             << (r.error.empty() ? "" : " (" + r.error + ")") << std::endl;
   return r.status == runtime::job_status::failed ? 1 : 0;
