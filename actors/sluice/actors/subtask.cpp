@@ -388,6 +388,7 @@ void subtask_state::publish_counters() {
   m.records_out.store(out, std::memory_order_relaxed);
   m.peak_queued_batches.store(peak_queued_, std::memory_order_relaxed);
   m.peak_pending_batches.store(peak_pending_, std::memory_order_relaxed);
+  m.input_watermark.store(element_.watermark, std::memory_order_relaxed);
 }
 
 void subtask_state::on_event(const event_msg& m) {
