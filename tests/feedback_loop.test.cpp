@@ -92,6 +92,8 @@ TEST_CASE("a loop's in-flight records survive failures: exactly once with checkp
     }, 30s), "round " << round << ", restarts " << job->restarts());
     job->kill_subtask(1, static_cast<int32_t>(rng() % 2));
     ++kills;
+    // The kill lands once the subtask reads it; wait for its restart.
+    REQUIRE(sluice::test::eventually([&] { return job->restarts() >= round + 1; }, 30s));
   }
   // Everything committed: every id exactly once.
   std::map<std::string, int> seen;

@@ -116,6 +116,8 @@ TEST_CASE("cyclic messaging under failures and checkpoints: state and output exa
     auto before = completed(*job);
     REQUIRE(sluice::test::eventually([&] { return completed(*job) >= before + 2; }, 30s));
     job->kill_subtask(1, static_cast<int32_t>(rng() % 2));
+    // The kill lands once the subtask reads it; wait for its restart.
+    REQUIRE(sluice::test::eventually([&] { return job->restarts() >= round + 1; }, 30s));
   }
   std::map<std::string, int> seen;
   auto read = [&] {
