@@ -89,9 +89,10 @@ TEST_CASE("functions message each other in a cycle and report to the egress") {
     CHECK_MESSAGE((n == 1 && l.substr(l.find(',')) == ",6"), l);
 }
 
-TEST_CASE("cyclic messaging under failures and checkpoints: state and output exactly once") {
+void run_cycle_under_failures(bool unaligned) {
   sluice::test::temp_dir dir;
   configuration cfg;
+  cfg.checkpoints.unaligned = unaligned;
   cfg.parallelism = 2;
   cfg.state.backend = state::backend_kind::rocksdb;
   cfg.checkpoints.interval = 40ms;
@@ -134,6 +135,14 @@ TEST_CASE("cyclic messaging under failures and checkpoints: state and output exa
   for (auto& [l, n] : seen)
     CHECK_MESSAGE((n == 1 && l.substr(l.find(',')) == ",6"), l);
   CHECK(job->restarts() == kills);
+}
+
+TEST_CASE("cyclic messaging under failures and checkpoints: state and output exactly once") {
+  run_cycle_under_failures(false);
+}
+
+TEST_CASE("cyclic messaging with unaligned checkpoints (which StateFun refuses): exactly once") {
+  run_cycle_under_failures(true);
 }
 
 }
