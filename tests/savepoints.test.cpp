@@ -255,9 +255,15 @@ TEST_CASE("stop with savepoint ends a job whose source never ends, and its clien
     .uid("counter")
     .discard();
   auto job = env.execute_async("never ending");
+  // A savepoint needs every task RUNNING.
   REQUIRE(sluice::test::eventually([&] {
     auto m = job->metrics();
-    return job->status() == runtime::job_status::running && !m.subtasks.empty();
+    if (m.subtasks.empty())
+      return false;
+    for (auto& s : m.subtasks)
+      if (s.state != runtime::execution_state::running)
+        return false;
+    return true;
   }, 30s));
   auto sp = job->stop_with_savepoint((fs::path(dir.path()) / "savepoints").string(), false);
   CHECK(fs::exists(fs::path(sp) / "_metadata"));
