@@ -119,3 +119,15 @@ TEST_CASE("a loop's in-flight records survive failures: exactly once with checkp
 }
 
 }
+
+TEST_SUITE("integration.feedback") {
+
+TEST_CASE("a loop must go back to an earlier operator") {
+  stream_environment env;
+  auto a = env.from_elements(int64_t{1}, int64_t{2}).map([](int64_t i) { return i + 1; });
+  auto b = a.map([](int64_t i) { return i * 2; });
+  CHECK_THROWS_WITH_AS(a.feed_back_into(b), doctest::Contains("earlier operator"),
+                       std::invalid_argument);
+}
+
+}

@@ -712,29 +712,10 @@ void subtask_state::snapshot_with_feedback(int64_t id) {
   // they are processed after this snapshot, so the checkpoint keeps them
   // (queued ones now, arriving ones until the barrier), as Chandy-Lamport
   // records a channel's messages.
-  capture c;
-  c.id = id;
-  c.state.inputs.resize(inputs_.size());
-  c.state.outputs.resize(outputs_.size());
-  for (size_t o = 0; o < outputs_.size(); ++o)
-    c.state.outputs[o].resize(outputs_[o].size());
-  c.recording.assign(inputs_.size(), 0);
+  std::vector<char> record(inputs_.size(), 0);
   for (size_t ch = 0; ch < inputs_.size(); ++ch)
-    c.recording[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
-  std::vector<char> scanning = c.recording;
-  for (auto& item : queue_) {
-    auto ch = item.channel;
-    if (!scanning[ch])
-      continue;
-    if (item.batch) {
-      item.batch->write_records(c.state.inputs[ch].emplace_back());
-    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
-               item.event == channel_event::end_of_partition) {
-      scanning[ch] = 0;
-      c.recording[ch] = 0;
-    }
-  }
-  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+    record[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
+  auto c = new_capture(id, std::move(record), -1);
   c.write = snapshot_chain(id, now_ms());
   forward_barrier(id, aligning_savepoint_, nullptr);
   capture_ = std::move(c);
@@ -801,12 +782,7 @@ subtask_state::pending_write subtask_state::snapshot_chain(int64_t id, int64_t t
 
 void subtask_state::forward_barrier(int64_t id, bool savepoint,
                                     runtime::channel_state* overtaken) {
-  if (overtaken != nullptr) {
-    overtaken->outputs.resize(outputs_.size());
-    for (size_t o = 0; o < outputs_.size(); ++o)
-      overtaken->outputs[o].resize(outputs_[o].size());
-  }
-  overtaken_ = overtaken;
+  overtaken_ = overtaken; // shaped by new_capture()
   for (auto& o : chain_.outputs)
     o->broadcast_event(channel_event::barrier, barrier_value(id, savepoint));
   overtaken_ = nullptr;
@@ -822,8 +798,7 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
   if (unaligned_ && !savepoint && aligned_timeout_.count() == 0) {
     // A source (or a subtask asked directly) of an unaligned checkpoint:
     // its barrier overtakes the output waiting for credit.
-    capture c;
-    c.id = id;
+    auto c = new_capture(id, std::vector<char>(inputs_.size(), 0), -1);
     c.write = std::move(w);
     forward_barrier(id, false, &c.state);
     c.write.ack.unaligned = true;
@@ -836,13 +811,8 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
     // Aligned first: barriers queued behind output batches may overtake
     // them when the aligned-checkpoint timeout runs out, so the snapshot is
     // acknowledged once every barrier has left.
-    capture c;
-    c.id = id;
-    c.recording.assign(inputs_.size(), 0);
-    c.state.inputs.resize(inputs_.size());
-    c.state.outputs.resize(outputs_.size());
+    auto c = new_capture(id, std::vector<char>(inputs_.size(), 0), -1);
     for (size_t o = 0; o < outputs_.size(); ++o) {
-      c.state.outputs[o].resize(outputs_[o].size());
       for (auto& ch : outputs_[o])
         for (auto& item : ch.pending)
           if (!item.batch && item.kind == static_cast<uint8_t>(channel_event::barrier) &&
@@ -930,6 +900,37 @@ void subtask_state::on_alignment_timeout(int64_t id) {
   });
 }
 
+subtask_state::capture subtask_state::new_capture(int64_t id, std::vector<char> record,
+                                                  int32_t arrived) {
+  capture c;
+  c.id = id;
+  c.state.inputs.resize(inputs_.size());
+  c.state.outputs.resize(outputs_.size());
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    c.state.outputs[o].resize(outputs_[o].size());
+  // Queued batches of a recorded channel up to its barrier (or end) are in
+  // flight; after that the channel records arrivals, unless its barrier is
+  // the one that just `arrived` (-1: none).
+  auto scanning = record;
+  for (auto& item : queue_) {
+    auto ch = item.channel;
+    if (!scanning[ch])
+      continue;
+    if (item.batch) {
+      item.batch->write_records(c.state.inputs[ch].emplace_back());
+    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
+               item.event == channel_event::end_of_partition) {
+      scanning[ch] = 0;
+      record[ch] = 0;
+    }
+  }
+  if (arrived >= 0)
+    record[static_cast<size_t>(arrived)] = 0;
+  c.recording = std::move(record);
+  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+  return c;
+}
+
 void subtask_state::start_unaligned(int64_t id, int32_t channel) {
   if (capture_) {
     // An older capture still waits for barriers that will not come (its
@@ -941,31 +942,13 @@ void subtask_state::start_unaligned(int64_t id, int32_t channel) {
   bool switching = aligning_ == id; // aligned so far, timed out
   if (aligning_ >= 0 && !switching)
     release_held(); // an older alignment given up: what it held precedes this barrier
-  capture c;
-  c.id = id;
-  c.state.inputs.resize(inputs_.size());
-  c.recording.assign(inputs_.size(), 0);
   // Channels whose barrier was processed hold only data after it (held_);
   // the others contribute what is queued before their barrier, and, if it
   // has not arrived yet, what arrives until it does.
-  std::vector<char> past_barrier(inputs_.size(), 0);
-  for (size_t ch = 0; ch < inputs_.size(); ++ch) {
-    past_barrier[ch] = (switching && barrier_seen_[ch]) || inputs_[ch].ended;
-    c.recording[ch] = !past_barrier[ch] && static_cast<int32_t>(ch) != channel;
-  }
-  for (auto& item : queue_) {
-    auto ch = item.channel;
-    if (past_barrier[ch])
-      continue;
-    if (item.batch) {
-      item.batch->write_records(c.state.inputs[ch].emplace_back());
-    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
-               item.event == channel_event::end_of_partition) {
-      past_barrier[ch] = 1;
-      c.recording[ch] = 0;
-    }
-  }
-  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+  std::vector<char> record(inputs_.size(), 0);
+  for (size_t ch = 0; ch < inputs_.size(); ++ch)
+    record[ch] = !(switching && barrier_seen_[ch]) && !inputs_[ch].ended;
+  auto c = new_capture(id, std::move(record), channel);
   c.write = snapshot_chain(id, now_ms());
   c.write.ack.unaligned = true;
   forward_barrier(id, false, &c.state);

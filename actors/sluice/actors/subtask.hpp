@@ -205,6 +205,11 @@ private:
   void start_unaligned(int64_t id, int32_t channel);
   /// `channel` delivered its barrier (or ended): its recording stops.
   void capture_channel_done(uint32_t channel);
+  /// A capture of checkpoint `id` shaped like this subtask's channels that
+  /// records the input channels flagged in `record` (queued batches now,
+  /// arrivals until their barrier); `arrived` (-1: none) is the channel
+  /// whose barrier just came, so only its queue counts.
+  capture new_capture(int64_t id, std::vector<char> record, int32_t arrived);
   void finish_capture();
   /// Aligned snapshot of a subtask with feedback inputs: their in-flight
   /// records up to their barrier become channel state.

@@ -196,3 +196,36 @@ TEST_CASE("bad names and ids are rejected before touching the disk") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("runtime.checkpoint_storage") {
+
+TEST_CASE("channel state is read back per subtask; rescaling it or a corrupt file is an error") {
+  scratch s;
+  channel_state cs;
+  cs.inputs = {{"batch-a"}, {}};
+  write_text(s.dir / "n1-head-s1.chan", cs.encode());
+  restore_point rp;
+  rp.dir = s.dir;
+  rp.metadata = metadata_for(1, "");
+  auto& op = rp.metadata.operators[0];
+  op.subtasks[0].keyed_state_file = "";
+  op.subtasks[1].channel_state_file = "n1-head-s1.chan";
+  // Round trip through _metadata keeps the field.
+  auto again = checkpoint_metadata::from_json(rp.metadata.to_json(), "md");
+  CHECK(again.operators[0].subtasks[1].channel_state_file == "n1-head-s1.chan");
+
+  CHECK_FALSE(load_channel_state(rp, op, 0, 2));
+  auto got = load_channel_state(rp, op, 1, 2);
+  REQUIRE(got);
+  CHECK(got->inputs == cs.inputs);
+  CHECK_THROWS_WITH_AS((void)load_channel_state(rp, op, 0, 3),
+                       doctest::Contains("cannot be restored at another parallelism (2 -> 3)"),
+                       checkpoint_error);
+  write_text(s.dir / "n1-head-s1.chan", "SLCHAN garbage");
+  CHECK_THROWS_WITH_AS((void)load_channel_state(rp, op, 1, 2),
+                       doctest::Contains("n1-head-s1.chan"), checkpoint_error);
+  op.subtasks[1].channel_state_file = "../escape.chan";
+  CHECK_THROWS_AS((void)load_channel_state(rp, op, 1, 2), checkpoint_error);
+}
+
+}

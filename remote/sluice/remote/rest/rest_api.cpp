@@ -496,6 +496,34 @@ bool valid_trigger_id(const std::string& id) {
   return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
+/// What savepoint and stop requests share: a target directory and a flag
+/// (under names that differ per endpoint, as in Flink), a trigger id and a
+/// format. False with `bad` set when a field is wrong.
+struct savepoint_fields {
+  std::string target;
+  bool flag = false;
+  std::string trigger = random_trigger_id();
+};
+
+bool read_savepoint_fields(const json& body, const char* dir_key, const char* flag_key,
+                           savepoint_fields& out, rest_response& bad) {
+  std::string format = "CANONICAL";
+  if (!optional_field(body, dir_key, out.target, bad) ||
+      !optional_field(body, flag_key, out.flag, bad) ||
+      !optional_field(body, "triggerId", out.trigger, bad) ||
+      !optional_field(body, "formatType", format, bad))
+    return false;
+  if (!valid_trigger_id(out.trigger)) {
+    bad = error_response(400, "triggerId must be 32 lower-case hex digits");
+    return false;
+  }
+  if (format != "CANONICAL") {
+    bad = error_response(400, "formatType " + format + " is not supported (use CANONICAL)");
+    return false;
+  }
+  return true;
+}
+
 /// The running job's client for an operation, or an error response.
 std::shared_ptr<runtime::job_client> running_client(const api_state& st,
                                                     const actors::job_info& j,
@@ -640,22 +668,14 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     auto body = parse_body(req, err);
     if (!body)
       return err;
-    std::string target, trigger = random_trigger_id(), format = "CANONICAL";
-    bool cancel_job = false;
-    if (!optional_field(*body, "target-directory", target, err) ||
-        !optional_field(*body, "cancel-job", cancel_job, err) ||
-        !optional_field(*body, "triggerId", trigger, err) ||
-        !optional_field(*body, "formatType", format, err))
+    savepoint_fields f;
+    if (!read_savepoint_fields(*body, "target-directory", "cancel-job", f, err))
       return err;
-    if (!valid_trigger_id(trigger))
-      return error_response(400, "triggerId must be 32 lower-case hex digits");
-    if (format != "CANONICAL")
-      return error_response(400, "formatType " + format + " is not supported (use CANONICAL)");
     auto client = running_client(*st, *j, "take a savepoint of", err);
     if (!client)
       return err;
-    return st->start_operation(j->id, trigger, [client, target, cancel_job] {
-      return cancel_job ? client->cancel_with_savepoint(target) : client->trigger_savepoint(target);
+    return st->start_operation(j->id, f.trigger, [client, target = f.target, cancel = f.flag] {
+      return cancel ? client->cancel_with_savepoint(target) : client->trigger_savepoint(target);
     });
   });
 
@@ -667,21 +687,13 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     auto body = parse_body(req, err);
     if (!body)
       return err;
-    std::string target, trigger = random_trigger_id(), format = "CANONICAL";
-    bool drain = false;
-    if (!optional_field(*body, "targetDirectory", target, err) ||
-        !optional_field(*body, "drain", drain, err) ||
-        !optional_field(*body, "triggerId", trigger, err) ||
-        !optional_field(*body, "formatType", format, err))
+    savepoint_fields f;
+    if (!read_savepoint_fields(*body, "targetDirectory", "drain", f, err))
       return err;
-    if (!valid_trigger_id(trigger))
-      return error_response(400, "triggerId must be 32 lower-case hex digits");
-    if (format != "CANONICAL")
-      return error_response(400, "formatType " + format + " is not supported (use CANONICAL)");
     auto client = running_client(*st, *j, "stop", err);
     if (!client)
       return err;
-    return st->start_operation(j->id, trigger, [client, target, drain] {
+    return st->start_operation(j->id, f.trigger, [client, target = f.target, drain = f.flag] {
       return client->stop_with_savepoint(target, drain);
     });
   });

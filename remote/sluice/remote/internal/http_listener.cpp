@@ -1,0 +1,243 @@
+#include "sluice/remote/internal/http_listener.hpp"
+
+#include "sluice/remote/errors.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+namespace sluice::remote::internal {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+class session;
+} // namespace
+
+struct http_listener::impl {
+  http_listener_config config;
+  http_handler handler;
+  http_error_formatter errors;
+  net::io_context io;
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::mutex mtx;
+  bool stopped = false;
+  std::unordered_map<session*, std::weak_ptr<session>> sessions;
+  uint16_t port = 0;
+
+  void accept();
+};
+
+namespace {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket socket, http_listener::impl& server)
+      : stream_(std::move(socket))
+      , server_(server) {}
+
+  void start() { read(); }
+
+  void close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ignore;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignore);
+      self->stream_.socket().close(ignore);
+    });
+  }
+
+  ~session() {
+    std::lock_guard<std::mutex> lock{server_.mtx};
+    server_.sessions.erase(this);
+  }
+
+private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(server_.config.max_body_bytes);
+    stream_.expires_after(server_.config.idle_timeout);
+    // Header first: Beast 1.74 does not apply body_limit to a
+    // Content-Length, so the session checks it before reading the body.
+    http::async_read_header(
+        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec)
+            return self->on_read(ec);
+          auto length = self->parser_->content_length();
+          if (length && *length > self->server_.config.max_body_bytes)
+            return self->on_read(http::error::body_limit);
+          http::async_read(self->stream_, self->buffer_, *self->parser_,
+                           [self](beast::error_code ec2, size_t) {
+                             if (!ec2 && self->parser_->get().body().size() >
+                                             self->server_.config.max_body_bytes)
+                               ec2 = http::error::body_limit;
+                             self->on_read(ec2);
+                           });
+        });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      // The rest of the body is not read: the connection closes after this.
+      respond(server_.errors(413, "request body larger than " +
+                                      std::to_string(server_.config.max_body_bytes) + " bytes"),
+              false);
+      return;
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof)
+      return; // closed, idle or stopped: drop the connection
+    if (ec) {
+      respond(server_.errors(400, "malformed HTTP request: " + ec.message()), false);
+      return;
+    }
+    auto req = parser_->release();
+    bool keep = req.keep_alive();
+    http_request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    r.authorization = std::string(req[http::field::authorization]);
+    r.body = std::move(req.body());
+    http_reply reply;
+    try {
+      reply = server_.handler(std::move(r));
+    } catch (const std::exception& e) {
+      reply = server_.errors(500, std::string("request failed: ") + e.what());
+    }
+    respond(std::move(reply), keep);
+  }
+
+  void respond(http_reply reply, bool keep_alive) {
+    res_ = {};
+    res_.result(reply.status);
+    res_.version(11);
+    res_.set(http::field::content_type, reply.content_type);
+    for (auto& [name, value] : reply.headers)
+      res_.set(name, value);
+    res_.keep_alive(keep_alive);
+    res_.body() = std::move(reply.body);
+    res_.prepare_payload();
+    stream_.expires_after(server_.config.idle_timeout);
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                        if (ec)
+                          return;
+                        if (!keep_alive) {
+                          beast::error_code ignore;
+                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignore);
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  beast::tcp_stream stream_;
+  http_listener::impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+};
+
+} // namespace
+
+void http_listener::impl::accept() {
+  acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec)
+      return; // the acceptor was closed
+    beast::error_code ignore;
+    socket.set_option(tcp::no_delay{true}, ignore);
+    auto s = std::make_shared<session>(std::move(socket), *this);
+    {
+      std::lock_guard<std::mutex> lock{mtx};
+      if (stopped)
+        return;
+      sessions.emplace(s.get(), s);
+    }
+    s->start();
+    accept();
+  });
+}
+
+http_listener::http_listener(std::unique_ptr<impl> p)
+    : impl_(std::move(p)) {}
+
+caf::expected<std::unique_ptr<http_listener>>
+http_listener::start(http_listener_config config, http_handler handler,
+                     http_error_formatter errors) {
+  auto p = std::make_unique<impl>();
+  p->config = config;
+  p->handler = std::move(handler);
+  p->errors = std::move(errors);
+  beast::error_code ec;
+  auto ip = net::ip::make_address(config.bind_address, ec);
+  if (ec)
+    return make_error(remote_errc::server_failed, "cannot bind " + config.name +
+                                                      ": bad address '" + config.bind_address +
+                                                      "'");
+  tcp::endpoint ep{ip, config.port};
+  auto where = config.bind_address + ":" + std::to_string(config.port);
+  p->acceptor.open(ep.protocol(), ec);
+  if (!ec)
+    p->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    p->acceptor.bind(ep, ec);
+  if (!ec)
+    p->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error(remote_errc::server_failed,
+                      "cannot bind " + config.name + " to " + where + ": " + ec.message());
+  p->port = p->acceptor.local_endpoint().port();
+  p->accept();
+  auto n = std::max<size_t>(1, config.threads);
+  for (size_t i = 0; i < n; ++i)
+    p->threads.emplace_back([io = &p->io] { io->run(); });
+  return std::unique_ptr<http_listener>{new http_listener(std::move(p))};
+}
+
+http_listener::~http_listener() {
+  stop();
+}
+
+uint16_t http_listener::port() const {
+  return impl_->port;
+}
+
+void http_listener::stop() {
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard<std::mutex> lock{impl_->mtx};
+    if (impl_->stopped)
+      return;
+    impl_->stopped = true;
+    for (auto& kv : impl_->sessions)
+      if (auto s = kv.second.lock())
+        live.push_back(std::move(s));
+  }
+  net::post(impl_->acceptor.get_executor(), [p = impl_.get()] {
+    beast::error_code ignore;
+    p->acceptor.close(ignore);
+  });
+  for (auto& s : live)
+    s->close();
+  live.clear();
+  // Every handler now completes promptly (closed sockets, closed acceptor),
+  // after which run() returns for lack of work.
+  for (auto& t : impl_->threads)
+    if (t.joinable())
+      t.join();
+}
+
+} // namespace sluice::remote::internal
