@@ -87,6 +87,7 @@ struct job_master_state {
   // Checkpoints.
   std::unique_ptr<runtime::checkpoint_storage> storage;
   std::shared_ptr<const runtime::restore_point> restore;
+  std::shared_ptr<runtime::savepoint_ids> savepoints = std::make_shared<runtime::savepoint_ids>();
   int64_t next_checkpoint_id = 1;
   std::map<int64_t, pending_checkpoint> pending;
   int64_t last_completion_ns = 0;
@@ -295,6 +296,8 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
   rec.num_subtasks = static_cast<int32_t>(st.total);
   st.sub.board->checkpoints.triggered(std::move(rec));
   st.pending.emplace(id, std::move(p));
+  if (savepoint)
+    st.savepoints->add(id);
   checkpoint_trigger t{id, wall_ms(), stop};
   // Barriers start at the sources; subtasks that already reached the end of
   // their data get no barrier (their inputs ended) and are asked directly.
@@ -366,6 +369,8 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
           h.keyed_state_file = ack.keyed_files[k];
           h.operator_state_file = ack.operator_files[k];
           h.bytes = ack.bytes[k];
+          if (k < ack.native_files.size())
+            h.native_files = ack.native_files[k];
         }
         any = any || !h.keyed_state_file.empty() || !h.operator_state_file.empty();
         op.subtasks.push_back(std::move(h));
@@ -378,10 +383,14 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
   auto* store = &storage(self);
   auto src = store->checkpoint_dir(p.id);
   if (!p.savepoint) {
-    run_blocking(self, p.id, [store, md] {
+    std::vector<int64_t> in_flight;
+    for (auto& [pid, pp] : st.pending)
+      if (pid != p.id)
+        in_flight.push_back(pid);
+    run_blocking(self, p.id, [store, md, in_flight] {
       // A job without state files wrote nothing into chk-N yet.
       std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
-      (void)store->complete(md);
+      (void)store->complete(md, in_flight);
     });
     return;
   }
@@ -451,7 +460,7 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
   st.sub.board->checkpoints.completed(id, path);
   if (!p.savepoint)
     st.restore = std::make_shared<runtime::restore_point>(
-      runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata)});
+      runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata), true});
   // Older checkpoints still in flight are subsumed.
   std::vector<int64_t> older;
   for (auto& [pid, pp] : st.pending)
@@ -703,7 +712,7 @@ void deploy(jm_pointer self) {
     for (int32_t i = 0; i < v.parallelism; ++i, ++cell_index) {
       subtask_deployment d{st.sub.job, st.sub.config, v.id, i, caf::actor_cast<caf::actor>(self),
                            st.sub.board->cells[cell_index], st.attempt, checkpoint_dir,
-                           st.restore};
+                           st.restore, st.savepoints};
       st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
       auto tm = st.slots[group_offset[v.slot_sharing_group] + static_cast<size_t>(i)];
       auto vid = v.id;

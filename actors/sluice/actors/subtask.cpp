@@ -96,7 +96,8 @@ void subtask_state::start() {
     auto me = caf::actor_cast<subtask_actor>(self_);
     self_->spawn<caf::detached>(
       [me, rp = d_.restore, uids = std::move(uids), index = d_.index, p = v.parallelism,
-       mp = v.max_parallelism](caf::event_based_actor* w, int) {
+       mp = v.max_parallelism,
+       staging = d_.config.state.rocksdb.local_dir](caf::event_based_actor* w, int) {
         auto bundle = std::make_shared<restore_bundle>();
         for (auto& uid : uids) {
           bundle->ops.emplace_back();
@@ -104,7 +105,8 @@ void subtask_state::start() {
           if (handle == nullptr)
             continue;
           try {
-            bundle->ops.back() = runtime::load_operator_restore(*rp, *handle, index, p, mp);
+            bundle->ops.back() =
+              runtime::load_operator_restore(*rp, *handle, index, p, mp, staging);
           } catch (const std::exception& e) {
             bundle->error = e.what();
             break;
@@ -618,20 +620,15 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
   ack.attempt = d_.attempt;
   ack.alignment_ns = aligning_ >= 0 ? t0 - align_start_ns_ : 0;
   const auto& v = d_.job->vertices()[d_.vertex];
-  std::vector<std::pair<std::string, std::string>> files;
+  // Savepoints are full snapshots in the canonical format (self-contained).
+  bool incremental = d_.config.checkpoints.incremental &&
+                     !(d_.savepoints && d_.savepoints->contains(id));
+  std::vector<std::pair<std::string, runtime::operator_snapshot>> snaps;
   for (size_t k = 0; k < chain_.operators.size(); ++k) {
-    auto snap = chain_.operators[k]->snapshot_operator(id, timestamp_ms);
     const auto& node = d_.job->graph().nodes[v.nodes[k]];
     auto base = "n" + std::to_string(node.id) + "-" + file_token(runtime::operator_uid(node)) +
                 "-s" + std::to_string(d_.index);
-    uint64_t bytes = snap.keyed.size() + snap.operator_state.size();
-    ack.keyed_files.push_back(snap.keyed.empty() ? std::string() : base + ".keyed");
-    ack.operator_files.push_back(snap.operator_state.empty() ? std::string() : base + ".op");
-    ack.bytes.push_back(bytes);
-    if (!snap.keyed.empty())
-      files.emplace_back(ack.keyed_files.back(), std::move(snap.keyed));
-    if (!snap.operator_state.empty())
-      files.emplace_back(ack.operator_files.back(), std::move(snap.operator_state));
+    snaps.emplace_back(base, chain_.operators[k]->snapshot_operator(id, timestamp_ms, incremental));
   }
   if (forward)
     for (auto& o : chain_.outputs)
@@ -641,14 +638,17 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
   auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(id));
   auto jm = d_.job_master;
   self_->spawn<caf::detached>(
-    [dir, jm, files = std::move(files), ack = std::move(ack)](caf::event_based_actor* w,
+    [dir, jm, snaps = std::move(snaps), ack = std::move(ack)](caf::event_based_actor* w,
                                                                int) mutable {
       auto t = steady_now_ns();
       try {
-        if (!files.empty())
-          std::filesystem::create_directories(dir);
-        for (auto& [name, bytes] : files)
-          runtime::checkpoint_storage::write_atomically(dir / name, bytes);
+        for (auto& [base, snap] : snaps) {
+          auto written = runtime::write_operator_snapshot(dir, ack.id, base, snap);
+          ack.keyed_files.push_back(std::move(written.keyed_state_file));
+          ack.operator_files.push_back(std::move(written.operator_state_file));
+          ack.bytes.push_back(written.bytes);
+          ack.native_files.push_back(std::move(written.native_files));
+        }
         ack.async_ns = steady_now_ns() - t;
         using namespace std::chrono;
         ack.acked_ms =

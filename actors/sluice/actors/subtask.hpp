@@ -32,6 +32,8 @@ struct subtask_deployment {
   std::string checkpoint_dir;
   /// The checkpoint or savepoint to restore from; null = fresh start.
   std::shared_ptr<const runtime::restore_point> restore;
+  /// Which checkpoint ids are savepoints (written in the full format).
+  std::shared_ptr<const runtime::savepoint_ids> savepoints;
 };
 
 /// A subtask's acknowledgement of a checkpoint: the files it wrote (per
@@ -44,6 +46,8 @@ struct checkpoint_ack {
   std::vector<std::string> keyed_files;
   std::vector<std::string> operator_files;
   std::vector<uint64_t> bytes;
+  /// Per operator: the files of its native keyed snapshot (empty = none).
+  std::vector<std::vector<state::native_file_ref>> native_files;
   int64_t alignment_ns = 0;
   int64_t sync_ns = 0;
   int64_t async_ns = 0;
