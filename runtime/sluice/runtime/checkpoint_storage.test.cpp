@@ -32,8 +32,8 @@ checkpoint_metadata metadata_for(int64_t id, const std::string& file) {
   op.uid = "sum";
   op.parallelism = 2;
   op.max_parallelism = 128;
-  op.subtasks.push_back({0, file, "", 3});
-  op.subtasks.push_back({1, "", "", 0});
+  op.subtasks.push_back({0, file, "", 3, {}});
+  op.subtasks.push_back({1, "", "", 0, {}});
   md.operators.push_back(op);
   return md;
 }
@@ -140,7 +140,7 @@ TEST_CASE("corrupt or foreign metadata gives an error naming the file, never a c
     text.replace(at, from.size(), to);
     write_text(meta, text);
   };
-  with("\"version\": 1", "\"version\": 9");
+  with("\"version\": 2", "\"version\": 9");
   CHECK_THROWS_WITH_AS(st.read_metadata(7), doctest::Contains("version 9 is not supported"),
                        checkpoint_error);
   with("\"checkpoint_id\": 7", "\"checkpoint_id\": 8");
