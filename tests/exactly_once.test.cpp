@@ -1,4 +1,5 @@
 #include "exactly_once_job.hpp"
+#include "sluice/runtime/checkpoint_storage.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
@@ -7,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 using namespace sluice;
@@ -126,6 +128,63 @@ TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (heap)") {
 
 TEST_CASE("exceptions and killed subtasks lose and duplicate nothing (RocksDB)") {
   run_exactly_once(state::backend_kind::rocksdb, 2, 12000, 600, 4, 4242);
+}
+
+TEST_CASE("incremental RocksDB checkpoints recover exactly and delete the shared files they drop") {
+  sluice::test::temp_dir dir;
+  const int64_t lines = 40000;
+  auto input = write_input(fs::path(dir.path()), lines, 37, 77);
+  auto plan = std::make_shared<exactly_once::failure_plan>(lines, 8000, 77);
+  auto cfg = checkpointed(fs::path(dir.path()), state::backend_kind::rocksdb, 2);
+  cfg.checkpoints.interval = 10ms;
+  // Short input queues: barriers wait little behind the throttled records,
+  // so checkpoints complete often.
+  cfg.batch_bytes = 2048;
+  cfg.credits_per_channel = 2;
+  cfg.checkpoints.incremental = true;
+  cfg.checkpoints.num_retained = 2;
+  // Kept after the end, so what is left on disk can be checked.
+  cfg.checkpoints.retention = runtime::externalized_retention::retain_on_cancellation;
+  stream_environment env(cfg);
+  auto out = (fs::path(dir.path()) / "out").string();
+  exactly_once::build(env, input, out, plan, 20);
+  auto job = env.execute_async("incremental checkpoints under failures");
+  auto killed = kill_randomly(*job, 2, static_cast<uint64_t>(lines) / 20, 78);
+  auto r = job->wait();
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  CHECK(killed >= 1);
+  CHECK(job->restarts() >= 2);
+  CHECK(exactly_once::finished_output(out) == exactly_once::expected_output(input));
+
+  runtime::checkpoint_storage storage(fs::path(dir.path()) / "checkpoints", job->job_id(), 2);
+  auto retained = storage.completed();
+  REQUIRE(retained.size() == 2);
+  // Ids count every checkpoint triggered in any attempt.
+  auto taken = retained.back();
+  MESSAGE(taken << " checkpoints taken, restarts " << job->restarts());
+  std::set<std::string> referenced;
+  size_t native = 0;
+  for (auto id : retained)
+    for (auto& op : storage.read_metadata(id).operators)
+      for (auto& s : op.subtasks)
+        for (auto& f : s.native_files) {
+          ++native;
+          if (f.shared)
+            referenced.insert(f.stored);
+        }
+  CHECK(native > 0); // the keyed state was checkpointed incrementally
+  std::set<std::string> on_disk;
+  for (auto& e : fs::recursive_directory_iterator(storage.job_dir() / "shared"))
+    if (!e.is_directory())
+      on_disk.insert(fs::relative(e.path(), storage.job_dir()).string());
+  // Each checkpoint flushes new SST files: without deletion the shared
+  // files of the checkpoints dropped since (at least 6) would still be here.
+  CHECK(taken >= 8);
+  CHECK(on_disk == referenced);
+  auto chk_dirs = 0;
+  for (auto& e : fs::directory_iterator(storage.job_dir()))
+    chk_dirs += e.path().filename().string().rfind("chk-", 0) == 0 ? 1 : 0;
+  CHECK(chk_dirs == 2);
 }
 
 TEST_CASE("failures past the restart strategy's limit fail the job with the causes") {

@@ -85,7 +85,9 @@ struct job_master_state {
   std::chrono::milliseconds restart_delay{0};
   std::vector<std::string> failure_causes;
   // Checkpoints.
-  std::unique_ptr<runtime::checkpoint_storage> storage;
+  /// Shared with the workers that write and delete checkpoints, which may
+  /// outlive the JobMaster.
+  std::shared_ptr<runtime::checkpoint_storage> storage;
   std::shared_ptr<const runtime::restore_point> restore;
   std::shared_ptr<runtime::savepoint_ids> savepoints = std::make_shared<runtime::savepoint_ids>();
   int64_t next_checkpoint_id = 1;
@@ -150,9 +152,15 @@ std::filesystem::path checkpoint_base(jm_pointer self) {
 runtime::checkpoint_storage& storage(jm_pointer self) {
   auto& st = self->state;
   if (!st.storage)
-    st.storage = std::make_unique<runtime::checkpoint_storage>(
+    st.storage = std::make_shared<runtime::checkpoint_storage>(
       checkpoint_base(self), st.sub.board->id, std::max(1, st.cp().num_retained));
   return *st.storage;
+}
+
+/// The storage for a worker to hold on to.
+std::shared_ptr<runtime::checkpoint_storage> shared_storage(jm_pointer self) {
+  (void)storage(self);
+  return self->state.storage;
 }
 
 void finish_job(jm_pointer self) {
@@ -380,7 +388,7 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
     }
   }
   p.metadata = md;
-  auto* store = &storage(self);
+  auto store = shared_storage(self);
   auto src = store->checkpoint_dir(p.id);
   if (!p.savepoint) {
     std::vector<int64_t> in_flight;
@@ -490,7 +498,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
     w.deliver(caf::make_error(caf::sec::runtime_error, why));
   if (!st.restarting && !st.failing)
     to_all(self, abortchk_atom::value, id);
-  auto* store = &storage(self);
+  auto store = shared_storage(self);
   run_blocking(self, -1, [store, id] { store->discard(id); });
   if (st.finish_on == id) {
     st.finish_on = -1;

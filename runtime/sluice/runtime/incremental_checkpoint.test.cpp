@@ -196,8 +196,7 @@ TEST_CASE("a shared file is deleted when no retained checkpoint references it an
   auto md1 = take(st, 1, {&r});
   st.complete(md1);
   r.b->checkpoint_completed(1);
-  // Overwrite every key, then compact: the files of checkpoint 1 leave the
-  // instance, so checkpoint 2 does not reference them.
+  // Overwrite every key: a new file; checkpoint 1's stay in the instance.
   r.put(0, 3000, 2);
   auto md2 = take(st, 2, {&r});
   auto shared1 = shared_of(md1);
@@ -214,7 +213,8 @@ TEST_CASE("a shared file is deleted when no retained checkpoint references it an
     CHECK(st.shared_references(f) == 1);
   r.b->checkpoint_completed(2);
 
-  // A checkpoint whose files are not all referenced by its successor.
+  // A successor that no longer references one of the files (as after a
+  // compaction).
   checkpoint_metadata md3 = md2;
   md3.checkpoint_id = 3;
   st.begin(3);
