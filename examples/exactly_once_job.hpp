@@ -19,7 +19,8 @@
 /// The job of examples/exactly_once_demo, shared with the exactly-once
 /// tests: lines "key,value" from the replayable file source are numbered,
 /// keyed by key, summed per key in keyed state, and written as
-/// "key,running_sum,line_number" through the transactional file sink.
+/// "key,running_sum,line_number" through a transactional sink (the file
+/// sink in build(); tests plug in others with build_running_sums()).
 /// Failures are injected at chosen input lines, each once across restarts.
 namespace exactly_once {
 
@@ -135,25 +136,45 @@ private:
   sluice::state::value_state<int64_t> sum_;
 };
 
-/// Builds the job into `env`: file -> number (parallelism 1) -> key by key
-/// -> running sum -> file sink into `output` (the environment's
-/// parallelism).
+/// Builds the job up to its sink into `env`: file -> number (parallelism 1)
+/// -> key by key -> running sum (the environment's parallelism). Returns the
+/// "key,running_sum,line_number" lines, for the caller's transactional sink.
+inline sluice::data_stream<std::string> build_running_sums(sluice::stream_environment& env,
+                                                           const std::string& input,
+                                                           std::shared_ptr<failure_plan> plan,
+                                                           int64_t throttle_every = 0) {
+  auto sums = env.read_text_file(input)
+                .set_parallelism(1)
+                .uid("lines")
+                .map(number_lines{})
+                .set_parallelism(1)
+                .uid("numbering")
+                .key_by([](const record& r) { return r.key; })
+                .process(running_sum(std::move(plan), throttle_every));
+  sums.uid("running-sum");
+  return sums;
+}
+
+/// Builds the job into `env`: build_running_sums -> file sink into `output`.
 inline void build(sluice::stream_environment& env, const std::string& input,
                   const std::string& output, std::shared_ptr<failure_plan> plan,
                   int64_t throttle_every = 0) {
   sluice::runtime::file_sink_options sink;
   sink.directory = output;
-  env.read_text_file(input)
-    .set_parallelism(1)
-    .uid("lines")
-    .map(number_lines{})
-    .set_parallelism(1)
-    .uid("numbering")
-    .key_by([](const record& r) { return r.key; })
-    .process(running_sum(std::move(plan), throttle_every))
-    .uid("running-sum")
+  build_running_sums(env, input, std::move(plan), throttle_every)
     .sink_to_files(sink)
     .uid("file-sink");
+}
+
+/// One output line "key,running_sum,line_number" split into its three
+/// fields (keys hold no comma: parse_line splits at the first one).
+inline std::vector<std::string> output_fields(const std::string& line) {
+  auto a = line.find(',');
+  auto b = line.find(',', a + 1);
+  if (a == std::string::npos || b == std::string::npos)
+    throw std::invalid_argument("not an output line 'key,running_sum,line_number': '" + line +
+                                "'");
+  return {line.substr(0, a), line.substr(a + 1, b - a - 1), line.substr(b + 1)};
 }
 
 /// What an uninterrupted run writes, one entry per input line (sorted).

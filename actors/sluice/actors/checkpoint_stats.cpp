@@ -59,7 +59,8 @@ json record_json(const checkpoint_record& r) {
             {"end_to_end_duration", r.end_to_end_duration_ms},
             {"alignment_buffered", 0},
             {"processed_data", 0},
-            {"persisted_data", 0},
+            {"persisted_data", r.persisted_data},
+            {"unaligned", r.unaligned},
             {"num_subtasks", r.num_subtasks},
             {"num_acknowledged_subtasks", r.num_acknowledged_subtasks},
             {"checkpoint_type", r.savepoint ? "SAVEPOINT" : "CHECKPOINT"},
@@ -151,9 +152,10 @@ std::string checkpoint_stats::to_json() const {
   for (auto& r : history_)
     if (r.status == "IN_PROGRESS")
       ++in_progress;
-  std::vector<int64_t> sizes, durations, alignments;
+  std::vector<int64_t> sizes, durations, alignments, persisted;
   for (auto& r : done_) {
     sizes.push_back(static_cast<int64_t>(r.state_size));
+    persisted.push_back(static_cast<int64_t>(r.persisted_data));
     durations.push_back(r.end_to_end_duration_ms);
     alignments.push_back(r.alignment_ms);
   }
@@ -180,7 +182,7 @@ std::string checkpoint_stats::to_json() const {
                 {"end_to_end_duration", min_max_avg(durations)},
                 {"alignment_buffered", min_max_avg({})},
                 {"processed_data", min_max_avg({})},
-                {"persisted_data", min_max_avg({})},
+                {"persisted_data", min_max_avg(persisted)},
                 {"alignment_duration", min_max_avg(alignments)}}},
               {"latest", latest},
               {"history", history}};

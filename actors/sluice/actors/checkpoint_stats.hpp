@@ -14,6 +14,7 @@ struct subtask_checkpoint_stats {
   int32_t index = 0;
   int64_t ack_timestamp_ms = 0;
   uint64_t state_size = 0;
+  uint64_t persisted_data = 0; ///< in-flight bytes of an unaligned checkpoint
   int64_t sync_ms = 0;
   int64_t async_ms = 0;
   int64_t alignment_ms = 0;
@@ -28,6 +29,8 @@ struct checkpoint_record {
   int64_t latest_ack_timestamp_ms = 0;
   int64_t end_to_end_duration_ms = 0;
   uint64_t state_size = 0;
+  uint64_t persisted_data = 0; ///< in-flight bytes stored (unaligned)
+  bool unaligned = false;
   int32_t num_subtasks = 0;
   int32_t num_acknowledged_subtasks = 0;
   int64_t alignment_ms = 0; ///< the longest alignment of any subtask

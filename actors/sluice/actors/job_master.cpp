@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -89,9 +90,12 @@ struct job_master_state {
   /// outlive the JobMaster.
   std::shared_ptr<runtime::checkpoint_storage> storage;
   std::shared_ptr<const runtime::restore_point> restore;
-  std::shared_ptr<runtime::savepoint_ids> savepoints = std::make_shared<runtime::savepoint_ids>();
   int64_t next_checkpoint_id = 1;
   std::map<int64_t, pending_checkpoint> pending;
+  /// Completed checkpoints of this job still on disk, oldest first. Only the
+  /// JobMaster deletes them, once a newer one completed, so the restore
+  /// point is never deleted (checkpoint_storage::finalize).
+  std::deque<int64_t> retained;
   int64_t last_completion_ns = 0;
   int32_t failed_in_a_row = 0;
   /// The checkpoint whose completion lets every subtask finish.
@@ -304,9 +308,7 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
   rec.num_subtasks = static_cast<int32_t>(st.total);
   st.sub.board->checkpoints.triggered(std::move(rec));
   st.pending.emplace(id, std::move(p));
-  if (savepoint)
-    st.savepoints->add(id);
-  checkpoint_trigger t{id, wall_ms(), stop};
+  checkpoint_trigger t{id, wall_ms(), stop, savepoint};
   // Barriers start at the sources; subtasks that already reached the end of
   // their data get no barrier (their inputs ended) and are asked directly.
   const auto& job = *st.sub.job;
@@ -380,7 +382,12 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
           if (k < ack.native_files.size())
             h.native_files = ack.native_files[k];
         }
-        any = any || !h.keyed_state_file.empty() || !h.operator_state_file.empty();
+        if (k == 0) {
+          h.channel_state_file = ack.channel_state_file;
+          h.bytes += ack.channel_bytes;
+        }
+        any = any || !h.keyed_state_file.empty() || !h.operator_state_file.empty() ||
+              !h.channel_state_file.empty();
         op.subtasks.push_back(std::move(h));
       }
       if (any)
@@ -388,17 +395,17 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
     }
   }
   p.metadata = md;
+  // Workers share the storage (and its reference counts of shared files):
+  // they may outlive this actor and its state.
   auto store = shared_storage(self);
   auto src = store->checkpoint_dir(p.id);
   if (!p.savepoint) {
-    std::vector<int64_t> in_flight;
-    for (auto& [pid, pp] : st.pending)
-      if (pid != p.id)
-        in_flight.push_back(pid);
-    run_blocking(self, p.id, [store, md, in_flight] {
+    run_blocking(self, p.id, [store, md] {
       // A job without state files wrote nothing into chk-N yet.
       std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
-      (void)store->complete(md, in_flight);
+      // Deletes nothing: the checkpoint to restore stays until this one
+      // counts as complete (on_written).
+      store->finalize(md);
     });
     return;
   }
@@ -436,7 +443,10 @@ void on_ack(jm_pointer self, checkpoint_ack& ack) {
   s.sync_ms = ack.sync_ns / 1000000;
   s.async_ms = ack.async_ns / 1000000;
   s.alignment_ms = ack.alignment_ns / 1000000;
+  s.persisted_data = ack.channel_bytes;
   st.sub.board->checkpoints.update(ack.id, [&](checkpoint_record& r) {
+    r.persisted_data += ack.channel_bytes;
+    r.unaligned = r.unaligned || ack.unaligned;
     r.tasks[v.hex_id].push_back(s);
     r.num_acknowledged_subtasks += 1;
     r.state_size += s.state_size;
@@ -450,11 +460,14 @@ void on_ack(jm_pointer self, checkpoint_ack& ack) {
 
 void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string& error) {
   auto& st = self->state;
-  if (attempt != st.attempt)
-    return;
   auto it = st.pending.find(id);
-  if (it == st.pending.end())
+  if (attempt != st.attempt || it == st.pending.end()) {
+    // Aborted while its metadata was written (a failover, or subsumed):
+    // the abort's discard may have run before the worker wrote into chk-N
+    // (a chk-N with `_metadata` looks completed). Delete it again.
+    run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
     return;
+  }
   if (!error.empty()) {
     abort_checkpoint(self, id, "cannot complete checkpoint " + std::to_string(id) + ": " + error,
                      true);
@@ -466,9 +479,29 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
   st.last_completion_ns = steady_now_ns();
   auto path = p.savepoint ? p.target : storage(self).checkpoint_dir(id).string();
   st.sub.board->checkpoints.completed(id, path);
-  if (!p.savepoint)
+  if (!p.savepoint) {
     st.restore = std::make_shared<runtime::restore_point>(
       runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata), true});
+    // Only now, with the restore point moved on, are older ones deleted
+    // (the storage drops their references to shared files and deletes
+    // those no retained checkpoint references), and uploads of older
+    // checkpoints that never completed.
+    st.retained.push_back(id);
+    std::vector<int64_t> dropped;
+    while (st.retained.size() > static_cast<size_t>(std::max(1, st.cp().num_retained))) {
+      dropped.push_back(st.retained.front());
+      st.retained.pop_front();
+    }
+    std::vector<int64_t> in_flight;
+    for (auto& [pid, pp] : st.pending)
+      if (pid < id && pp.savepoint)
+        in_flight.push_back(pid); // not subsumed below
+    run_blocking(self, -1, [store = shared_storage(self), dropped, id, in_flight] {
+      for (auto old : dropped)
+        store->discard(old);
+      store->delete_orphans(id, in_flight);
+    });
+  }
   // Older checkpoints still in flight are subsumed.
   std::vector<int64_t> older;
   for (auto& [pid, pp] : st.pending)
@@ -498,8 +531,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
     w.deliver(caf::make_error(caf::sec::runtime_error, why));
   if (!st.restarting && !st.failing)
     to_all(self, abortchk_atom::value, id);
-  auto store = shared_storage(self);
-  run_blocking(self, -1, [store, id] { store->discard(id); });
+  run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
   if (st.finish_on == id) {
     st.finish_on = -1;
     if (p.stop || p.final_checkpoint) {
@@ -564,7 +596,7 @@ void on_eod(jm_pointer self, int32_t v, int32_t i, int32_t attempt) {
   // one through its barrier ignores the repeat).
   for (auto& [id, p] : st.pending)
     if (!p.acks.count({v, i}) && !p.final_checkpoint)
-      self->send(st.subtasks[v][i], checkpoint_atom::value, checkpoint_trigger{id, p.trigger_ms, false});
+      self->send(st.subtasks[v][i], checkpoint_atom::value, checkpoint_trigger{id, p.trigger_ms, false, p.savepoint});
   if (++st.ended == st.total && !st.restarting && !st.failing && !st.cancel_requested)
     on_all_ended(self);
 }
@@ -720,7 +752,7 @@ void deploy(jm_pointer self) {
     for (int32_t i = 0; i < v.parallelism; ++i, ++cell_index) {
       subtask_deployment d{st.sub.job, st.sub.config, v.id, i, caf::actor_cast<caf::actor>(self),
                            st.sub.board->cells[cell_index], st.attempt, checkpoint_dir,
-                           st.restore, st.savepoints};
+                           st.restore};
       st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
       auto tm = st.slots[group_offset[v.slot_sharing_group] + static_cast<size_t>(i)];
       auto vid = v.id;

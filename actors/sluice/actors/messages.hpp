@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/runtime/channel_state.hpp"
 #include "sluice/runtime/checkpointing.hpp"
 #include "sluice/runtime/exchange.hpp"
 
@@ -50,6 +51,8 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 /// A subtask's restored state was read.
 using restored_atom = caf::atom_constant<caf::atom("restored")>;
+/// The aligned-checkpoint timeout of a checkpoint ran out at a subtask.
+using alignto_atom = caf::atom_constant<caf::atom("alignto")>;
 
 /// A batch of records for input channel `channel` of the receiving subtask.
 /// In-process the batch holds the records themselves and is never copied.
@@ -93,17 +96,33 @@ struct checkpoint_trigger {
   /// Stop with savepoint (no drain): the sources stop right after the
   /// barrier, and nothing downstream finishes its operators.
   bool stop = false;
+  /// Savepoints are always aligned, as in Flink: their barriers never
+  /// overtake data, so a savepoint holds no in-flight batches.
+  bool savepoint = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, checkpoint_trigger& x) {
-  return f(caf::meta::type_name("checkpoint_trigger"), x.id, x.timestamp_ms, x.stop);
+  return f(caf::meta::type_name("checkpoint_trigger"), x.id, x.timestamp_ms, x.stop,
+           x.savepoint);
+}
+
+/// The value a barrier event carries: the checkpoint id, with a flag for
+/// savepoints (which must stay aligned).
+constexpr int64_t barrier_value(int64_t id, bool savepoint) noexcept {
+  return savepoint ? (id | (int64_t{1} << 62)) : id;
+}
+constexpr int64_t barrier_id(int64_t value) noexcept { return value & ~(int64_t{1} << 62); }
+constexpr bool barrier_is_savepoint(int64_t value) noexcept {
+  return (value & (int64_t{1} << 62)) != 0;
 }
 
 /// State read for a restoring subtask: per operator of its chain, what it
 /// restores (empty = nothing for it); or why it could not be read.
 struct restore_bundle {
   std::vector<std::optional<runtime::operator_restore>> ops;
+  /// In-flight batches of an unaligned checkpoint, replayed first.
+  std::optional<runtime::channel_state> channels;
   std::string error;
 };
 using restore_bundle_ptr = std::shared_ptr<restore_bundle>;
@@ -116,7 +135,8 @@ using subtask_actor = caf::typed_actor<
   caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>,
   caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
   caf::reacts_to<abortchk_atom, int64_t>, caf::reacts_to<finish_atom>,
-  caf::reacts_to<stop_atom, bool>, caf::reacts_to<restored_atom, restore_bundle_ptr>>;
+  caf::reacts_to<stop_atom, bool>, caf::reacts_to<restored_atom, restore_bundle_ptr>,
+  caf::reacts_to<alignto_atom, int64_t>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {

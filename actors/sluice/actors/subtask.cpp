@@ -38,12 +38,39 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
     inputs_[i].sender_output = ins[i].upstream_output;
     inputs_[i].sender_channel = ins[i].upstream_channel;
     inputs_[i].feeder = ins[i].in_edge;
+    inputs_[i].feedback = ins[i].feedback;
+    has_feedback_ = has_feedback_ || ins[i].feedback;
   }
-  inputs_open_ = inputs_.size();
+  // Feedback channels never end the input: a loop runs until cancelled.
+  inputs_open_ = static_cast<size_t>(std::count_if(
+    inputs_.begin(), inputs_.end(), [](const in_channel& in) { return !in.feedback; }));
   barrier_seen_.assign(inputs_.size(), 0);
   exactly_once_ = d_.config.checkpoints.mode == runtime::checkpointing_mode::exactly_once;
-  if (!inputs_.empty())
+  unaligned_ = exactly_once_ && d_.config.checkpoints.unaligned && d_.config.checkpoints.enabled();
+  aligned_timeout_ = d_.config.checkpoints.aligned_checkpoint_timeout;
+  if (unaligned_ || (has_feedback_ && d_.config.checkpoints.enabled())) {
+    // Overtaken batches (and what a loop carries) are stored as channel
+    // state: the record types involved need a serializer.
+    bool ok = true;
+    if (unaligned_)
+      for (auto& o : chain_.outputs)
+        ok = ok && o->records_serializable();
+    for (auto& in : inputs_)
+      if (unaligned_ || in.feedback)
+        ok = ok && chain_.feeders[in.feeder]->records_serializable();
+    if (!ok)
+      throw std::invalid_argument(
+        "unaligned checkpoints store records in flight, but a record type exchanged by " + task_ +
+        " has no serializer (declare one, or disable "
+        "execution.checkpointing.unaligned.enabled)");
+  }
+  if (!inputs_.empty()) {
     valve_ = std::make_unique<runtime::watermark_valve>(inputs_.size());
+    // What comes back over a loop is behind the subtask's own event time.
+    for (size_t c = 0; c < inputs_.size(); ++c)
+      if (inputs_[c].feedback)
+        (void)valve_->on_idle(c);
+  }
   if (chain_.source == nullptr && !chain_.operators.empty())
     heads_.push_back(chain_.operators.front()->input());
 }
@@ -99,7 +126,15 @@ void subtask_state::start() {
        mp = v.max_parallelism,
        staging = d_.config.state.rocksdb.local_dir](caf::event_based_actor* w, int) {
         auto bundle = std::make_shared<restore_bundle>();
+        try {
+          if (auto* head = uids.empty() ? nullptr : rp->find(uids.front()))
+            bundle->channels = runtime::load_channel_state(*rp, *head, index, p);
+        } catch (const std::exception& e) {
+          bundle->error = e.what();
+        }
         for (auto& uid : uids) {
+          if (!bundle->error.empty())
+            break;
           bundle->ops.emplace_back();
           auto* handle = rp->find(uid);
           if (handle == nullptr)
@@ -152,6 +187,8 @@ void subtask_state::open_chain(restore_bundle* restored) {
         "' from " + d_.restore->dir.string() + ": " + e.what());
     }
   }
+  if (restored != nullptr && restored->channels)
+    replay_channel_state(*restored->channels);
   phase_ = phase::running;
   report(execution_state::running);
   if (!outputs_.empty() && d_.config.buffer_timeout.count() > 0)
@@ -193,6 +230,15 @@ bool subtask_state::has_credit(uint32_t output, uint32_t channel) const {
 
 void subtask_state::send_event(uint32_t output, uint32_t channel, uint8_t kind, int64_t value) {
   auto& ch = outputs_[output][channel];
+  if (overtaken_ != nullptr && kind == static_cast<uint8_t>(channel_event::barrier)) {
+    // An unaligned barrier goes ahead of the batches waiting for credit;
+    // they stay queued and are sent later, and the checkpoint keeps a copy.
+    for (auto& item : ch.pending)
+      if (item.batch)
+        item.batch->write_records(overtaken_->outputs[output][channel].emplace_back());
+    self_->send(ch.target, event_msg{ch.target_channel, kind, value});
+    return;
+  }
   if (ch.pending.empty()) {
     self_->send(ch.target, event_msg{ch.target_channel, kind, value});
     return;
@@ -220,6 +266,15 @@ void subtask_state::send_pending(out_channel& ch) {
       self_->send(ch.target, batch_msg{ch.target_channel, std::move(f.batch)});
     } else {
       self_->send(ch.target, event_msg{ch.target_channel, f.kind, f.value});
+      // A barrier that waited for the batches before it left in time.
+      if (capture_ && capture_->outputs_waiting > 0 &&
+          f.kind == static_cast<uint8_t>(channel_event::barrier) &&
+          barrier_id(f.value) == capture_->id && --capture_->outputs_waiting == 0 &&
+          capture_->recording_left == 0) {
+        ch.pending.pop_front();
+        finish_capture();
+        continue;
+      }
     }
     ch.pending.pop_front();
   }
@@ -283,9 +338,22 @@ void subtask_state::on_batch(batch_msg& m) {
     auto& in = inputs_[m.channel];
     ++in.queued;
     peak_queued_ = std::max(peak_queued_, in.queued);
+    // In flight when an unaligned checkpoint was taken: part of its state.
+    if (capture_ && capture_->recording[m.channel])
+      m.batch->write_records(capture_->state.inputs[m.channel].emplace_back());
+    // A loop with bounded credit on every edge deadlocks once it is full
+    // (each side waits for the other to take a batch): a feedback channel
+    // is credited on arrival, and its batches wait here instead (the one
+    // unbounded buffer, as StateFun's feedback queue is; see
+    // docs/architecture.md).
+    if (in.feedback)
+      self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, nullptr});
     // Batches that arrive before start() (an upstream started first) or
-    // while blocked wait in order; credits bound how many.
-    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
+    // while blocked wait in order; credits bound how many. With unaligned
+    // checkpoints every batch waits in the queue, not in the mailbox, so a
+    // barrier behind it in the mailbox is seen after one batch at most.
+    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel) ||
+        unaligned_) {
       queue_.push_back({m.channel, std::move(m.batch), {}});
       schedule_drain();
       return;
@@ -294,11 +362,15 @@ void subtask_state::on_batch(batch_msg& m) {
   });
 }
 
-void subtask_state::process_batch(uint32_t channel, runtime::batch_ptr batch) {
+void subtask_state::process_batch(uint32_t channel, runtime::batch_ptr batch, bool restored) {
   auto& in = inputs_[channel];
   records_in_ += chain_.feeders[in.feeder]->feed(*batch);
   end_of_batch();
+  if (restored)
+    return; // replayed channel state: no sender waits for this credit
   --in.queued;
+  if (in.feedback)
+    return; // credited on arrival
   // The batch is consumed: its buffer goes back with the credit.
   self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, std::move(batch)});
 }
@@ -324,6 +396,24 @@ void subtask_state::on_event(const event_msg& m) {
   guarded([&] {
     if (m.channel >= inputs_.size())
       throw std::logic_error("event for unknown input channel " + std::to_string(m.channel));
+    if (m.event() == channel_event::barrier && unaligned_ && phase_ == phase::running &&
+        !barrier_is_savepoint(m.value)) {
+      // Unaligned: the barrier overtakes what is queued before it.
+      auto id = barrier_id(m.value);
+      if (capture_ && capture_->id == id) {
+        capture_channel_done(m.channel);
+        return;
+      }
+      if (id <= last_checkpoint_)
+        return; // taken already (switched to unaligned) or given up
+      if (aligned_timeout_.count() == 0) {
+        start_unaligned(id, static_cast<int32_t>(m.channel));
+        return;
+      }
+      announce(id);
+    }
+    if (m.event() == channel_event::end_of_partition && capture_)
+      capture_channel_done(m.channel); // nothing follows on this channel
     if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
       queue_.push_back({m.channel, nullptr, m.event(), m.value});
       schedule_drain();
@@ -340,6 +430,10 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     case channel_event::end_of_partition: {
       auto& in = inputs_[channel];
+      if (in.feedback) {
+        in.ended = true;
+        break;
+      }
       if (!in.ended) {
         in.ended = true;
         if (value != 0)
@@ -357,10 +451,14 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     }
     case channel_event::watermark:
+      if (inputs_[channel].feedback)
+        break;
       if (auto wm = valve_->on_watermark(channel, value))
         advance_watermark(*wm);
       break;
     case channel_event::idle: {
+      if (inputs_[channel].feedback)
+        break;
       auto wm = valve_->on_idle(channel);
       if (wm)
         advance_watermark(*wm);
@@ -370,6 +468,8 @@ void subtask_state::process_event(uint32_t channel, channel_event kind, int64_t 
       break;
     }
     case channel_event::active: {
+      if (inputs_[channel].feedback)
+        break;
       bool was_idle = valve_->all_idle();
       auto wm = valve_->on_active(channel);
       if (was_idle && !valve_->all_idle())
@@ -411,7 +511,7 @@ void subtask_state::drain_queue() {
       continue;
     }
     if (item.batch)
-      process_batch(item.channel, std::move(item.batch));
+      process_batch(item.channel, std::move(item.batch), item.restored);
     else
       process_event(item.channel, item.event, item.value);
   }
@@ -554,9 +654,22 @@ void subtask_state::on_stop(bool drain) {
 
 // ---- checkpoints -------------------------------------------------------------
 
-void subtask_state::on_barrier(uint32_t channel, int64_t id) {
+void subtask_state::on_barrier(uint32_t channel, int64_t value) {
+  auto id = barrier_id(value);
+  bool savepoint = barrier_is_savepoint(value);
+  if (capture_ && capture_->id == id) {
+    capture_channel_done(channel);
+    return;
+  }
   if (id <= last_checkpoint_)
     return; // a barrier of a checkpoint this subtask already took or gave up
+  if (unaligned_ && !savepoint) {
+    if (aligned_timeout_.count() == 0) {
+      start_unaligned(id, static_cast<int32_t>(channel));
+      return;
+    }
+    announce(id);
+  }
   if (aligning_ >= 0 && id > aligning_) {
     // A newer checkpoint overtook the one being aligned (that one was
     // aborted upstream): give it up.
@@ -564,10 +677,11 @@ void subtask_state::on_barrier(uint32_t channel, int64_t id) {
   }
   if (aligning_ < 0) {
     aligning_ = id;
+    aligning_savepoint_ = savepoint;
     std::fill(barrier_seen_.begin(), barrier_seen_.end(), 0);
     barriers_missing_ = 0;
     for (size_t c = 0; c < inputs_.size(); ++c)
-      if (!inputs_[c].ended)
+      if (!inputs_[c].ended && !inputs_[c].feedback)
         ++barriers_missing_;
     align_start_ns_ = steady_now_ns();
   }
@@ -577,12 +691,54 @@ void subtask_state::on_barrier(uint32_t channel, int64_t id) {
 
 void subtask_state::barrier_arrived(uint32_t channel) {
   barrier_seen_[channel] = 1;
+  // A loop's barrier comes back only after this subtask forwarded its own:
+  // waiting for it would never end. It is recorded instead (below).
+  if (inputs_[channel].feedback)
+    return;
   if (barriers_missing_ > 0)
     --barriers_missing_;
   if (barriers_missing_ > 0)
     return;
-  take_checkpoint(aligning_, now_ms(), true);
+  if (has_feedback_) {
+    snapshot_with_feedback(aligning_);
+    return;
+  }
+  take_checkpoint(aligning_, now_ms(), true, aligning_savepoint_);
   release_held();
+}
+
+void subtask_state::snapshot_with_feedback(int64_t id) {
+  // Every forward input delivered its barrier. Feedback channels whose
+  // barrier has not come back yet carry records that were sent before it:
+  // they are processed after this snapshot, so the checkpoint keeps them
+  // (queued ones now, arriving ones until the barrier), as Chandy-Lamport
+  // records a channel's messages.
+  capture c;
+  c.id = id;
+  c.state.inputs.resize(inputs_.size());
+  c.recording.assign(inputs_.size(), 0);
+  for (size_t ch = 0; ch < inputs_.size(); ++ch)
+    c.recording[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
+  std::vector<char> scanning = c.recording;
+  for (auto& item : queue_) {
+    auto ch = item.channel;
+    if (!scanning[ch])
+      continue;
+    if (item.batch) {
+      item.batch->write_records(c.state.inputs[ch].emplace_back());
+    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
+               item.event == channel_event::end_of_partition) {
+      scanning[ch] = 0;
+      c.recording[ch] = 0;
+    }
+  }
+  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+  c.write = snapshot_chain(id, now_ms(), aligning_savepoint_);
+  forward_barrier(id, aligning_savepoint_, nullptr);
+  capture_ = std::move(c);
+  release_held();
+  if (capture_->recording_left == 0)
+    finish_capture();
 }
 
 void subtask_state::release_held() {
@@ -610,10 +766,12 @@ std::string file_token(const std::string& uid) {
 }
 } // namespace
 
-void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward) {
+subtask_state::pending_write subtask_state::snapshot_chain(int64_t id, int64_t timestamp_ms,
+                                                           bool savepoint) {
   auto t0 = steady_now_ns();
   last_checkpoint_ = id;
-  checkpoint_ack ack;
+  pending_write w;
+  auto& ack = w.ack;
   ack.id = id;
   ack.vertex = d_.vertex;
   ack.index = d_.index;
@@ -621,25 +779,113 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
   ack.alignment_ns = aligning_ >= 0 ? t0 - align_start_ns_ : 0;
   const auto& v = d_.job->vertices()[d_.vertex];
   // Savepoints are full snapshots in the canonical format (self-contained).
-  bool incremental = d_.config.checkpoints.incremental &&
-                     !(d_.savepoints && d_.savepoints->contains(id));
-  std::vector<std::pair<std::string, runtime::operator_snapshot>> snaps;
+  bool incremental = d_.config.checkpoints.incremental && !savepoint;
   for (size_t k = 0; k < chain_.operators.size(); ++k) {
     const auto& node = d_.job->graph().nodes[v.nodes[k]];
     auto base = "n" + std::to_string(node.id) + "-" + file_token(runtime::operator_uid(node)) +
                 "-s" + std::to_string(d_.index);
-    snaps.emplace_back(base, chain_.operators[k]->snapshot_operator(id, timestamp_ms, incremental));
+    if (k == 0)
+      w.file_base = base;
+    w.snaps.emplace_back(base,
+                         chain_.operators[k]->snapshot_operator(id, timestamp_ms, incremental));
   }
-  if (forward)
-    for (auto& o : chain_.outputs)
-      o->broadcast_event(channel_event::barrier, id);
   ack.sync_ns = steady_now_ns() - t0;
+  return w;
+}
+
+void subtask_state::forward_barrier(int64_t id, bool savepoint,
+                                    runtime::channel_state* overtaken) {
+  if (overtaken != nullptr) {
+    overtaken->outputs.resize(outputs_.size());
+    for (size_t o = 0; o < outputs_.size(); ++o)
+      overtaken->outputs[o].resize(outputs_[o].size());
+  }
+  overtaken_ = overtaken;
+  for (auto& o : chain_.outputs)
+    o->broadcast_event(channel_event::barrier, barrier_value(id, savepoint));
+  overtaken_ = nullptr;
+}
+
+void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward,
+                                    bool savepoint) {
+  auto w = snapshot_chain(id, timestamp_ms, savepoint);
+  if (!forward) {
+    write_snapshot(std::move(w));
+    return;
+  }
+  if (unaligned_ && !savepoint && aligned_timeout_.count() == 0) {
+    // A source (or a subtask asked directly) of an unaligned checkpoint:
+    // its barrier overtakes the output waiting for credit.
+    capture c;
+    c.id = id;
+    c.write = std::move(w);
+    forward_barrier(id, false, &c.state);
+    c.write.ack.unaligned = true;
+    capture_ = std::move(c);
+    finish_capture();
+    return;
+  }
+  forward_barrier(id, savepoint, nullptr);
+  if (unaligned_ && !savepoint) {
+    // Aligned first: barriers queued behind output batches may overtake
+    // them when the aligned-checkpoint timeout runs out, so the snapshot is
+    // acknowledged once every barrier has left.
+    capture c;
+    c.id = id;
+    c.recording.assign(inputs_.size(), 0);
+    c.state.inputs.resize(inputs_.size());
+    c.state.outputs.resize(outputs_.size());
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      c.state.outputs[o].resize(outputs_[o].size());
+      for (auto& ch : outputs_[o])
+        for (auto& item : ch.pending)
+          if (!item.batch && item.kind == static_cast<uint8_t>(channel_event::barrier) &&
+              barrier_id(item.value) == id)
+            ++c.outputs_waiting;
+    }
+    if (c.outputs_waiting > 0) {
+      c.write = std::move(w);
+      capture_ = std::move(c);
+      self_->delayed_send(self_, aligned_timeout_, alignto_atom::value, id);
+      return;
+    }
+  }
+  write_snapshot(std::move(w));
+}
+
+void subtask_state::overtake_waiting_barriers() {
+  auto is_mine = [&](const pending_item& item) {
+    return !item.batch && item.kind == static_cast<uint8_t>(channel_event::barrier) &&
+           barrier_id(item.value) == capture_->id;
+  };
+  for (size_t o = 0; o < outputs_.size(); ++o) {
+    for (size_t c = 0; c < outputs_[o].size(); ++c) {
+      auto& ch = outputs_[o][c];
+      auto barrier = std::find_if(ch.pending.begin(), ch.pending.end(), is_mine);
+      if (barrier == ch.pending.end())
+        continue; // sent already: the batches behind it come after it
+      // The batches before the barrier stay queued and are sent later; the
+      // checkpoint keeps a copy.
+      for (auto it = ch.pending.begin(); it != barrier; ++it)
+        if (it->batch)
+          it->batch->write_records(capture_->state.outputs[o][c].emplace_back());
+      self_->send(ch.target, event_msg{ch.target_channel, barrier->kind, barrier->value});
+      ch.pending.erase(barrier);
+    }
+  }
+  capture_->outputs_waiting = 0;
+  capture_->write.ack.unaligned = true;
+  if (capture_->recording_left == 0)
+    finish_capture();
+}
+
+void subtask_state::write_snapshot(pending_write w) {
   // The files are written off the subtask's thread; processing goes on.
-  auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(id));
+  auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(w.ack.id));
   auto jm = d_.job_master;
   self_->spawn<caf::detached>(
-    [dir, jm, snaps = std::move(snaps), ack = std::move(ack)](caf::event_based_actor* w,
-                                                               int) mutable {
+    [dir, jm, snaps = std::move(w.snaps), files = std::move(w.files),
+     ack = std::move(w.ack)](caf::event_based_actor* wk, int) mutable {
       auto t = steady_now_ns();
       try {
         for (auto& [base, snap] : snaps) {
@@ -649,17 +895,160 @@ void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forwa
           ack.bytes.push_back(written.bytes);
           ack.native_files.push_back(std::move(written.native_files));
         }
+        // Then the channel state of an unaligned checkpoint (or a loop's).
+        if (!files.empty())
+          std::filesystem::create_directories(dir);
+        for (auto& [name, bytes] : files)
+          runtime::checkpoint_storage::write_atomically(dir / name, bytes);
         ack.async_ns = steady_now_ns() - t;
         using namespace std::chrono;
         ack.acked_ms =
           duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-        w->send(jm, ack_atom::value, std::move(ack));
+        wk->send(jm, ack_atom::value, std::move(ack));
       } catch (const std::exception& e) {
-        w->send(jm, decline_atom::value, ack.id, ack.vertex, ack.index, ack.attempt,
-                std::string("cannot write checkpoint state: ") + e.what());
+        wk->send(jm, decline_atom::value, ack.id, ack.vertex, ack.index, ack.attempt,
+                 std::string("cannot write checkpoint state: ") + e.what());
       }
     },
     0); // an argument: CAF 0.17 dereferences a null argument tuple otherwise
+}
+
+void subtask_state::announce(int64_t id) {
+  if (announced_ >= id)
+    return;
+  announced_ = id;
+  self_->delayed_send(self_, aligned_timeout_, alignto_atom::value, id);
+}
+
+void subtask_state::on_alignment_timeout(int64_t id) {
+  guarded([&] {
+    if (capture_ && capture_->id == id && capture_->outputs_waiting > 0) {
+      overtake_waiting_barriers();
+      return;
+    }
+    if (phase_ != phase::running || id <= last_checkpoint_ || capture_)
+      return;
+    start_unaligned(id, -1);
+  });
+}
+
+void subtask_state::start_unaligned(int64_t id, int32_t channel) {
+  if (capture_) {
+    // An older capture still waits for barriers that will not come (its
+    // checkpoint was given up upstream): it cannot complete.
+    caf::anon_send(d_.job_master, decline_atom::value, capture_->id, d_.vertex, d_.index,
+                   d_.attempt, std::string("superseded by checkpoint ") + std::to_string(id));
+    capture_.reset();
+  }
+  bool switching = aligning_ == id; // aligned so far, timed out
+  if (aligning_ >= 0 && !switching)
+    release_held(); // an older alignment given up: what it held precedes this barrier
+  capture c;
+  c.id = id;
+  c.state.inputs.resize(inputs_.size());
+  c.recording.assign(inputs_.size(), 0);
+  // Channels whose barrier was processed hold only data after it (held_);
+  // the others contribute what is queued before their barrier, and, if it
+  // has not arrived yet, what arrives until it does.
+  std::vector<char> past_barrier(inputs_.size(), 0);
+  for (size_t ch = 0; ch < inputs_.size(); ++ch) {
+    past_barrier[ch] = (switching && barrier_seen_[ch]) || inputs_[ch].ended;
+    c.recording[ch] = !past_barrier[ch] && static_cast<int32_t>(ch) != channel;
+  }
+  for (auto& item : queue_) {
+    auto ch = item.channel;
+    if (past_barrier[ch])
+      continue;
+    if (item.batch) {
+      item.batch->write_records(c.state.inputs[ch].emplace_back());
+    } else if ((item.event == channel_event::barrier && barrier_id(item.value) == id) ||
+               item.event == channel_event::end_of_partition) {
+      past_barrier[ch] = 1;
+      c.recording[ch] = 0;
+    }
+  }
+  c.recording_left = static_cast<size_t>(std::count(c.recording.begin(), c.recording.end(), 1));
+  c.write = snapshot_chain(id, now_ms(), false);
+  c.write.ack.unaligned = true;
+  forward_barrier(id, false, &c.state);
+  capture_ = std::move(c);
+  if (switching)
+    release_held(); // what the alignment held came after the barrier
+  if (capture_->recording_left == 0)
+    finish_capture();
+}
+
+void subtask_state::capture_channel_done(uint32_t channel) {
+  if (!capture_ || !capture_->recording[channel])
+    return;
+  capture_->recording[channel] = 0;
+  if (--capture_->recording_left == 0 && capture_->outputs_waiting == 0)
+    finish_capture();
+}
+
+void subtask_state::finish_capture() {
+  auto c = std::move(*capture_);
+  capture_.reset();
+  auto& w = c.write;
+  if (!c.state.empty()) {
+    w.ack.channel_state_file = w.file_base + ".chan";
+    w.ack.channel_bytes = c.state.bytes();
+    w.files.emplace_back(w.ack.channel_state_file, c.state.encode());
+  }
+  write_snapshot(std::move(w));
+}
+
+void subtask_state::replay_channel_state(const runtime::channel_state& cs) {
+  auto mismatch = [&](const std::string& what) {
+    return runtime::checkpoint_error(
+      "the channel state of " + task_ + " does not fit the job (" + what +
+      "): in-flight data of an unaligned checkpoint needs the same job graph and parallelism");
+  };
+  if (cs.inputs.size() != inputs_.size())
+    throw mismatch(std::to_string(cs.inputs.size()) + " input channels recorded, " +
+                   std::to_string(inputs_.size()) + " now");
+  if (cs.outputs.size() != outputs_.size())
+    throw mismatch(std::to_string(cs.outputs.size()) + " outputs recorded, " +
+                   std::to_string(outputs_.size()) + " now");
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    if (cs.outputs[o].size() != outputs_[o].size())
+      throw mismatch("output " + std::to_string(o) + " had " +
+                     std::to_string(cs.outputs[o].size()) + " channels, now " +
+                     std::to_string(outputs_[o].size()));
+  try {
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      for (size_t c = 0; c < outputs_[o].size(); ++c) {
+        auto& ch = outputs_[o][c];
+        for (const auto& bytes : cs.outputs[o][c]) {
+          state::byte_reader r(bytes);
+          ch.pending.push_back({chain_.outputs[o]->read_batch(r), 0, 0});
+          ++pending_total_;
+        }
+        send_pending(ch);
+      }
+    }
+    std::deque<queued_item> replay;
+    for (size_t c = 0; c < inputs_.size(); ++c) {
+      for (const auto& bytes : cs.inputs[c]) {
+        state::byte_reader r(bytes);
+        queued_item item;
+        item.channel = static_cast<uint32_t>(c);
+        item.batch = chain_.feeders[inputs_[c].feeder]->read_batch(r);
+        item.restored = true;
+        replay.push_back(std::move(item));
+      }
+    }
+    // Replayed input goes before anything that arrived meanwhile.
+    while (!replay.empty()) {
+      queue_.push_front(std::move(replay.back()));
+      replay.pop_back();
+    }
+  } catch (const state::serialization_error& e) {
+    throw runtime::checkpoint_error("the channel state of " + task_ +
+                                    " cannot be read: " + e.what());
+  }
+  if (pending_total_ > 0 && !blocked_)
+    set_blocked(true, steady_now_ns());
 }
 
 void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
@@ -669,7 +1058,7 @@ void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
     if (phase_ == phase::ended) {
       // All input processed (the final checkpoint, or one whose barrier
       // cannot arrive because the inputs ended): nothing to forward.
-      take_checkpoint(t.id, t.timestamp_ms, false);
+      take_checkpoint(t.id, t.timestamp_ms, false, t.savepoint);
       return;
     }
     if (phase_ != phase::running || chain_.source == nullptr) {
@@ -677,7 +1066,7 @@ void subtask_state::on_checkpoint_trigger(const checkpoint_trigger& t) {
                      std::string("subtask is not running a source"));
       return;
     }
-    take_checkpoint(t.id, t.timestamp_ms, true);
+    take_checkpoint(t.id, t.timestamp_ms, true, t.savepoint);
     if (t.stop)
       end_input(true);
   });
@@ -698,6 +1087,8 @@ void subtask_state::on_checkpoint_aborted(int64_t id) {
       return;
     if (aligning_ == id)
       release_held();
+    if (capture_ && capture_->id == id)
+      capture_.reset();
     last_checkpoint_ = std::max(last_checkpoint_, id);
     for (auto& op : chain_.operators)
       op->notify_checkpoint_aborted(id);
@@ -776,6 +1167,7 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](abortchk_atom, int64_t id) { self->state.on_checkpoint_aborted(id); },
     [self](finish_atom) { self->state.on_finish(); },
     [self](stop_atom, bool drain) { self->state.on_stop(drain); },
+    [self](alignto_atom, int64_t id) { self->state.on_alignment_timeout(id); },
   };
 }
 

@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +33,6 @@ struct subtask_deployment {
   std::string checkpoint_dir;
   /// The checkpoint or savepoint to restore from; null = fresh start.
   std::shared_ptr<const runtime::restore_point> restore;
-  /// Which checkpoint ids are savepoints (written in the full format).
-  std::shared_ptr<const runtime::savepoint_ids> savepoints;
 };
 
 /// A subtask's acknowledgement of a checkpoint: the files it wrote (per
@@ -48,6 +47,10 @@ struct checkpoint_ack {
   std::vector<uint64_t> bytes;
   /// Per operator: the files of its native keyed snapshot (empty = none).
   std::vector<std::vector<state::native_file_ref>> native_files;
+  /// In-flight batches of an unaligned checkpoint ("" = none).
+  std::string channel_state_file;
+  uint64_t channel_bytes = 0;
+  bool unaligned = false;
   int64_t alignment_ns = 0;
   int64_t sync_ns = 0;
   int64_t async_ns = 0;
@@ -110,6 +113,9 @@ public:
   void on_checkpoint_trigger(const checkpoint_trigger& t);
   void on_checkpoint_complete(int64_t id);
   void on_checkpoint_aborted(int64_t id);
+  /// The aligned-checkpoint timeout of checkpoint `id` ran out: switch it
+  /// to unaligned if it is still aligning here.
+  void on_alignment_timeout(int64_t id);
   /// Every subtask reached the end of its data: close and finish.
   void on_finish();
   /// Stop with savepoint and drain: sources end their input now.
@@ -140,12 +146,40 @@ private:
     int32_t feeder = 0;
     uint32_t queued = 0;
     bool ended = false;
+    /// On a feedback edge: does not end the input, holds no event time
+    /// back, and is recorded as channel state by every checkpoint.
+    bool feedback = false;
   };
   struct queued_item {
     uint32_t channel = 0;
     runtime::batch_ptr batch; // null for an event
     channel_event event = channel_event::end_of_partition;
     int64_t value = 0;
+    /// Replayed from channel state: no sender waits for its credit.
+    bool restored = false;
+  };
+  /// A snapshot taken, its files not yet written.
+  struct pending_write {
+    checkpoint_ack ack;
+    /// Per operator of the chain, in chain order: its file base name and
+    /// snapshot (possibly a native RocksDB one), written first.
+    std::vector<std::pair<std::string, runtime::operator_snapshot>> snaps;
+    /// Further files (name, bytes), written after the snapshots: the
+    /// channel state.
+    std::vector<std::pair<std::string, std::string>> files;
+    std::string file_base; ///< names the channel state file
+  };
+  /// An unaligned checkpoint whose in-flight input is still being recorded:
+  /// batches arriving on a channel count until that channel's barrier.
+  struct capture {
+    int64_t id = -1;
+    std::vector<char> recording; ///< per input channel
+    size_t recording_left = 0;
+    /// Output channels whose barrier still waits behind batches (aligned,
+    /// with a timeout that lets it overtake them).
+    size_t outputs_waiting = 0;
+    runtime::channel_state state;
+    pending_write write;
   };
   /// finishing: end of input handled, waiting for credit to send the rest;
   /// ended: end of partition sent, waiting for the JobMaster's finish.
@@ -154,7 +188,7 @@ private:
   /// Runs `f`, accounting its time, and turns exceptions into a failure.
   template <class F>
   void guarded(F&& f);
-  void process_batch(uint32_t channel, runtime::batch_ptr batch);
+  void process_batch(uint32_t channel, runtime::batch_ptr batch, bool restored = false);
   void process_event(uint32_t channel, channel_event kind, int64_t value);
   /// Passes a new combined watermark to the chain's inputs.
   void advance_watermark(int64_t wm);
@@ -170,14 +204,42 @@ private:
   /// finished and no maximum watermark is sent.
   void end_input(bool stopped = false);
   void try_finish();
-  void on_barrier(uint32_t channel, int64_t id);
+  /// A barrier event (`value`: id and savepoint flag) is processed in order.
+  void on_barrier(uint32_t channel, int64_t value);
+  /// An unaligned checkpoint's barrier arrived on `channel` (-1: the
+  /// alignment timed out): snapshot now, overtaking queued input and
+  /// pending output, which become channel state.
+  void start_unaligned(int64_t id, int32_t channel);
+  /// `channel` delivered its barrier (or ended): its recording stops.
+  void capture_channel_done(uint32_t channel);
+  void finish_capture();
+  /// Aligned snapshot of a subtask with feedback inputs: their in-flight
+  /// records up to their barrier become channel state.
+  void snapshot_with_feedback(int64_t id);
+  /// The aligned-checkpoint timeout ran out for barriers still waiting
+  /// behind output batches: they overtake, the batches become state.
+  void overtake_waiting_barriers();
+  /// Starts the aligned-checkpoint timeout of checkpoint `id`.
+  void announce(int64_t id);
+  /// Puts batches of an unaligned checkpoint back: output batches in front
+  /// of anything new, input batches processed first.
+  void replay_channel_state(const runtime::channel_state& cs);
   /// Counts channel `channel` as aligned (barrier or end of partition).
   void barrier_arrived(uint32_t channel);
   /// Drops the running alignment; what its channels held goes back in line.
   void release_held();
   /// Snapshots the chain for checkpoint `id`, forwards the barrier when
   /// `forward`, writes the state asynchronously and acknowledges.
-  void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward);
+  void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward, bool savepoint);
+  /// Takes the synchronous part of every operator's snapshot. Savepoints
+  /// are full, in the canonical format; checkpoints are incremental where
+  /// the backend and configuration allow.
+  pending_write snapshot_chain(int64_t id, int64_t timestamp_ms, bool savepoint);
+  /// Sends barrier `id` on every output; with `overtake`, ahead of the
+  /// batches waiting for credit, which go into `overtaken` as channel state.
+  void forward_barrier(int64_t id, bool savepoint, runtime::channel_state* overtaken);
+  /// Writes the files of a snapshot off this thread and acknowledges.
+  void write_snapshot(pending_write w);
   [[nodiscard]] bool held(uint32_t channel) const noexcept {
     return aligning_ >= 0 && exactly_once_ && barrier_seen_[channel];
   }
@@ -210,6 +272,14 @@ private:
   phase phase_ = phase::created;
   // Checkpoints.
   bool exactly_once_ = true;
+  bool unaligned_ = false;
+  bool has_feedback_ = false;
+  std::chrono::milliseconds aligned_timeout_{0};
+  bool aligning_savepoint_ = false;
+  int64_t announced_ = -1; ///< newest checkpoint whose alignment timer runs
+  std::optional<capture> capture_;
+  /// While a barrier overtakes pending output: where the batches go.
+  runtime::channel_state* overtaken_ = nullptr;
   int64_t aligning_ = -1; ///< checkpoint being aligned, -1 = none
   std::vector<char> barrier_seen_;
   size_t barriers_missing_ = 0;

@@ -218,6 +218,8 @@ std::string checkpoint_metadata::to_json() const {
                            {"shared", f.shared}});
         sub["native"] = std::move(files);
       }
+      if (!s.channel_state_file.empty())
+        sub["channel_state"] = s.channel_state_file;
       subs.push_back(std::move(sub));
     }
     ops.push_back({{"uid", op.uid},
@@ -277,12 +279,14 @@ checkpoint_metadata checkpoint_metadata::from_json(std::string_view text,
         h.subtask = s.at("subtask").get<int32_t>();
         h.keyed_state_file = s.at("keyed_state").get<std::string>();
         h.operator_state_file = s.at("operator_state").get<std::string>();
+        h.channel_state_file = s.value("channel_state", std::string());
         h.bytes = s.at("bytes").get<uint64_t>();
         if (h.subtask < 0 || h.subtask >= op.parallelism || seen[static_cast<size_t>(h.subtask)])
           fail("operator '" + op.uid + "' has a missing, repeated or out-of-range subtask " +
                std::to_string(h.subtask));
         seen[static_cast<size_t>(h.subtask)] = true;
-        for (const auto* f : {&h.keyed_state_file, &h.operator_state_file})
+        for (const auto* f : {&h.keyed_state_file, &h.operator_state_file,
+                              &h.channel_state_file})
           if (!f->empty())
             check_file_name(*f, origin);
         if (s.contains("native")) {
@@ -406,7 +410,20 @@ std::string checkpoint_storage::read_file(int64_t id, const std::string& name) c
 }
 
 std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md,
-                                                 const std::vector<int64_t>& in_flight) {
+                                                  const std::vector<int64_t>& in_flight) {
+  finalize(md);
+  std::vector<int64_t> dropped;
+  auto done = completed();
+  while (done.size() > static_cast<size_t>(num_retained_)) {
+    discard(done.front());
+    dropped.push_back(done.front());
+    done.erase(done.begin());
+  }
+  delete_orphans(md.checkpoint_id, in_flight);
+  return dropped;
+}
+
+void checkpoint_storage::finalize(const checkpoint_metadata& md) {
   if (md.job_id != job_id_)
     throw std::invalid_argument("metadata of job " + md.job_id + " given to the storage of job " +
                                 job_id_);
@@ -422,7 +439,7 @@ std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md,
   };
   for (const auto& op : md.operators)
     for (const auto& s : op.subtasks) {
-      for (const auto* f : {&s.keyed_state_file, &s.operator_state_file})
+      for (const auto* f : {&s.keyed_state_file, &s.operator_state_file, &s.channel_state_file})
         if (!f->empty() && !std::filesystem::exists(d / *f))
           missing(op, s, "missing file " + *f);
       for (const auto& f : s.native_files) {
@@ -435,22 +452,14 @@ std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md,
     }
   write_atomically(d / metadata_file, md.to_json());
   registry_.register_checkpoint(md);
-  std::vector<int64_t> dropped;
-  auto done = completed();
-  while (done.size() > static_cast<size_t>(num_retained_)) {
-    registry_.unregister_checkpoint(done.front());
-    remove_checkpoint_dir(done.front());
-    dropped.push_back(done.front());
-    done.erase(done.begin());
-  }
-  delete_unreferenced(md.checkpoint_id, in_flight);
-  return dropped;
 }
 
 void checkpoint_storage::remove_checkpoint_dir(int64_t id) {
   std::error_code ec;
   std::filesystem::remove_all(checkpoint_dir(id), ec);
-  if (ec)
+  // remove_all fails with ENOENT when another thread removed an entry it
+  // was about to remove; what counts is that the directory is gone.
+  if (ec && std::filesystem::exists(checkpoint_dir(id)))
     throw checkpoint_error("cannot delete " + checkpoint_dir(id).string() + ": " + ec.message());
 }
 
@@ -459,9 +468,18 @@ void checkpoint_storage::discard(int64_t id) {
   load_registry();
   registry_.unregister_checkpoint(id);
   remove_checkpoint_dir(id);
-  // What it uploaded to shared/ is referenced by no completed checkpoint
-  // (only completed checkpoints' uploads are reused).
+  // The shared files only it referenced go (registry_.collect()), and so
+  // does what it uploaded to shared/c<id> that no checkpoint on disk
+  // references: an aborted checkpoint's uploads (only completed
+  // checkpoints' uploads are reused), or a subsumed one's that no newer
+  // checkpoint kept.
   delete_unreferenced(INT64_MAX, {}, id);
+}
+
+void checkpoint_storage::delete_orphans(int64_t below, const std::vector<int64_t>& in_flight) {
+  std::lock_guard<std::mutex> lock(mu_);
+  load_registry();
+  delete_unreferenced(below, in_flight);
 }
 
 void checkpoint_storage::load_registry() {
@@ -772,6 +790,31 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
   return out;
 }
 
+std::optional<channel_state> load_channel_state(const restore_point& rp,
+                                                const operator_state_handle& op, int32_t index,
+                                                int32_t parallelism) {
+  auto origin = "operator '" + op.uid + "' in " + rp.dir.string();
+  bool any = false;
+  for (const auto& s : op.subtasks)
+    any = any || !s.channel_state_file.empty();
+  if (!any)
+    return std::nullopt;
+  if (op.parallelism != parallelism)
+    throw checkpoint_error(origin + ": holds in-flight data of an unaligned checkpoint, which " +
+                           "cannot be restored at another parallelism (" +
+                           std::to_string(op.parallelism) + " -> " +
+                           std::to_string(parallelism) +
+                           "); rescale from a savepoint or an aligned checkpoint");
+  for (const auto& s : op.subtasks) {
+    if (s.subtask != index || s.channel_state_file.empty())
+      continue;
+    check_file_name(s.channel_state_file, origin);
+    auto file = rp.dir / s.channel_state_file;
+    return channel_state::decode(slurp(file, origin), origin + ": " + file.string());
+  }
+  return std::nullopt;
+}
+
 void check_state_mapping(const restore_point& rp, const std::vector<std::string>& uids,
                          bool allow_non_restored_state) {
   if (allow_non_restored_state)
@@ -779,7 +822,8 @@ void check_state_mapping(const restore_point& rp, const std::vector<std::string>
   for (const auto& op : rp.metadata.operators) {
     bool has_state = false;
     for (const auto& s : op.subtasks)
-      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty();
+      has_state = has_state || !s.keyed_state_file.empty() || !s.operator_state_file.empty() ||
+                  !s.channel_state_file.empty();
     if (has_state && std::find(uids.begin(), uids.end(), op.uid) == uids.end())
       throw checkpoint_error(
         "Failed to rollback to checkpoint/savepoint " + rp.dir.string() +

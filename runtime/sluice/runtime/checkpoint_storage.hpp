@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sluice/runtime/channel_state.hpp"
 #include "sluice/runtime/checkpointing.hpp"
 
 #include <cstdint>
@@ -43,6 +44,9 @@ struct subtask_state_handle {
   /// Keyed state as a native RocksDB snapshot: its files, shared ones
   /// relative to the job directory, private ones in chk-N.
   std::vector<state::native_file_ref> native_files;
+  /// In-flight batches of an unaligned checkpoint ("" = none); only on the
+  /// first operator of a chain, for the whole subtask.
+  std::string channel_state_file;
 };
 
 /// The state of one operator, matched by uid on restore.
@@ -98,9 +102,18 @@ private:
 };
 
 /// Checkpoints of one job under `base`/`job_id`. Used by one coordinator
-/// (the JobMaster) at a time, from several workers at once (complete,
-/// discard and cleanup serialize on a mutex); subtasks may write their
-/// files concurrently.
+/// (the JobMaster) at a time, from several workers at once (finalize,
+/// discard and the deletion of orphans serialize on a mutex); subtasks may
+/// write their files concurrently. Not copyable: it holds the reference
+/// counts of the shared files, so the coordinator and its I/O workers (which
+/// may outlive it) share one instance through a shared_ptr.
+///
+/// Retention is the coordinator's: finalize() deletes nothing, and the
+/// coordinator discard()s a checkpoint once it no longer retains it (after
+/// counting a newer one complete) or aborts it. The storage does the
+/// bookkeeping of shared files: finalize() counts a checkpoint's
+/// references, discard() drops them and deletes the shared files no
+/// checkpoint on disk references any more.
 class checkpoint_storage {
 public:
   /// Keeps the `num_retained` newest completed checkpoints (at least 1).
@@ -119,18 +132,28 @@ public:
   /// Reads file `name` of checkpoint `id`.
   [[nodiscard]] std::string read_file(int64_t id, const std::string& name) const;
 
-  /// Completes checkpoint `id`: checks its files (shared ones with their
-  /// sizes), writes its `_metadata` last and atomically, counts its shared
-  /// files, then deletes the oldest completed checkpoints beyond the
-  /// retained number and the shared files no retained checkpoint
-  /// references any more, and files that older checkpoints which never
-  /// completed left in shared/ (except those of `in_flight`, checkpoints
-  /// still being written). Returns the ids deleted.
+  /// Checks the files `md` names (shared ones with their sizes), writes
+  /// `_metadata` last and atomically, and counts the shared files it
+  /// references; deletes nothing. The coordinator decides which checkpoints
+  /// to keep: one whose completion it may still abort must not delete the
+  /// checkpoint it would restore instead.
+  void finalize(const checkpoint_metadata& md);
+  /// Deletes checkpoint `id` (aborted, failed or no longer retained): drops
+  /// its references, deletes chk-<id>, the shared files no other checkpoint
+  /// on disk references, and what it left in shared/c<id>. A directory that
+  /// is gone, or that another thread deletes meanwhile, is fine.
+  void discard(int64_t id);
+  /// Deletes the files in shared/c<K> for K below `below` and not in
+  /// `in_flight` that no completed checkpoint references: uploads of
+  /// checkpoints that never completed, finished after their discard.
+  void delete_orphans(int64_t below, const std::vector<int64_t>& in_flight = {});
+  /// For a coordinator that completes checkpoints one at a time and never
+  /// aborts one after this (tests, tools): finalize(), then discard() of
+  /// the oldest completed checkpoints beyond the retained number, then
+  /// delete_orphans() below `md`'s id except `in_flight`. Returns the ids
+  /// deleted.
   std::vector<int64_t> complete(const checkpoint_metadata& md,
                                 const std::vector<int64_t>& in_flight = {});
-  /// Deletes checkpoint `id` (a failed or aborted one) with the shared
-  /// files it uploaded that no completed checkpoint references.
-  void discard(int64_t id);
   /// Deletes every chk-N without `_metadata` (left by a crash or a failed
   /// checkpoint) and shared files no completed checkpoint references;
   /// returns how many checkpoints. Only while no checkpoint is in flight.
@@ -158,7 +181,7 @@ private:
   /// given); removes emptied dirs.
   void delete_unreferenced(int64_t below, const std::vector<int64_t>& skip,
                            std::optional<int64_t> only = std::nullopt);
-  /// Deletes chk-<id>.
+  /// Deletes chk-<id> (gone already is fine).
   void remove_checkpoint_dir(int64_t id);
 
   std::filesystem::path dir_;
@@ -219,6 +242,14 @@ struct restore_point {
                                                      int32_t index, int32_t parallelism,
                                                      int32_t max_parallelism,
                                                      const std::string& staging_root = {});
+
+/// Reads the in-flight data an unaligned checkpoint captured for subtask
+/// `index` (the chain's first operator `op` holds it); nullopt when there is
+/// none. Channel state cannot be redistributed: checkpoint_error naming the
+/// operator when any subtask of `op` has some and `parallelism` differs.
+[[nodiscard]] std::optional<channel_state> load_channel_state(const restore_point& rp,
+                                                              const operator_state_handle& op,
+                                                              int32_t index, int32_t parallelism);
 
 /// Checks that every operator with state in `rp` is among `uids` (the
 /// operators of the job that restores it); otherwise throws checkpoint_error

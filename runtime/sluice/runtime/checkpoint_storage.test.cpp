@@ -32,8 +32,8 @@ checkpoint_metadata metadata_for(int64_t id, const std::string& file) {
   op.uid = "sum";
   op.parallelism = 2;
   op.max_parallelism = 128;
-  op.subtasks.push_back({0, file, "", 3, {}});
-  op.subtasks.push_back({1, "", "", 0, {}});
+  op.subtasks.push_back({0, file, "", 3, {}, ""});
+  op.subtasks.push_back({1, "", "", 0, {}, ""});
   md.operators.push_back(op);
   return md;
 }
@@ -80,6 +80,32 @@ TEST_CASE("only the configured number of completed checkpoints is retained") {
   CHECK(st.completed() == std::vector<int64_t>{3, 4});
   CHECK(st.latest_completed() == std::optional<int64_t>(4));
   CHECK(!fs::exists(st.checkpoint_dir(1)));
+}
+
+TEST_CASE("finalize writes the metadata and deletes no older checkpoint") {
+  // The JobMaster finalizes and deletes what is no longer retained itself,
+  // once it counts the new checkpoint as complete: until then the older one
+  // is its restore point.
+  scratch s;
+  checkpoint_storage st(s.dir, "job1", 1);
+  for (int64_t id = 1; id <= 2; ++id) {
+    st.begin(id);
+    st.write_file(id, "f", "x");
+    st.finalize(metadata_for(id, "f"));
+  }
+  CHECK(st.completed() == std::vector<int64_t>{1, 2});
+  CHECK_THROWS_WITH_AS(st.finalize(metadata_for(3, "f")), doctest::Contains("was not begun"),
+                       checkpoint_error);
+}
+
+TEST_CASE("discarding a checkpoint that is gone is no error") {
+  scratch s;
+  checkpoint_storage st(s.dir, "job1");
+  st.begin(1);
+  st.discard(1);
+  CHECK(!fs::exists(st.checkpoint_dir(1)));
+  st.discard(1);
+  st.discard(7);
 }
 
 TEST_CASE("incomplete checkpoints are cleaned up and never listed") {

@@ -26,6 +26,14 @@ void validate(const checkpoint_settings& s) {
   require(s.aligned_checkpoint_timeout.count() >= 0,
           "execution.checkpointing.aligned-checkpoint-timeout",
           s.aligned_checkpoint_timeout.count(), "must be >= 0 ms");
+  if (s.unaligned && s.enabled()) {
+    if (s.mode != checkpointing_mode::exactly_once)
+      throw std::invalid_argument(
+        "invalid checkpoint setting execution.checkpointing.unaligned.enabled = true: unaligned "
+        "checkpoints need execution.checkpointing.mode = EXACTLY_ONCE");
+    require(s.max_concurrent == 1, "execution.checkpointing.max-concurrent-checkpoints",
+            s.max_concurrent, "must be 1 with unaligned checkpoints");
+  }
   require(s.num_retained >= 1, "state.checkpoints.num-retained", s.num_retained,
           "must be >= 1");
 }

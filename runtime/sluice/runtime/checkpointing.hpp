@@ -6,8 +6,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -126,26 +124,6 @@ struct operator_restore {
   /// ours, downloaded and checked.
   std::vector<std::shared_ptr<state::native_restore_source>> native_keyed;
   std::vector<state::operator_state_part> operator_state;
-};
-
-/// Which checkpoints of a job are savepoints: the JobMaster marks one
-/// before it triggers it, and subtasks (whose barriers carry only the id)
-/// write savepoints in the canonical full format, never incrementally.
-/// Thread-safe.
-class savepoint_ids {
-public:
-  void add(int64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ids_.insert(id);
-  }
-  [[nodiscard]] bool contains(int64_t id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_.count(id) != 0;
-  }
-
-private:
-  mutable std::mutex mu_;
-  std::set<int64_t> ids_;
 };
 
 /// The checkpointed functions and listeners of one operator instance,

@@ -242,6 +242,23 @@ public:
     return out;
   }
 
+  /// Closes a loop: sends this stream's records back into the operator that
+  /// produced `head` (an earlier operator with input type T), partitioned as
+  /// this stream is (e.g. after key_by). A job with a loop does not end by
+  /// itself; it runs until cancelled (as a stateful-functions job does).
+  template <class U>
+  void feed_back_into(const data_stream<U>& head) const {
+    auto target = head.own_node_id();
+    for (const auto& in : inputs_) {
+      if (in.node <= target)
+        throw std::invalid_argument("feed_back_into: the loop must go back to an earlier operator");
+      auto strategy = in.strategy_explicit ? in.strategy : ship_strategy::forward;
+      auto exchange = in.exchange ? in.exchange : std::make_shared<typed_exchange<T>>(strategy);
+      env_->graph.add_edge(in.node, target, strategy, in.strategy_explicit, exchange, {},
+                           typeid(void), true);
+    }
+  }
+
   /// The records this operator emitted to side output `tag` (at the
   /// operator's parallelism, chained to it).
   template <class U>

@@ -2,9 +2,11 @@
 
 #include "sluice/runtime/function.hpp"
 #include "sluice/state/key_group.hpp"
+#include "sluice/state/serializer.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -42,6 +44,10 @@ class batch_base {
 public:
   virtual ~batch_base() = default;
   virtual size_t size() const noexcept = 0;
+  /// Appends the records and their timestamps in the channel-state encoding
+  /// (unaligned checkpoints store batches in flight this way); throws
+  /// std::logic_error when the record type has no serializer.
+  virtual void write_records(std::string& out) const = 0;
 };
 
 /// Allocates whole cache lines: data read on every record must not share
@@ -124,10 +130,64 @@ template <class T>
 class alignas(64) record_batch final : public batch_base {
 public:
   size_t size() const noexcept override { return records.size(); }
+  void write_records(std::string& out) const override;
   batch_records<T> records;
   /// One per record when the stream carries timestamps, else empty.
   batch_records<int64_t> timestamps;
 };
+
+/// Whether batches of T can be written as channel state (and, later, cross
+/// processes): T has a sluice serializer.
+template <class T>
+constexpr bool serializable_record_v = state::is_serializable_v<T>;
+
+template <class T>
+void record_batch<T>::write_records(std::string& out) const {
+  if constexpr (serializable_record_v<T>) {
+    state::byte_writer w(out);
+    auto n = records.size();
+    w.write_varint(n);
+    bool with_ts = timestamps.size() == n && n > 0;
+    w.write_u8(with_ts ? 1 : 0);
+    for (size_t i = 0; i < n; ++i)
+      state::serializer<T>::write(w, records[i]);
+    if (with_ts)
+      for (size_t i = 0; i < n; ++i)
+        w.write_u64(static_cast<uint64_t>(timestamps[i]));
+  } else {
+    (void)out;
+    throw std::logic_error("a record type without a serializer cannot be stored as channel state");
+  }
+}
+
+/// Reads a batch written by write_records() with room for at least
+/// `min_capacity` records (a batch that may be refilled needs the sender's
+/// full capacity). Throws state::serialization_error on malformed bytes.
+template <class T>
+std::shared_ptr<record_batch<T>> read_record_batch(state::byte_reader& r, size_t min_capacity) {
+  if constexpr (serializable_record_v<T>) {
+    auto n = r.read_varint();
+    if (n > r.remaining())
+      r.fail("batch of " + std::to_string(n) + " records in " + std::to_string(r.remaining()) +
+             " bytes");
+    auto with_ts = r.read_u8();
+    if (with_ts > 1)
+      r.fail("invalid timestamp flag");
+    auto b = std::make_shared<record_batch<T>>();
+    b->records.reserve(std::max<size_t>(std::max<size_t>(n, min_capacity), 1));
+    for (uint64_t i = 0; i < n; ++i)
+      b->records.push_back(state::serializer<T>::read(r));
+    if (with_ts != 0) {
+      b->timestamps.reserve(std::max<size_t>(n, min_capacity));
+      for (uint64_t i = 0; i < n; ++i)
+        b->timestamps.push_back(static_cast<int64_t>(r.read_u64()));
+    }
+    return b;
+  } else {
+    (void)min_capacity;
+    r.fail("a record type without a serializer cannot be read from channel state");
+  }
+}
 
 /// Records written with streaming (non-temporal) stores: copied and
 /// destroyed trivially (std::pair qualifies, though its assignment is
@@ -242,6 +302,11 @@ public:
   /// Hands over every partial batch, then sends the event on every channel
   /// (checkpoint barriers go this way).
   virtual void broadcast_event(channel_event kind, int64_t value) = 0;
+  /// Whether this output's batches can be stored as channel state.
+  virtual bool records_serializable() const noexcept = 0;
+  /// Reads one batch of this output's record type from channel state, sized
+  /// so the output can refill it when it comes back with a credit.
+  virtual batch_ptr read_batch(state::byte_reader& r) const = 0;
   /// Where the timestamp of the current record is read; with `carry`, each
   /// record's timestamp travels with it.
   void set_element_context(element_context* e, bool carry) noexcept {
@@ -300,6 +365,12 @@ public:
     flush(false);
     for (uint32_t ch = 0; ch < batches_.size(); ++ch)
       gate_.send_event(id_, ch, static_cast<uint8_t>(kind), value);
+  }
+
+  bool records_serializable() const noexcept override { return serializable_record_v<T>; }
+
+  batch_ptr read_batch(state::byte_reader& r) const override {
+    return read_record_batch<T>(r, capacity_);
   }
 
 private:
@@ -435,6 +506,10 @@ public:
   /// Pushes every record of `batch` into the target and empties the batch
   /// (keeping its capacity for reuse); returns the number of records.
   virtual size_t feed(batch_base& batch) = 0;
+  /// Whether batches of this input can be read from channel state.
+  virtual bool records_serializable() const noexcept = 0;
+  /// Reads one batch of this input's record type from channel state.
+  virtual batch_ptr read_batch(state::byte_reader& r) const = 0;
   /// Where each record's timestamp is published while it is processed.
   void set_element_context(element_context* e) noexcept { ectx_ = e; }
 
@@ -465,6 +540,8 @@ public:
     b.timestamps.clear();
     return n;
   }
+  bool records_serializable() const noexcept override { return serializable_record_v<T>; }
+  batch_ptr read_batch(state::byte_reader& r) const override { return read_record_batch<T>(r, 0); }
 
 private:
   collector<T>* target_;

@@ -78,6 +78,10 @@ job_graph::job_graph(std::string name, std::shared_ptr<const stream_graph> graph
       p = 1;
     }
     parallelism_[node.id] = p;
+    for (auto e : in_edges_of_node_[node.id])
+      if ((edges[e].source >= node.id) != edges[e].feedback)
+        throw invalid_program("'" + node.name + "' has an input from a later operator that is "
+                              "not a feedback edge (or a feedback edge from an earlier one)");
     if (node.kind != node_kind::source && in_edges_of_node_[node.id].empty())
       throw invalid_program("operator '" + node.name + "' has no input");
     if (!node.uid.empty() && uids[node.uid]++ > 0)
@@ -147,7 +151,7 @@ job_graph::job_graph(std::string name, std::shared_ptr<const stream_graph> graph
       if (node.max_parallelism > 0)
         v.max_parallelism = std::max(v.max_parallelism, node.max_parallelism);
       for (auto e : out_edges_of_node_[id])
-        if (vertex_of_node_[edges[e].target] != v.id)
+        if (vertex_of_node_[edges[e].target] != v.id || edges[e].feedback)
           v.out_edges.push_back(e);
     }
     if (v.max_parallelism < 0)
@@ -203,7 +207,7 @@ std::vector<channel_endpoint> job_graph::input_channels(int32_t vertex, int32_t 
       if (it == targets.end())
         continue;
       out.push_back({static_cast<int32_t>(k), uv, i, out_id,
-                     static_cast<uint32_t>(it - targets.begin())});
+                     static_cast<uint32_t>(it - targets.begin()), edge.feedback});
     }
   }
   return out;
@@ -248,8 +252,11 @@ chain_instance job_graph::instantiate(int32_t vertex, int32_t index, output_gate
     auto* op = op_of[id];
     for (auto e : out_edges_of_node_[id]) {
       auto t = edges[e].target;
-      auto* target = vertex_of_node_[t] == vertex ? op_of[t]->input()
-                                                  : output_of_edge[e]->collector_ptr();
+      // A feedback edge always crosses subtasks, even back into its own
+      // chain: it is partitioned, and checkpoints must see it.
+      auto* target = vertex_of_node_[t] == vertex && !edges[e].feedback
+                       ? op_of[t]->input()
+                       : output_of_edge[e]->collector_ptr();
       if (edges[e].side_tag.empty())
         targets.push_back(target);
       else

@@ -42,6 +42,7 @@ struct channel_endpoint {
   int32_t upstream_subtask = 0;
   uint32_t upstream_output = 0; // index into the upstream's out_edges
   uint32_t upstream_channel = 0;
+  bool feedback = false;        // on a feedback edge (closes a loop)
 };
 
 /// The operators of one subtask, wired and ready to open.

@@ -30,6 +30,10 @@ struct stream_edge {
   /// `side_type`) of the source node instead of its main output.
   std::string side_tag;
   std::type_index side_type{typeid(void)};
+  /// A feedback edge closes a loop: it runs back to an earlier operator.
+  /// Its channels do not end the target's input, hold no event time back,
+  /// and take part in checkpoints as channel state (see docs/architecture.md).
+  bool feedback = false;
 };
 
 /// One operator of the program with its settings.
@@ -81,8 +85,9 @@ struct stream_graph {
   /// that side output of `source` (records of `side_type`).
   void add_edge(int32_t source, int32_t target, ship_strategy strategy, bool strategy_explicit,
                 std::shared_ptr<const exchange_factory> exchange, std::string side_tag = {},
-                std::type_index side_type = typeid(void)) {
+                std::type_index side_type = typeid(void), bool feedback = false) {
     stream_edge e;
+    e.feedback = feedback;
     e.source = source;
     e.target = target;
     e.strategy = strategy;

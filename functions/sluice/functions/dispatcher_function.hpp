@@ -1,0 +1,138 @@
+#pragma once
+
+#include "sluice/functions/dispatcher.hpp"
+#include "sluice/runtime/process_function.hpp"
+
+#include <memory>
+#include <stdexcept>
+
+namespace sluice::functions {
+
+/// Brings the result of an async invocation back to the dispatcher
+/// subtask's thread. The runtime implements it (the completion hop); until
+/// one is set, async functions fail into dead letters saying so.
+class completion_route {
+public:
+  virtual ~completion_route() = default;
+  /// Called on any thread, once per invocation. Must arrange, on the
+  /// subtask's thread, a call of dispatcher_function::complete(target,
+  /// result, ctx, out) with `target` as the operator's current key (as a
+  /// timer firing for that key would be).
+  virtual void post(const address& target, async_result result) = 0;
+};
+
+/// The dispatcher as an operator: a keyed process function over envelopes
+/// keyed by target address (`key_by(envelope_target{})`). Its output holds
+/// the messages functions send (route the to-function ones back into the
+/// dispatcher through the feedback edge) and the egress messages, dead
+/// letters included. Each subtask gets its own copy; the registry is
+/// shared and read-only.
+class dispatcher_function final
+    : public runtime::keyed_process_function<address, envelope, envelope>,
+      private dispatcher_host {
+public:
+  using base = runtime::keyed_process_function<address, envelope, envelope>;
+
+  explicit dispatcher_function(std::shared_ptr<const function_registry> registry,
+                               dispatcher_options options = {})
+      : registry_(std::move(registry))
+      , options_(std::move(options)) {
+    if (registry_ == nullptr)
+      throw std::invalid_argument("a dispatcher needs a function registry");
+  }
+  // Copies are what each subtask runs: they share the registry and the
+  // options, never a running core.
+  dispatcher_function(const dispatcher_function& other)
+      : base()
+      , dispatcher_host()
+      , registry_(other.registry_)
+      , options_(other.options_)
+      , route_(other.route_) {}
+  dispatcher_function& operator=(const dispatcher_function&) = delete;
+
+  void open(const runtime::runtime_context& ctx) override {
+    auto* backend = dynamic_cast<state::keyed_state_backend<address>*>(&ctx.keyed_backend());
+    if (backend == nullptr)
+      throw std::logic_error("the function dispatcher must run on a stream keyed by address "
+                             "(key_by(envelope_target{}))");
+    backend_ = backend;
+    dispatcher_host& host = *this;
+    core_ = std::make_unique<dispatcher>(registry_, *backend, host, options_);
+    resumed_ = false;
+  }
+  void close() override { core_.reset(); }
+
+  void process_element(const envelope& e, base::context& ctx,
+                       runtime::collector<envelope>& out) override {
+    enter(ctx, out);
+    dispatch_status st;
+    if (!e.is_egress() && !e.event_time && ctx.timestamp()) {
+      // The record's timestamp is the message's event time.
+      envelope timed = e;
+      timed.event_time = ctx.timestamp();
+      st = core_->dispatch(timed);
+    } else {
+      st = core_->dispatch(e);
+    }
+    (void)st; // backpressured() tells the runtime when to hold the input
+  }
+
+  void on_timer(int64_t time, base::context& ctx, runtime::collector<envelope>& out) override {
+    enter(ctx, out);
+    core_->on_timer(ctx.time_domain(), time);
+  }
+
+  /// The result of an async invocation of `target`, on the subtask's thread
+  /// with `target` as the current key (see completion_route).
+  void complete(const address& target, async_result result, base::context& ctx,
+                runtime::collector<envelope>& out) {
+    enter(ctx, out);
+    if (ctx.current_key() != target)
+      throw std::logic_error("an async completion for " + target.to_string() +
+                             " arrived with current key " + ctx.current_key().to_string());
+    core_->on_complete(target, std::move(result));
+  }
+
+  /// Where async completions go; set before the job runs (copies share it).
+  void set_completion_route(std::shared_ptr<completion_route> route) { route_ = std::move(route); }
+
+  /// Whether an async function's backlog reached max_batch_requests: the
+  /// runtime should hold this subtask's input until it is false.
+  [[nodiscard]] bool backpressured() const noexcept { return core_ && core_->backpressured(); }
+
+  /// The running core (after open()).
+  [[nodiscard]] dispatcher& core() { return *core_; }
+
+private:
+  void enter(base::context& ctx, runtime::collector<envelope>& out) {
+    ctx_ = &ctx;
+    out_ = &out;
+    if (!resumed_) {
+      // The first call after open(), and so after any restore: batches that
+      // were in flight at the checkpoint go out again.
+      resumed_ = true;
+      core_->resume_in_flight();
+      backend_->set_current_key(ctx.current_key());
+    }
+  }
+
+  // dispatcher_host
+  runtime::timer_service& timers() override { return ctx_->timer_service(); }
+  void emit(envelope&& e) override { out_->collect(std::move(e)); }
+  async_completion completion_for(const address& target) override {
+    if (!route_)
+      return {};
+    return [route = route_, target](async_result r) { route->post(target, std::move(r)); };
+  }
+
+  std::shared_ptr<const function_registry> registry_;
+  dispatcher_options options_;
+  std::shared_ptr<completion_route> route_;
+  std::unique_ptr<dispatcher> core_;
+  state::keyed_state_backend<address>* backend_ = nullptr;
+  base::context* ctx_ = nullptr;
+  runtime::collector<envelope>* out_ = nullptr;
+  bool resumed_ = false;
+};
+
+} // namespace sluice::functions
