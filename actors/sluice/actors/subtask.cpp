@@ -716,6 +716,11 @@ void subtask_state::snapshot_with_feedback(int64_t id) {
   capture c;
   c.id = id;
   c.state.inputs.resize(inputs_.size());
+  // No output batch is overtaken, but the state has the subtask's shape:
+  // replay_channel_state checks it against the job.
+  c.state.outputs.resize(outputs_.size());
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    c.state.outputs[o].resize(outputs_[o].size());
   c.recording.assign(inputs_.size(), 0);
   for (size_t ch = 0; ch < inputs_.size(); ++ch)
     c.recording[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
