@@ -426,12 +426,27 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
   });
 }
 
+/// A subtask's writer acknowledged or declined checkpoint `id` after it
+/// was aborted (a failover, expiry, a decline elsewhere, or subsumed): what
+/// it wrote into chk-N and shared/c<N> after the abort's discard is
+/// deleted now. Completed checkpoints had every ack before they completed,
+/// so none of them is touched (retained ones are skipped all the same).
+void discard_late(jm_pointer self, int64_t id) {
+  auto& st = self->state;
+  if (id < 0 || st.pending.count(id) != 0 ||
+      std::find(st.retained.begin(), st.retained.end(), id) != st.retained.end())
+    return;
+  run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
+}
+
 void on_ack(jm_pointer self, checkpoint_ack& ack) {
   auto& st = self->state;
-  if (ack.attempt != st.attempt)
-    return;
   auto it = st.pending.find(ack.id);
-  if (it == st.pending.end() || it->second.writing)
+  if (ack.attempt != st.attempt || it == st.pending.end()) {
+    discard_late(self, ack.id);
+    return;
+  }
+  if (it->second.writing)
     return;
   auto& p = it->second;
   const auto& v = st.sub.job->vertices()[ack.vertex];
@@ -884,9 +899,11 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
     [self](checkpoint_atom, int32_t attempt) { on_periodic_trigger(self, attempt); },
     [self](ack_atom, checkpoint_ack& ack) { on_ack(self, ack); },
     [self](decline_atom, int64_t id, int32_t, int32_t, int32_t attempt, const std::string& why) {
-      if (attempt == self->state.attempt)
+      if (attempt == self->state.attempt && self->state.pending.count(id) != 0)
         abort_checkpoint(self, id, "declined: " + why,
                          why.find("not running a source") == std::string::npos);
+      else
+        discard_late(self, id); // a writer may have written part of its files
     },
     [self](expire_atom, int64_t id) {
       auto it = self->state.pending.find(id);

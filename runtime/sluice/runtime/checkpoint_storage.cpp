@@ -479,6 +479,15 @@ void checkpoint_storage::discard(int64_t id) {
 void checkpoint_storage::delete_orphans(int64_t below, const std::vector<int64_t>& in_flight) {
   std::lock_guard<std::mutex> lock(mu_);
   load_registry();
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir_, ec))
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      auto id = checkpoint_id_of(e.path().filename().string());
+      if (id && *id < below &&
+          std::find(in_flight.begin(), in_flight.end(), *id) == in_flight.end() &&
+          e.is_directory(ec) && !std::filesystem::exists(e.path() / metadata_file, ec))
+        remove_checkpoint_dir(*id);
+    }
   delete_unreferenced(below, in_flight);
 }
 

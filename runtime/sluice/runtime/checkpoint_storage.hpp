@@ -143,9 +143,10 @@ public:
   /// on disk references, and what it left in shared/c<id>. A directory that
   /// is gone, or that another thread deletes meanwhile, is fine.
   void discard(int64_t id);
-  /// Deletes the files in shared/c<K> for K below `below` and not in
-  /// `in_flight` that no completed checkpoint references: uploads of
-  /// checkpoints that never completed, finished after their discard.
+  /// Deletes, for K below `below` and not in `in_flight`, every chk-K
+  /// without `_metadata` and the files in shared/c<K> that no completed
+  /// checkpoint references: what writers of checkpoints that never
+  /// completed left after their discard.
   void delete_orphans(int64_t below, const std::vector<int64_t>& in_flight = {});
   /// For a coordinator that completes checkpoints one at a time and never
   /// aborts one after this (tests, tools): finalize(), then discard() of
