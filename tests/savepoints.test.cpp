@@ -297,3 +297,35 @@ TEST_CASE("at-least-once mode loses nothing after failures") {
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("integration.savepoints") {
+
+TEST_CASE("stop with savepoint ends a job whose source never ends, and its client can go") {
+  sluice::test::temp_dir dir;
+  auto cfg = config_for(fs::path(dir.path()), 2);
+  stream_environment env(cfg);
+  env.from_generator(stream_environment::unbounded, [](uint64_t i) { return static_cast<int64_t>(i); })
+    .uid("numbers")
+    .key_by([](int64_t i) { return i % 13; })
+    .process(count_per_key{})
+    .uid("counter")
+    .discard();
+  auto job = env.execute_async("never ending");
+  // A savepoint needs every task RUNNING.
+  REQUIRE(sluice::test::eventually([&] {
+    auto m = job->metrics();
+    if (m.subtasks.empty())
+      return false;
+    for (auto& s : m.subtasks)
+      if (s.state != runtime::execution_state::running)
+        return false;
+    return true;
+  }, 30s));
+  auto sp = job->stop_with_savepoint((fs::path(dir.path()) / "savepoints").string(), false);
+  CHECK(fs::exists(fs::path(sp) / "_metadata"));
+  auto r = job->wait();
+  CHECK(r.status == runtime::job_status::finished);
+  job.reset(); // must not hang
+}
+
+}

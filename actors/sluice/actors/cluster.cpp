@@ -1,5 +1,7 @@
 #include "sluice/actors/cluster.hpp"
 
+#include "sluice/actors/cluster_view.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,16 +14,33 @@ namespace sluice::actors {
 using runtime::execution_state;
 using runtime::job_status;
 
+int64_t wall_now_ms() noexcept {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
 void job_board::set_status(job_status s, const std::string& why) {
   {
     std::lock_guard<std::mutex> guard(mtx);
     status = s;
+    status_times[s] = wall_now_ms();
     if (!why.empty() && error.empty())
       error = why;
-    if (runtime::is_globally_terminal(s))
+    if (runtime::is_globally_terminal(s)) {
       end_ns = steady_now_ns();
+      end_ms = wall_now_ms();
+    }
   }
   cv.notify_all();
+}
+
+void job_board::add_failure(const std::string& why) {
+  std::lock_guard<std::mutex> guard(mtx);
+  if (failures.size() == max_failures) {
+    failures.erase(failures.begin());
+    ++failures_dropped;
+  }
+  failures.push_back({wall_now_ms(), why});
 }
 
 // ---- TaskManager -----------------------------------------------------------
@@ -48,17 +67,32 @@ struct job_manager_state {
   std::vector<tm_entry> task_managers;
   std::map<std::string, std::vector<std::pair<size_t, int32_t>>> allocations;
   std::string cluster_name;
+  std::shared_ptr<slot_board> board;
   const char* name = "sluice.job_manager";
+
+  /// Mirrors the free slots into the board the REST API reads.
+  void publish() const {
+    if (!board)
+      return;
+    std::lock_guard<std::mutex> guard(board->mtx);
+    board->task_managers.resize(task_managers.size());
+    for (size_t t = 0; t < task_managers.size(); ++t) {
+      auto& out = board->task_managers[t];
+      out.id = "taskmanager_" + std::to_string(t);
+      out.slots = task_managers[t].slots;
+      out.free = task_managers[t].free;
+    }
+  }
 };
 
-
-
 caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
-                               std::string cluster_name) {
+                               std::string cluster_name, std::shared_ptr<slot_board> slots) {
   self->state.cluster_name = std::move(cluster_name);
+  self->state.board = std::move(slots);
   return {
     [self](register_atom, caf::actor tm, int32_t slots) {
       self->state.task_managers.push_back({std::move(tm), slots, slots});
+      self->state.publish();
     },
     [self](slots_atom, const std::string& job, int32_t n) -> caf::result<std::vector<caf::actor>> {
       auto& st = self->state;
@@ -79,6 +113,7 @@ caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
         for (int32_t i = 0; i < take; ++i)
           out.push_back(tm.handle);
       }
+      st.publish();
       return out;
     },
     [self](release_atom, const std::string& job) {
@@ -89,6 +124,7 @@ caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
       for (auto& [t, n] : it->second)
         st.task_managers[t].free += n;
       st.allocations.erase(it);
+      st.publish();
     },
     [self](submit_atom, job_submission& sub) -> caf::actor {
       auto jm = spawn_job_master(self, std::move(sub), caf::actor_cast<caf::actor>(self));
@@ -117,7 +153,7 @@ mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_p
                                 "' (use balanced or throughput)");
   }
   system_ = std::make_unique<caf::actor_system>(cfg_);
-  job_manager_ = system_->spawn(job_manager_impl, std::string("local"));
+  job_manager_ = system_->spawn(job_manager_impl, std::string("local"), slots_);
   int32_t tms = std::max(1, config.taskmanagers);
   for (int32_t t = 0; t < tms; ++t) {
     auto tm = system_->spawn(task_manager_impl, slots_per_taskmanager);
@@ -175,45 +211,8 @@ public:
     runtime::job_metrics out;
     auto now = steady_now_ns();
     last_.resize(board_->cells.size());
-    for (size_t c = 0; c < board_->cells.size(); ++c) {
-      auto& cell = *board_->cells[c];
-      runtime::subtask_metrics m;
-      m.task = cell.task;
-      m.vertex_id = cell.vertex_id;
-      m.subtask = cell.subtask;
-      m.state = static_cast<execution_state>(cell.state.load(std::memory_order_relaxed));
-      m.records_in = cell.records_in.load(std::memory_order_relaxed);
-      m.records_out = cell.records_out.load(std::memory_order_relaxed);
-      m.peak_queued_batches = cell.peak_queued_batches.load(std::memory_order_relaxed);
-      m.peak_pending_batches = cell.peak_pending_batches.load(std::memory_order_relaxed);
-      auto started = cell.started_ns.load(std::memory_order_relaxed);
-      auto ended = cell.ended_ns.load(std::memory_order_relaxed);
-      auto until = ended > 0 ? ended : now;
-      int64_t busy = cell.busy_ns.load(std::memory_order_relaxed);
-      int64_t bp = cell.backpressured_ns.load(std::memory_order_relaxed);
-      auto since = cell.blocked_since_ns.load(std::memory_order_relaxed);
-      if (since > 0 && ended == 0)
-        bp += now - since;
-      int64_t alive = started > 0 ? std::max<int64_t>(0, until - started) : 0;
-      int64_t idle = std::max<int64_t>(0, alive - busy - bp);
-      m.busy_ms_total = static_cast<uint64_t>(busy / 1000000);
-      m.backpressured_ms_total = static_cast<uint64_t>(bp / 1000000);
-      m.idle_ms_total = static_cast<uint64_t>(idle / 1000000);
-      auto& prev = last_[c];
-      int64_t window = until - (prev.at > 0 ? prev.at : started);
-      if (started > 0 && window > 0) {
-        auto per_second = [window](int64_t delta) {
-          return std::clamp(static_cast<double>(delta) * 1000.0 / static_cast<double>(window), 0.0,
-                            1000.0);
-        };
-        m.busy_ms_per_second = per_second(busy - prev.busy);
-        m.backpressured_ms_per_second = per_second(bp - prev.bp);
-        m.idle_ms_per_second =
-          std::max(0.0, 1000.0 - m.busy_ms_per_second - m.backpressured_ms_per_second);
-        prev = {until, busy, bp};
-      }
-      out.subtasks.push_back(std::move(m));
-    }
+    for (size_t c = 0; c < board_->cells.size(); ++c)
+      out.subtasks.push_back(read_subtask_metrics(*board_->cells[c], now, last_[c]));
     return out;
   }
 
@@ -276,17 +275,11 @@ private:
     return r;
   }
 
-  struct window_mark {
-    int64_t at = 0;
-    int64_t busy = 0;
-    int64_t bp = 0;
-  };
-
   std::shared_ptr<mini_cluster> cluster_;
   std::shared_ptr<job_board> board_;
   caf::actor job_master_;
   std::mutex mtx_;
-  std::vector<window_mark> last_;
+  std::vector<metrics_window_mark> last_;
 };
 
 } // namespace
@@ -301,6 +294,8 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
   board->id = random_job_id();
   board->name = job->name();
   board->start_ns = steady_now_ns();
+  board->start_ms = wall_now_ms();
+  board->status_times[job_status::created] = board->start_ms;
   for (const auto& v : job->vertices())
     for (int32_t i = 0; i < v.parallelism; ++i) {
       auto cell = std::make_shared<subtask_metrics_cell>();
@@ -309,6 +304,17 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
       cell->subtask = i;
       board->cells.push_back(std::move(cell));
     }
+  // Every job is visible to the REST API of this process from here on.
+  auto registered = [&](caf::actor job_master) -> std::shared_ptr<runtime::job_client> {
+    auto client = std::make_shared<local_job_client>(cluster, board, std::move(job_master));
+    local_job_registry::global()->add(board, *job, config, cluster->slots(), client);
+    return client;
+  };
+  auto refused = [&](const std::string& why) {
+    board->add_failure(why);
+    board->set_status(job_status::failed, why);
+    return registered(caf::actor{});
+  };
   // Settings are checked and the restore point is read here, on the
   // caller's thread, not in an actor.
   std::shared_ptr<const runtime::restore_point> restore;
@@ -316,8 +322,7 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
     runtime::validate(config.checkpoints);
     runtime::validate(config.restart);
   } catch (const std::exception& e) {
-    board->set_status(job_status::failed, std::string("cannot run job: ") + e.what());
-    return std::make_shared<local_job_client>(std::move(cluster), std::move(board), caf::actor{});
+    return refused(std::string("cannot run job: ") + e.what());
   }
   if (!config.restore.path.empty()) {
     try {
@@ -329,9 +334,7 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
       runtime::check_state_mapping(*rp, uids, config.restore.allow_non_restored_state);
       restore = std::move(rp);
     } catch (const std::exception& e) {
-      board->set_status(job_status::failed, std::string("cannot run job: ") + e.what());
-      return std::make_shared<local_job_client>(std::move(cluster), std::move(board),
-                                                caf::actor{});
+      return refused(std::string("cannot run job: ") + e.what());
     }
   }
   caf::scoped_actor self{cluster->system()};
@@ -341,13 +344,10 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
                 job_submission{job, config, board, std::move(restore)})
     .receive([&](caf::actor jm) { job_master = std::move(jm); },
              [&](caf::error& err) { error = cluster->system().render(err); });
-  if (!job_master) {
-    board->set_status(job_status::failed, "cannot submit job: " + error);
-  } else {
-    self->send(job_master, start_atom::value);
-  }
-  return std::make_shared<local_job_client>(std::move(cluster), std::move(board),
-                                            std::move(job_master));
+  if (!job_master)
+    return refused("cannot submit job: " + error);
+  self->send(job_master, start_atom::value);
+  return registered(std::move(job_master));
 }
 
 } // namespace sluice::actors

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,16 @@
 ///                (kill_atom, vertex, index)
 namespace sluice::actors {
 
+/// Wall-clock milliseconds since the epoch (what REST timestamps show).
+int64_t wall_now_ms() noexcept;
+
+/// One failure of a job (a subtask failed, or the job could not start), as
+/// the REST API's exception history shows it.
+struct job_failure {
+  int64_t timestamp_ms = 0;
+  std::string message;
+};
+
 /// Status and metrics of one job, shared by its JobMaster (writer) and its
 /// clients (readers). Thread-safe.
 struct job_board {
@@ -46,11 +57,36 @@ struct job_board {
   std::string error;
   int64_t start_ns = 0;
   int64_t end_ns = 0;
+  /// Wall-clock times (epoch ms) of the start, the end (0 while running)
+  /// and the latest entry into each status.
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  std::map<runtime::job_status, int64_t> status_times;
+  /// The newest failures (at most `max_failures`), oldest first, and how
+  /// many were dropped to keep that bound.
+  std::vector<job_failure> failures;
+  size_t failures_dropped = 0;
+  static constexpr size_t max_failures = 32;
   std::vector<std::shared_ptr<subtask_metrics_cell>> cells;
   checkpoint_stats checkpoints;
   std::atomic<int32_t> restarts{0};
 
   void set_status(runtime::job_status s, const std::string& why = {});
+  /// Records a failure in the history (does not change the status).
+  void add_failure(const std::string& why);
+};
+
+/// The TaskManagers of a mini-cluster and their free slots, as the
+/// JobManager's resource manager allocates them. Written by the JobManager
+/// actor, read by the REST API from any thread. Thread-safe.
+struct slot_board {
+  struct task_manager {
+    std::string id;
+    int32_t slots = 0;
+    int32_t free = 0;
+  };
+  mutable std::mutex mtx;
+  std::vector<task_manager> task_managers;
 };
 
 /// What the dispatcher needs to run a job.
@@ -69,8 +105,9 @@ caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);
 caf::actor spawn_job_master(caf::local_actor* parent, job_submission sub, caf::actor job_manager);
 /// `cluster_name` only labels the dispatcher (CAF 0.17 dereferences a null
 /// argument tuple for actors spawned without arguments, which UBSan flags).
+/// `slots` (may be null) mirrors the resource manager's slot accounting.
 caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self,
-                               std::string cluster_name);
+                               std::string cluster_name, std::shared_ptr<slot_board> slots);
 
 /// A complete cluster inside one process: one actor_system with a
 /// JobManager and N TaskManagers. Shuts its actors down on destruction.
@@ -83,9 +120,12 @@ public:
 
   caf::actor_system& system() { return *system_; }
   caf::actor job_manager() const { return job_manager_; }
+  /// The TaskManagers and their free slots.
+  std::shared_ptr<const slot_board> slots() const { return slots_; }
 
 private:
   caf::actor_system_config cfg_;
+  std::shared_ptr<slot_board> slots_ = std::make_shared<slot_board>();
   std::unique_ptr<caf::actor_system> system_;
   caf::actor job_manager_;
   std::vector<caf::actor> task_managers_;

@@ -228,6 +228,7 @@ void on_failure(jm_pointer self, const std::string& why) {
   auto& st = self->state;
   if (st.done || st.failing)
     return;
+  st.sub.board->add_failure(why);
   if (st.restarting) {
     st.failure_causes.push_back(why);
     return;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <string>
 
@@ -27,7 +28,26 @@ struct subtask_metrics_cell {
   std::atomic<int64_t> ended_ns{0};
   std::atomic<uint32_t> peak_queued_batches{0};
   std::atomic<uint32_t> peak_pending_batches{0};
+  /// The subtask's combined input watermark (event time), or INT64_MIN
+  /// until the subtask publishes one (with its other counters).
+  std::atomic<int64_t> input_watermark{INT64_MIN};
 };
+
+/// Where the previous reading of a cell's time counters ended, so the
+/// per-second figures cover the time since then.
+struct metrics_window_mark {
+  int64_t at = 0;
+  int64_t busy = 0;
+  int64_t bp = 0;
+};
+
+/// Reads one subtask's counters at steady time `now_ns`. The per-second
+/// figures average over the window since `prev`; `prev` moves to now when
+/// that window is at least `min_window_ns` long (so readers that poll often
+/// still see figures averaged over a useful span).
+runtime::subtask_metrics read_subtask_metrics(const subtask_metrics_cell& cell, int64_t now_ns,
+                                              metrics_window_mark& prev,
+                                              int64_t min_window_ns = 0);
 
 inline int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -390,6 +390,7 @@ void subtask_state::publish_counters() {
   m.records_out.store(out, std::memory_order_relaxed);
   m.peak_queued_batches.store(peak_queued_, std::memory_order_relaxed);
   m.peak_pending_batches.store(peak_pending_, std::memory_order_relaxed);
+  m.input_watermark.store(element_.watermark, std::memory_order_relaxed);
 }
 
 void subtask_state::on_event(const event_msg& m) {
@@ -716,8 +717,6 @@ void subtask_state::snapshot_with_feedback(int64_t id) {
   capture c;
   c.id = id;
   c.state.inputs.resize(inputs_.size());
-  // No output batch is overtaken, but the state has the subtask's shape:
-  // replay_channel_state checks it against the job.
   c.state.outputs.resize(outputs_.size());
   for (size_t o = 0; o < outputs_.size(); ++o)
     c.state.outputs[o].resize(outputs_[o].size());
@@ -1012,16 +1011,17 @@ void subtask_state::replay_channel_state(const runtime::channel_state& cs) {
   if (cs.inputs.size() != inputs_.size())
     throw mismatch(std::to_string(cs.inputs.size()) + " input channels recorded, " +
                    std::to_string(inputs_.size()) + " now");
-  if (cs.outputs.size() != outputs_.size())
+  // A capture that overtook no output records no outputs at all.
+  if (!cs.outputs.empty() && cs.outputs.size() != outputs_.size())
     throw mismatch(std::to_string(cs.outputs.size()) + " outputs recorded, " +
                    std::to_string(outputs_.size()) + " now");
-  for (size_t o = 0; o < outputs_.size(); ++o)
+  for (size_t o = 0; o < cs.outputs.size(); ++o)
     if (cs.outputs[o].size() != outputs_[o].size())
       throw mismatch("output " + std::to_string(o) + " had " +
                      std::to_string(cs.outputs[o].size()) + " channels, now " +
                      std::to_string(outputs_[o].size()));
   try {
-    for (size_t o = 0; o < outputs_.size(); ++o) {
+    for (size_t o = 0; o < cs.outputs.size(); ++o) {
       for (size_t c = 0; c < outputs_[o].size(); ++c) {
         auto& ch = outputs_[o][c];
         for (const auto& bytes : cs.outputs[o][c]) {

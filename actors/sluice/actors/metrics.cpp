@@ -1,0 +1,47 @@
+#include "sluice/actors/metrics.hpp"
+
+#include <algorithm>
+
+namespace sluice::actors {
+
+runtime::subtask_metrics read_subtask_metrics(const subtask_metrics_cell& cell, int64_t now_ns,
+                                              metrics_window_mark& prev, int64_t min_window_ns) {
+  runtime::subtask_metrics m;
+  m.task = cell.task;
+  m.vertex_id = cell.vertex_id;
+  m.subtask = cell.subtask;
+  m.state = static_cast<runtime::execution_state>(cell.state.load(std::memory_order_relaxed));
+  m.records_in = cell.records_in.load(std::memory_order_relaxed);
+  m.records_out = cell.records_out.load(std::memory_order_relaxed);
+  m.peak_queued_batches = cell.peak_queued_batches.load(std::memory_order_relaxed);
+  m.peak_pending_batches = cell.peak_pending_batches.load(std::memory_order_relaxed);
+  auto started = cell.started_ns.load(std::memory_order_relaxed);
+  auto ended = cell.ended_ns.load(std::memory_order_relaxed);
+  auto until = ended > 0 ? ended : now_ns;
+  int64_t busy = cell.busy_ns.load(std::memory_order_relaxed);
+  int64_t bp = cell.backpressured_ns.load(std::memory_order_relaxed);
+  auto since = cell.blocked_since_ns.load(std::memory_order_relaxed);
+  if (since > 0 && ended == 0)
+    bp += now_ns - since;
+  int64_t alive = started > 0 ? std::max<int64_t>(0, until - started) : 0;
+  int64_t idle = std::max<int64_t>(0, alive - busy - bp);
+  m.busy_ms_total = static_cast<uint64_t>(busy / 1000000);
+  m.backpressured_ms_total = static_cast<uint64_t>(bp / 1000000);
+  m.idle_ms_total = static_cast<uint64_t>(idle / 1000000);
+  int64_t window = until - (prev.at > 0 ? prev.at : started);
+  if (started > 0 && window > 0) {
+    auto per_second = [window](int64_t delta) {
+      return std::clamp(static_cast<double>(delta) * 1000.0 / static_cast<double>(window), 0.0,
+                        1000.0);
+    };
+    m.busy_ms_per_second = per_second(busy - prev.busy);
+    m.backpressured_ms_per_second = per_second(bp - prev.bp);
+    m.idle_ms_per_second =
+      std::max(0.0, 1000.0 - m.busy_ms_per_second - m.backpressured_ms_per_second);
+    if (window >= min_window_ns)
+      prev = {until, busy, bp};
+  }
+  return m;
+}
+
+} // namespace sluice::actors
