@@ -1,18 +1,25 @@
 // Checkpoint overhead and recovery time, one figure per line:
 //   overhead heap: P%      keyed running sum (heap backend), throughput with
 //                          a checkpoint every second vs. checkpointing off
-//   overhead rocksdb: P%   the same on RocksDB with 1 M keys
+//   overhead rocksdb: P%   the same on RocksDB with 1 M keys and incremental
+//                          checkpoints (--full: full snapshots instead)
 //   recovery: T ms         from a killed subtask to records flowing again,
 //                          with a 0-delay restart strategy
 // plus, per backend, the throughputs and the checkpoints' count, mean
-// duration and size (the figures the percentages come from).
+// duration ("checkpoint duration <backend>: T ms", trigger to completion),
+// mean synchronous part per subtask, and mean size ("checkpoint size
+// <backend>: N bytes", what a checkpoint wrote: for incremental ones the new
+// files only) and full state size.
 //
 //   checkpoint_overhead [--heap-records N] [--rocksdb-records N] [--only heap|rocksdb|recovery]
+//                       [--full 1] [--repeat N]
 
+#include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/sluice.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,16 +38,23 @@ struct run_result {
   int64_t checkpoints = 0;
   int64_t mean_duration_ms = 0;
   int64_t mean_size = 0;
+  double mean_sync_ms = 0;
+  uint64_t full_size = 0;
 };
+
+bool incremental = true;
 
 run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, bool checkpoints) {
   configuration cfg;
   cfg.state.backend = backend;
   cfg.parallelism = 2;
+  auto dir = std::filesystem::temp_directory_path() / "sluice-bench-checkpoints";
   if (checkpoints) {
     cfg.checkpoints.interval = 1s;
-    cfg.checkpoints.directory =
-      (std::filesystem::temp_directory_path() / "sluice-bench-checkpoints").string();
+    cfg.checkpoints.directory = dir.string();
+    cfg.checkpoints.incremental = incremental;
+    // Kept after the end: the full state size is read from the last one.
+    cfg.checkpoints.retention = runtime::externalized_retention::retain_on_cancellation;
   }
   stream_environment env(cfg);
   env.from_generator(n, [keys](uint64_t i) { return record{(i * 2654435761u) % keys, 1}; })
@@ -61,20 +75,64 @@ run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, boo
   out.checkpoints = stats["counts"]["completed"].get<int64_t>();
   out.mean_duration_ms = stats["summary"]["end_to_end_duration"]["avg"].get<int64_t>();
   out.mean_size = stats["summary"]["state_size"]["avg"].get<int64_t>();
+  if (!checkpoints)
+    return out;
+  // The synchronous part per subtask of the task that has the longest one
+  // (the keyed sum), over the completed checkpoints in the history, and the
+  // state size of the last checkpoint (every file it references, shared
+  // ones included).
+  double sync_sum = 0;
+  int64_t sync_n = 0;
+  for (auto& c : stats["history"]) {
+    if (c["status"] != "COMPLETED")
+      continue;
+    int64_t longest = 0;
+    for (auto& [vertex, t] : c["tasks"].items())
+      longest = std::max(longest, t["summary"]["checkpoint_duration"]["sync"]["avg"].get<int64_t>());
+    sync_sum += static_cast<double>(longest);
+    ++sync_n;
+  }
+  out.mean_sync_ms = sync_n > 0 ? sync_sum / static_cast<double>(sync_n) : 0;
+  runtime::checkpoint_storage storage(dir, job->job_id());
+  if (auto last = storage.latest_completed())
+    for (auto& op : storage.read_metadata(*last).operators)
+      for (auto& sub : op.subtasks) {
+        if (sub.native_files.empty())
+          out.full_size += sub.bytes;
+        for (auto& f : sub.native_files)
+          out.full_size += f.size;
+      }
+  std::error_code ec;
+  std::filesystem::remove_all(storage.job_dir(), ec);
   return out;
 }
 
-void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64_t keys) {
-  auto off = keyed_sum(backend, n, keys, false);
-  auto on = keyed_sum(backend, n, keys, true);
-  std::printf("%s off: %.2f M records/s\n", label, off.records_per_s / 1e6);
-  std::printf("%s on: %.2f M records/s\n", label, on.records_per_s / 1e6);
-  std::printf("%s checkpoints: %lld\n", label, static_cast<long long>(on.checkpoints));
-  std::printf("%s checkpoint duration: %lld ms\n", label,
+void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64_t keys,
+              int repeat) {
+  // Off and on back to back, `repeat` times; the overhead compares the
+  // summed times, each pair ran on the same (noisy, shared) machine state.
+  double off_s = 0, on_s = 0;
+  run_result on;
+  for (int i = 0; i < repeat; ++i) {
+    auto off = keyed_sum(backend, n, keys, false);
+    on = keyed_sum(backend, n, keys, true);
+    off_s += static_cast<double>(n) / off.records_per_s;
+    on_s += static_cast<double>(n) / on.records_per_s;
+    std::printf("%s run %d: off %.3f M records/s, on %.3f M records/s (%.1f%%)\n", label, i + 1,
+                off.records_per_s / 1e6, on.records_per_s / 1e6,
+                100.0 * (1.0 - on.records_per_s / off.records_per_s));
+  }
+  std::printf("%s off: %.3f M records/s\n", label, static_cast<double>(n) * repeat / off_s / 1e6);
+  std::printf("%s on: %.3f M records/s\n", label, static_cast<double>(n) * repeat / on_s / 1e6);
+  std::printf("%s checkpoints: %lld (%s)\n", label, static_cast<long long>(on.checkpoints),
+              backend == state::backend_kind::rocksdb && incremental ? "incremental" : "full");
+  std::printf("checkpoint duration %s: %lld ms\n", label,
               static_cast<long long>(on.mean_duration_ms));
-  std::printf("%s checkpoint size: %lld bytes\n", label, static_cast<long long>(on.mean_size));
-  std::printf("overhead %s: %.1f%%\n", label,
-              100.0 * (1.0 - on.records_per_s / off.records_per_s));
+  std::printf("checkpoint sync part %s: %.1f ms\n", label, on.mean_sync_ms);
+  std::printf("checkpoint size %s: %lld bytes\n", label, static_cast<long long>(on.mean_size));
+  std::printf("full state size %s: %llu bytes\n", label,
+              static_cast<unsigned long long>(on.full_size));
+  std::printf("overhead %s: %.1f%%\n", label, 100.0 * (1.0 - off_s / on_s));
 }
 
 /// Kills a keyed subtask of a running checkpointed job and measures until
@@ -129,6 +187,7 @@ double recovery_ms() {
 int main(int argc, char** argv) {
   uint64_t heap_records = 200'000'000, rocksdb_records = 4'000'000;
   std::string only;
+  int repeat = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--heap-records")
@@ -137,11 +196,15 @@ int main(int argc, char** argv) {
       rocksdb_records = std::strtoull(argv[i + 1], nullptr, 10);
     else if (a == "--only")
       only = argv[i + 1];
+    else if (a == "--full")
+      incremental = std::string(argv[i + 1]) == "0";
+    else if (a == "--repeat")
+      repeat = std::max(1, std::atoi(argv[i + 1]));
   }
   if (only.empty() || only == "heap")
-    overhead("heap", state::backend_kind::heap, heap_records, 100'000);
+    overhead("heap", state::backend_kind::heap, heap_records, 100'000, repeat);
   if (only.empty() || only == "rocksdb")
-    overhead("rocksdb", state::backend_kind::rocksdb, rocksdb_records, 1'000'000);
+    overhead("rocksdb", state::backend_kind::rocksdb, rocksdb_records, 1'000'000, repeat);
   if (only.empty() || only == "recovery")
     std::printf("recovery: %.0f ms\n", recovery_ms());
   return 0;

@@ -124,6 +124,62 @@ TEST_CASE("stop with savepoint, resume at parallelism 1 -> 3 -> 2: nothing lost 
   CHECK(!fs::exists(sp2));
 }
 
+TEST_CASE("a retained incremental RocksDB checkpoint resumes at parallelism 3; its savepoint is full") {
+  sluice::test::temp_dir dir;
+  auto base = fs::path(dir.path());
+  auto out = (base / "out").string();
+  auto rocks = [&](int32_t p, const std::string& restore) {
+    auto cfg = config_for(base, p, restore);
+    cfg.state.backend = state::backend_kind::rocksdb;
+    cfg.checkpoints.incremental = true;
+    cfg.checkpoints.retention = runtime::externalized_retention::retain_on_cancellation;
+    return cfg;
+  };
+  std::string retained;
+  {
+    stream_environment env(rocks(2, ""));
+    build(env, out, "counter");
+    auto job = env.execute_async("incremental, then cancelled");
+    await_sink_records(*job, total / 6);
+    runtime::checkpoint_storage storage(base / "checkpoints", job->job_id());
+    REQUIRE(sluice::test::eventually([&] { return storage.completed().size() >= 1; }, 60s));
+    job->cancel();
+    job->wait();
+    auto ids = storage.completed();
+    REQUIRE(!ids.empty());
+    retained = storage.checkpoint_dir(ids.back()).string();
+    bool native = false;
+    for (auto& op : storage.read_metadata(ids.back()).operators)
+      for (auto& s : op.subtasks)
+        native = native || !s.native_files.empty();
+    REQUIRE(native);
+  }
+  // Rescaled from the incremental checkpoint; a savepoint of the new job is
+  // in the canonical format: no native files, so it moves and restores into
+  // another backend.
+  auto sp = [&] {
+    stream_environment env(rocks(3, retained));
+    build(env, out, "counter");
+    auto job = env.execute_async("restored at 3");
+    await_sink_records(*job, total / 3);
+    auto path = job->stop_with_savepoint((base / "savepoints").string(), false);
+    auto r = job->wait();
+    REQUIRE_MESSAGE(r.ok(), r.error);
+    return path;
+  }();
+  auto md = runtime::restore_point::read(sp).metadata;
+  for (auto& op : md.operators)
+    for (auto& s : op.subtasks)
+      CHECK(s.native_files.empty());
+  auto moved = base / "moved-savepoint";
+  fs::rename(sp, moved);
+  stream_environment env(config_for(base, 2, moved.string())); // heap backend
+  build(env, out, "counter");
+  auto r = env.execute("resume to the end on the heap");
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  check_output(out);
+}
+
 TEST_CASE("a savepoint of a running job, and allow_non_restored_state") {
   sluice::test::temp_dir dir;
   stream_environment env(config_for(fs::path(dir.path()), 2));

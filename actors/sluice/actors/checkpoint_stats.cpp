@@ -16,14 +16,19 @@ int64_t wall_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+json min_max_avg(const std::vector<int64_t>& v);
+
 json record_json(const checkpoint_record& r) {
   json tasks = json::object();
   for (auto& [task, subs] : r.tasks) {
     uint64_t size = 0;
     int64_t latest = 0;
+    std::vector<int64_t> sync, async;
     for (auto& s : subs) {
       size += s.state_size;
       latest = std::max(latest, s.ack_timestamp_ms);
+      sync.push_back(s.sync_ms);
+      async.push_back(s.async_ms);
     }
     tasks[task] = {{"id", r.id},
                    {"status", r.status},
@@ -32,7 +37,13 @@ json record_json(const checkpoint_record& r) {
                    {"checkpointed_size", size},
                    {"end_to_end_duration", latest > 0 ? latest - r.trigger_timestamp_ms : 0},
                    {"num_subtasks", subs.size()},
-                   {"num_acknowledged_subtasks", subs.size()}};
+                   {"num_acknowledged_subtasks", subs.size()},
+                   // Flink's task checkpoint summary: the synchronous part
+                   // (snapshot on the subtask's thread) and the asynchronous
+                   // one (files written by the worker), per subtask.
+                   {"summary",
+                    {{"checkpoint_duration",
+                      {{"sync", min_max_avg(sync)}, {"async", min_max_avg(async)}}}}}};
   }
   json j = {{"className", r.status == "COMPLETED" ? "completed"
                           : r.status == "FAILED"  ? "failed"

@@ -86,7 +86,9 @@ struct job_master_state {
   std::chrono::milliseconds restart_delay{0};
   std::vector<std::string> failure_causes;
   // Checkpoints.
-  std::unique_ptr<runtime::checkpoint_storage> storage;
+  /// Shared with the workers that write and delete checkpoints, which may
+  /// outlive the JobMaster.
+  std::shared_ptr<runtime::checkpoint_storage> storage;
   std::shared_ptr<const runtime::restore_point> restore;
   int64_t next_checkpoint_id = 1;
   std::map<int64_t, pending_checkpoint> pending;
@@ -154,9 +156,15 @@ std::filesystem::path checkpoint_base(jm_pointer self) {
 runtime::checkpoint_storage& storage(jm_pointer self) {
   auto& st = self->state;
   if (!st.storage)
-    st.storage = std::make_unique<runtime::checkpoint_storage>(
+    st.storage = std::make_shared<runtime::checkpoint_storage>(
       checkpoint_base(self), st.sub.board->id, std::max(1, st.cp().num_retained));
   return *st.storage;
+}
+
+/// The storage for a worker to hold on to.
+std::shared_ptr<runtime::checkpoint_storage> shared_storage(jm_pointer self) {
+  (void)storage(self);
+  return self->state.storage;
 }
 
 void finish_job(jm_pointer self) {
@@ -372,6 +380,8 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
           h.keyed_state_file = ack.keyed_files[k];
           h.operator_state_file = ack.operator_files[k];
           h.bytes = ack.bytes[k];
+          if (k < ack.native_files.size())
+            h.native_files = ack.native_files[k];
         }
         if (k == 0) {
           h.channel_state_file = ack.channel_state_file;
@@ -386,15 +396,17 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
     }
   }
   p.metadata = md;
-  // Workers get a copy of the storage (paths only): they may outlive this
-  // actor and its state.
-  auto store = storage(self);
-  auto src = store.checkpoint_dir(p.id);
+  // Workers share the storage (and its reference counts of shared files):
+  // they may outlive this actor and its state.
+  auto store = shared_storage(self);
+  auto src = store->checkpoint_dir(p.id);
   if (!p.savepoint) {
     run_blocking(self, p.id, [store, md] {
       // A job without state files wrote nothing into chk-N yet.
-      std::filesystem::create_directories(store.checkpoint_dir(md.checkpoint_id));
-      store.finalize(md);
+      std::filesystem::create_directories(store->checkpoint_dir(md.checkpoint_id));
+      // Deletes nothing: the checkpoint to restore stays until this one
+      // counts as complete (on_written).
+      store->finalize(md);
     });
     return;
   }
@@ -415,12 +427,27 @@ void write_checkpoint(jm_pointer self, job_master_state::pending_checkpoint& p) 
   });
 }
 
+/// A subtask's writer acknowledged or declined checkpoint `id` after it
+/// was aborted (a failover, expiry, a decline elsewhere, or subsumed): what
+/// it wrote into chk-N and shared/c<N> after the abort's discard is
+/// deleted now. Completed checkpoints had every ack before they completed,
+/// so none of them is touched (retained ones are skipped all the same).
+void discard_late(jm_pointer self, int64_t id) {
+  auto& st = self->state;
+  if (id < 0 || st.pending.count(id) != 0 ||
+      std::find(st.retained.begin(), st.retained.end(), id) != st.retained.end())
+    return;
+  run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
+}
+
 void on_ack(jm_pointer self, checkpoint_ack& ack) {
   auto& st = self->state;
-  if (ack.attempt != st.attempt)
-    return;
   auto it = st.pending.find(ack.id);
-  if (it == st.pending.end() || it->second.writing)
+  if (ack.attempt != st.attempt || it == st.pending.end()) {
+    discard_late(self, ack.id);
+    return;
+  }
+  if (it->second.writing)
     return;
   auto& p = it->second;
   const auto& v = st.sub.job->vertices()[ack.vertex];
@@ -454,7 +481,7 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
     // Aborted while its metadata was written (a failover, or subsumed):
     // the abort's discard may have run before the worker wrote into chk-N
     // (a chk-N with `_metadata` looks completed). Delete it again.
-    run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
+    run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
     return;
   }
   if (!error.empty()) {
@@ -470,14 +497,26 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
   st.sub.board->checkpoints.completed(id, path);
   if (!p.savepoint) {
     st.restore = std::make_shared<runtime::restore_point>(
-      runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata)});
-    // Only now, with the restore point moved on, are older ones deleted.
+      runtime::restore_point{storage(self).checkpoint_dir(id), std::move(p.metadata), true});
+    // Only now, with the restore point moved on, are older ones deleted
+    // (the storage drops their references to shared files and deletes
+    // those no retained checkpoint references), and uploads of older
+    // checkpoints that never completed.
     st.retained.push_back(id);
+    std::vector<int64_t> dropped;
     while (st.retained.size() > static_cast<size_t>(std::max(1, st.cp().num_retained))) {
-      auto old = st.retained.front();
+      dropped.push_back(st.retained.front());
       st.retained.pop_front();
-      run_blocking(self, -1, [store = storage(self), old] { store.discard(old); });
     }
+    std::vector<int64_t> in_flight;
+    for (auto& [pid, pp] : st.pending)
+      if (pid < id && pp.savepoint)
+        in_flight.push_back(pid); // not subsumed below
+    run_blocking(self, -1, [store = shared_storage(self), dropped, id, in_flight] {
+      for (auto old : dropped)
+        store->discard(old);
+      store->delete_orphans(id, in_flight);
+    });
   }
   // Older checkpoints still in flight are subsumed.
   std::vector<int64_t> older;
@@ -508,7 +547,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
     w.deliver(caf::make_error(caf::sec::runtime_error, why));
   if (!st.restarting && !st.failing)
     to_all(self, abortchk_atom::value, id);
-  run_blocking(self, -1, [store = storage(self), id] { store.discard(id); });
+  run_blocking(self, -1, [store = shared_storage(self), id] { store->discard(id); });
   if (st.finish_on == id) {
     st.finish_on = -1;
     if (p.stop || p.final_checkpoint) {
@@ -861,9 +900,11 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
     [self](checkpoint_atom, int32_t attempt) { on_periodic_trigger(self, attempt); },
     [self](ack_atom, checkpoint_ack& ack) { on_ack(self, ack); },
     [self](decline_atom, int64_t id, int32_t, int32_t, int32_t attempt, const std::string& why) {
-      if (attempt == self->state.attempt)
+      if (attempt == self->state.attempt && self->state.pending.count(id) != 0)
         abort_checkpoint(self, id, "declined: " + why,
                          why.find("not running a source") == std::string::npos);
+      else
+        discard_late(self, id); // a writer may have written part of its files
     },
     [self](expire_atom, int64_t id) {
       auto it = self->state.pending.find(id);

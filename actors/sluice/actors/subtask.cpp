@@ -123,7 +123,8 @@ void subtask_state::start() {
     auto me = caf::actor_cast<subtask_actor>(self_);
     self_->spawn<caf::detached>(
       [me, rp = d_.restore, uids = std::move(uids), index = d_.index, p = v.parallelism,
-       mp = v.max_parallelism](caf::event_based_actor* w, int) {
+       mp = v.max_parallelism,
+       staging = d_.config.state.rocksdb.local_dir](caf::event_based_actor* w, int) {
         auto bundle = std::make_shared<restore_bundle>();
         try {
           if (auto* head = uids.empty() ? nullptr : rp->find(uids.front()))
@@ -139,7 +140,8 @@ void subtask_state::start() {
           if (handle == nullptr)
             continue;
           try {
-            bundle->ops.back() = runtime::load_operator_restore(*rp, *handle, index, p, mp);
+            bundle->ops.back() =
+              runtime::load_operator_restore(*rp, *handle, index, p, mp, staging);
           } catch (const std::exception& e) {
             bundle->error = e.what();
             break;
@@ -716,7 +718,7 @@ void subtask_state::snapshot_with_feedback(int64_t id) {
   for (size_t ch = 0; ch < inputs_.size(); ++ch)
     record[ch] = inputs_[ch].feedback && !inputs_[ch].ended && !barrier_seen_[ch];
   auto c = new_capture(id, std::move(record), -1);
-  c.write = snapshot_chain(id, now_ms());
+  c.write = snapshot_chain(id, now_ms(), aligning_savepoint_);
   forward_barrier(id, aligning_savepoint_, nullptr);
   capture_ = std::move(c);
   release_held();
@@ -749,7 +751,8 @@ std::string file_token(const std::string& uid) {
 }
 } // namespace
 
-subtask_state::pending_write subtask_state::snapshot_chain(int64_t id, int64_t timestamp_ms) {
+subtask_state::pending_write subtask_state::snapshot_chain(int64_t id, int64_t timestamp_ms,
+                                                           bool savepoint) {
   auto t0 = steady_now_ns();
   last_checkpoint_ = id;
   pending_write w;
@@ -760,21 +763,16 @@ subtask_state::pending_write subtask_state::snapshot_chain(int64_t id, int64_t t
   ack.attempt = d_.attempt;
   ack.alignment_ns = aligning_ >= 0 ? t0 - align_start_ns_ : 0;
   const auto& v = d_.job->vertices()[d_.vertex];
+  // Savepoints are full snapshots in the canonical format (self-contained).
+  bool incremental = d_.config.checkpoints.incremental && !savepoint;
   for (size_t k = 0; k < chain_.operators.size(); ++k) {
-    auto snap = chain_.operators[k]->snapshot_operator(id, timestamp_ms);
     const auto& node = d_.job->graph().nodes[v.nodes[k]];
     auto base = "n" + std::to_string(node.id) + "-" + file_token(runtime::operator_uid(node)) +
                 "-s" + std::to_string(d_.index);
     if (k == 0)
       w.file_base = base;
-    uint64_t bytes = snap.keyed.size() + snap.operator_state.size();
-    ack.keyed_files.push_back(snap.keyed.empty() ? std::string() : base + ".keyed");
-    ack.operator_files.push_back(snap.operator_state.empty() ? std::string() : base + ".op");
-    ack.bytes.push_back(bytes);
-    if (!snap.keyed.empty())
-      w.files.emplace_back(ack.keyed_files.back(), std::move(snap.keyed));
-    if (!snap.operator_state.empty())
-      w.files.emplace_back(ack.operator_files.back(), std::move(snap.operator_state));
+    w.snaps.emplace_back(base,
+                         chain_.operators[k]->snapshot_operator(id, timestamp_ms, incremental));
   }
   ack.sync_ns = steady_now_ns() - t0;
   return w;
@@ -790,7 +788,7 @@ void subtask_state::forward_barrier(int64_t id, bool savepoint,
 
 void subtask_state::take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward,
                                     bool savepoint) {
-  auto w = snapshot_chain(id, timestamp_ms);
+  auto w = snapshot_chain(id, timestamp_ms, savepoint);
   if (!forward) {
     write_snapshot(std::move(w));
     return;
@@ -860,10 +858,18 @@ void subtask_state::write_snapshot(pending_write w) {
   auto dir = std::filesystem::path(d_.checkpoint_dir) / ("chk-" + std::to_string(w.ack.id));
   auto jm = d_.job_master;
   self_->spawn<caf::detached>(
-    [dir, jm, files = std::move(w.files), ack = std::move(w.ack)](caf::event_based_actor* wk,
-                                                                   int) mutable {
+    [dir, jm, snaps = std::move(w.snaps), files = std::move(w.files),
+     ack = std::move(w.ack)](caf::event_based_actor* wk, int) mutable {
       auto t = steady_now_ns();
       try {
+        for (auto& [base, snap] : snaps) {
+          auto written = runtime::write_operator_snapshot(dir, ack.id, base, snap);
+          ack.keyed_files.push_back(std::move(written.keyed_state_file));
+          ack.operator_files.push_back(std::move(written.operator_state_file));
+          ack.bytes.push_back(written.bytes);
+          ack.native_files.push_back(std::move(written.native_files));
+        }
+        // Then the channel state of an unaligned checkpoint (or a loop's).
         if (!files.empty())
           std::filesystem::create_directories(dir);
         for (auto& [name, bytes] : files)
@@ -949,7 +955,7 @@ void subtask_state::start_unaligned(int64_t id, int32_t channel) {
   for (size_t ch = 0; ch < inputs_.size(); ++ch)
     record[ch] = !(switching && barrier_seen_[ch]) && !inputs_[ch].ended;
   auto c = new_capture(id, std::move(record), channel);
-  c.write = snapshot_chain(id, now_ms());
+  c.write = snapshot_chain(id, now_ms(), false);
   c.write.ack.unaligned = true;
   forward_barrier(id, false, &c.state);
   capture_ = std::move(c);

@@ -45,6 +45,8 @@ struct checkpoint_ack {
   std::vector<std::string> keyed_files;
   std::vector<std::string> operator_files;
   std::vector<uint64_t> bytes;
+  /// Per operator: the files of its native keyed snapshot (empty = none).
+  std::vector<std::vector<state::native_file_ref>> native_files;
   /// In-flight batches of an unaligned checkpoint ("" = none).
   std::string channel_state_file;
   uint64_t channel_bytes = 0;
@@ -159,6 +161,11 @@ private:
   /// A snapshot taken, its files not yet written.
   struct pending_write {
     checkpoint_ack ack;
+    /// Per operator of the chain, in chain order: its file base name and
+    /// snapshot (possibly a native RocksDB one), written first.
+    std::vector<std::pair<std::string, runtime::operator_snapshot>> snaps;
+    /// Further files (name, bytes), written after the snapshots: the
+    /// channel state.
     std::vector<std::pair<std::string, std::string>> files;
     std::string file_base; ///< names the channel state file
   };
@@ -229,7 +236,10 @@ private:
   /// Snapshots the chain for checkpoint `id`, forwards the barrier when
   /// `forward`, writes the state asynchronously and acknowledges.
   void take_checkpoint(int64_t id, int64_t timestamp_ms, bool forward, bool savepoint);
-  pending_write snapshot_chain(int64_t id, int64_t timestamp_ms);
+  /// Takes the synchronous part of every operator's snapshot. Savepoints
+  /// are full, in the canonical format; checkpoints are incremental where
+  /// the backend and configuration allow.
+  pending_write snapshot_chain(int64_t id, int64_t timestamp_ms, bool savepoint);
   /// Sends barrier `id` on every output; with `overtake`, ahead of the
   /// batches waiting for credit, which go into `overtaken` as channel state.
   void forward_barrier(int64_t id, bool savepoint, runtime::channel_state* overtaken);

@@ -4,11 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/state/snapshot.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <random>
+#include <set>
 #include <sstream>
 #include <unistd.h>
 
@@ -53,7 +57,144 @@ void check_file_name(const std::string& name, const std::string& origin) {
     throw checkpoint_error(origin + ": invalid state file name '" + name + "'");
 }
 
+/// "shared/c12/abc-000012.sst": a shared file's place relative to the job
+/// directory, and nothing else (no way out of shared/).
+void check_shared_path(const std::string& path, const std::string& origin) {
+  auto bad = [&] { throw checkpoint_error(origin + ": invalid shared file path '" + path + "'"); };
+  if (path.rfind("shared/c", 0) != 0)
+    bad();
+  auto slash = path.find('/', 8);
+  if (slash == std::string::npos || slash == 8)
+    bad();
+  for (size_t i = 8; i < slash; ++i)
+    if (path[i] < '0' || path[i] > '9')
+      bad();
+  check_file_name(path.substr(slash + 1), origin);
+}
+
+/// Copies `from` to `to` in 1 MiB chunks, returning its size and CRC-32.
+/// With `durable`, through a temp file that is synced and renamed (the
+/// caller syncs the directory); otherwise straight to `to`.
+std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
+                                            const std::filesystem::path& to, bool durable) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    throw checkpoint_error("cannot open " + from.string() + ": " + errno_text());
+  auto tmp = to;
+  if (durable)
+    tmp += ".inprogress";
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    auto why = errno_text();
+    ::close(in);
+    throw checkpoint_error("cannot create " + tmp.string() + ": " + why);
+  }
+  auto fail = [&](const std::string& what) {
+    auto why = errno_text();
+    ::close(in);
+    ::close(out);
+    ::unlink(tmp.c_str());
+    throw checkpoint_error(what + ": " + why);
+  };
+  std::string buf(size_t{1} << 20, '\0');
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  for (;;) {
+    auto n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      fail("cannot read " + from.string());
+    if (n == 0)
+      break;
+    crc = state::snapshot_crc32_update(crc, std::string_view(buf.data(), static_cast<size_t>(n)));
+    size += static_cast<uint64_t>(n);
+    size_t done = 0;
+    while (done < static_cast<size_t>(n)) {
+      auto w = ::write(out, buf.data() + done, static_cast<size_t>(n) - done);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        fail("cannot write " + tmp.string());
+      done += static_cast<size_t>(w);
+    }
+  }
+  if (durable && ::fsync(out) != 0)
+    fail("cannot sync " + tmp.string());
+  ::close(in);
+  if (::close(out) != 0) {
+    auto why = errno_text();
+    ::unlink(tmp.c_str());
+    throw checkpoint_error("cannot write " + tmp.string() + ": " + why);
+  }
+  if (durable && ::rename(tmp.c_str(), to.c_str()) != 0) {
+    auto why = errno_text();
+    ::unlink(tmp.c_str());
+    throw checkpoint_error("cannot rename " + tmp.string() + " to " + to.string() + ": " + why);
+  }
+  return {size, crc};
+}
+
+std::string random_token() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 12; ++i)
+    out += digits[rng() % 16];
+  return out;
+}
+
+/// "c12" -> 12; nothing for other names.
+std::optional<int64_t> shared_dir_id(const std::string& name) {
+  if (name.size() < 2 || name[0] != 'c')
+    return std::nullopt;
+  return checkpoint_id_of("chk-" + name.substr(1));
+}
+
 } // namespace
+
+// ---- shared state registry -------------------------------------------------
+
+void shared_state_registry::register_checkpoint(const checkpoint_metadata& md) {
+  if (registered(md.checkpoint_id))
+    unregister_checkpoint(md.checkpoint_id);
+  auto& mine = by_checkpoint_[md.checkpoint_id];
+  for (const auto& op : md.operators)
+    for (const auto& s : op.subtasks)
+      for (const auto& f : s.native_files)
+        if (f.shared) {
+          ++refs_[f.stored];
+          mine.push_back(f.stored);
+        }
+}
+
+void shared_state_registry::unregister_checkpoint(int64_t id) {
+  auto it = by_checkpoint_.find(id);
+  if (it == by_checkpoint_.end())
+    return;
+  for (const auto& f : it->second)
+    --refs_[f];
+  by_checkpoint_.erase(it);
+}
+
+std::vector<std::string> shared_state_registry::collect() {
+  std::vector<std::string> out;
+  for (auto it = refs_.begin(); it != refs_.end();) {
+    if (it->second <= 0) {
+      out.push_back(it->first);
+      it = refs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+int32_t shared_state_registry::references(const std::string& path) const {
+  auto it = refs_.find(path);
+  return it == refs_.end() ? 0 : it->second;
+}
 
 // ---- metadata ------------------------------------------------------------
 
@@ -67,6 +208,16 @@ std::string checkpoint_metadata::to_json() const {
                   {"keyed_state", s.keyed_state_file},
                   {"operator_state", s.operator_state_file},
                   {"bytes", s.bytes}};
+      if (!s.native_files.empty()) {
+        json files = json::array();
+        for (const auto& f : s.native_files)
+          files.push_back({{"name", f.name},
+                           {"stored", f.stored},
+                           {"size", f.size},
+                           {"crc32", f.crc32},
+                           {"shared", f.shared}});
+        sub["native"] = std::move(files);
+      }
       if (!s.channel_state_file.empty())
         sub["channel_state"] = s.channel_state_file;
       subs.push_back(std::move(sub));
@@ -101,7 +252,7 @@ checkpoint_metadata checkpoint_metadata::from_json(std::string_view text,
       fail("not a sluice checkpoint metadata file");
     checkpoint_metadata md;
     md.version = doc.at("version").get<int32_t>();
-    if (md.version != current_version)
+    if (md.version != current_version && md.version != 1)
       fail("metadata version " + std::to_string(md.version) + " is not supported (this build reads " +
            std::to_string(current_version) + ")");
     md.job_id = doc.at("job_id").get<std::string>();
@@ -138,6 +289,25 @@ checkpoint_metadata checkpoint_metadata::from_json(std::string_view text,
                               &h.channel_state_file})
           if (!f->empty())
             check_file_name(*f, origin);
+        if (s.contains("native")) {
+          for (const auto& f : s.at("native")) {
+            state::native_file_ref r;
+            r.name = f.at("name").get<std::string>();
+            r.stored = f.at("stored").get<std::string>();
+            r.size = f.at("size").get<uint64_t>();
+            r.crc32 = f.at("crc32").get<uint32_t>();
+            r.shared = f.at("shared").get<bool>();
+            check_file_name(r.name, origin);
+            if (r.shared)
+              check_shared_path(r.stored, origin);
+            else
+              check_file_name(r.stored, origin);
+            h.native_files.push_back(std::move(r));
+          }
+          if (!h.native_files.empty() && h.keyed_state_file.empty())
+            fail("operator '" + op.uid + "' subtask " + std::to_string(h.subtask) +
+                 " has native keyed state files but no keyed state description");
+        }
         op.subtasks.push_back(std::move(h));
       }
       md.operators.push_back(std::move(op));
@@ -239,7 +409,8 @@ std::string checkpoint_storage::read_file(int64_t id, const std::string& name) c
   return out.str();
 }
 
-std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md) {
+std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md,
+                                                  const std::vector<int64_t>& in_flight) {
   finalize(md);
   std::vector<int64_t> dropped;
   auto done = completed();
@@ -248,27 +419,42 @@ std::vector<int64_t> checkpoint_storage::complete(const checkpoint_metadata& md)
     dropped.push_back(done.front());
     done.erase(done.begin());
   }
+  delete_orphans(md.checkpoint_id, in_flight);
   return dropped;
 }
 
-void checkpoint_storage::finalize(const checkpoint_metadata& md) const {
+void checkpoint_storage::finalize(const checkpoint_metadata& md) {
   if (md.job_id != job_id_)
     throw std::invalid_argument("metadata of job " + md.job_id + " given to the storage of job " +
                                 job_id_);
+  std::lock_guard<std::mutex> lock(mu_);
+  load_registry();
   auto d = checkpoint_dir(md.checkpoint_id);
   if (!std::filesystem::is_directory(d))
     throw checkpoint_error("checkpoint " + std::to_string(md.checkpoint_id) + " was not begun");
+  auto missing = [&](const operator_state_handle& op, const subtask_state_handle& s,
+                     const std::string& what) {
+    throw checkpoint_error("checkpoint " + std::to_string(md.checkpoint_id) + ": operator '" +
+                           op.uid + "' subtask " + std::to_string(s.subtask) + " names " + what);
+  };
   for (const auto& op : md.operators)
-    for (const auto& s : op.subtasks)
-      for (const auto* f : {&s.keyed_state_file, &s.operator_state_file})
+    for (const auto& s : op.subtasks) {
+      for (const auto* f : {&s.keyed_state_file, &s.operator_state_file, &s.channel_state_file})
         if (!f->empty() && !std::filesystem::exists(d / *f))
-          throw checkpoint_error("checkpoint " + std::to_string(md.checkpoint_id) +
-                                 ": operator '" + op.uid + "' subtask " +
-                                 std::to_string(s.subtask) + " names missing file " + *f);
+          missing(op, s, "missing file " + *f);
+      for (const auto& f : s.native_files) {
+        auto p = f.shared ? dir_ / f.stored : d / f.stored;
+        std::error_code ec;
+        auto size = std::filesystem::file_size(p, ec);
+        if (ec || size != f.size)
+          missing(op, s, (ec ? "missing file " : "file of another size: ") + f.stored);
+      }
+    }
   write_atomically(d / metadata_file, md.to_json());
+  registry_.register_checkpoint(md);
 }
 
-void checkpoint_storage::discard(int64_t id) const {
+void checkpoint_storage::remove_checkpoint_dir(int64_t id) {
   std::error_code ec;
   std::filesystem::remove_all(checkpoint_dir(id), ec);
   // remove_all fails with ENOENT when another thread removed an entry it
@@ -277,17 +463,89 @@ void checkpoint_storage::discard(int64_t id) const {
     throw checkpoint_error("cannot delete " + checkpoint_dir(id).string() + ": " + ec.message());
 }
 
+void checkpoint_storage::discard(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  load_registry();
+  registry_.unregister_checkpoint(id);
+  remove_checkpoint_dir(id);
+  // The shared files only it referenced go (registry_.collect()), and so
+  // does what it uploaded to shared/c<id> that no checkpoint on disk
+  // references: an aborted checkpoint's uploads (only completed
+  // checkpoints' uploads are reused), or a subsumed one's that no newer
+  // checkpoint kept.
+  delete_unreferenced(INT64_MAX, {}, id);
+}
+
+void checkpoint_storage::delete_orphans(int64_t below, const std::vector<int64_t>& in_flight) {
+  std::lock_guard<std::mutex> lock(mu_);
+  load_registry();
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir_, ec))
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      auto id = checkpoint_id_of(e.path().filename().string());
+      if (id && *id < below &&
+          std::find(in_flight.begin(), in_flight.end(), *id) == in_flight.end() &&
+          e.is_directory(ec) && !std::filesystem::exists(e.path() / metadata_file, ec))
+        remove_checkpoint_dir(*id);
+    }
+  delete_unreferenced(below, in_flight);
+}
+
+void checkpoint_storage::load_registry() {
+  if (registry_loaded_)
+    return;
+  for (auto id : completed())
+    registry_.register_checkpoint(read_metadata(id));
+  registry_loaded_ = true;
+}
+
+void checkpoint_storage::delete_unreferenced(int64_t below, const std::vector<int64_t>& skip,
+                                             std::optional<int64_t> only) {
+  std::error_code ec;
+  for (const auto& rel : registry_.collect())
+    std::filesystem::remove(dir_ / rel, ec);
+  auto shared = dir_ / "shared";
+  if (!std::filesystem::is_directory(shared, ec))
+    return;
+  for (const auto& e : std::filesystem::directory_iterator(shared, ec)) {
+    auto name = e.path().filename().string();
+    auto id = shared_dir_id(name);
+    if (!id || *id >= below || (only && *id != *only) ||
+        std::find(skip.begin(), skip.end(), *id) != skip.end() || !e.is_directory(ec))
+      continue;
+    bool empty = true;
+    for (const auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
+      if (registry_.known("shared/" + name + "/" + f.path().filename().string())) {
+        empty = false;
+        continue;
+      }
+      std::filesystem::remove(f.path(), ec);
+    }
+    if (empty)
+      std::filesystem::remove(e.path(), ec);
+  }
+}
+
+int32_t checkpoint_storage::shared_references(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  load_registry();
+  return registry_.references(path);
+}
+
 size_t checkpoint_storage::cleanup_incomplete() {
+  std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;
   if (!std::filesystem::is_directory(dir_))
     return n;
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
     auto id = checkpoint_id_of(e.path().filename().string());
     if (id && e.is_directory() && !std::filesystem::exists(e.path() / metadata_file)) {
-      discard(*id);
+      remove_checkpoint_dir(*id);
       ++n;
     }
   }
+  load_registry();
+  delete_unreferenced(INT64_MAX, {});
   return n;
 }
 
@@ -358,9 +616,58 @@ const operator_state_handle* restore_point::find(const std::string& uid) const {
   return nullptr;
 }
 
+namespace {
+
+/// Downloads the native snapshot of old subtask `s` into a new directory
+/// under `staging_root`, checking each file's size and CRC.
+std::shared_ptr<state::native_restore_source>
+download_native(const restore_point& rp, const operator_state_handle& op,
+                const subtask_state_handle& s, state::key_group_range range,
+                const std::string& staging_root) {
+  auto src = std::make_shared<state::native_restore_source>();
+  src->origin = "operator '" + op.uid + "' subtask " + std::to_string(s.subtask) + " in " +
+                rp.dir.string();
+  src->range = range;
+  src->files = s.native_files;
+  src->reusable = rp.owns_shared_files;
+  check_file_name(s.keyed_state_file, src->origin);
+  src->meta = slurp(rp.dir / s.keyed_state_file, src->origin);
+  std::error_code ec;
+  auto root = staging_root.empty() ? std::filesystem::temp_directory_path(ec)
+                                   : std::filesystem::path(staging_root);
+  auto dir = root / ("sluice-restore-" + random_token());
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw checkpoint_error(src->origin + ": cannot create " + dir.string() + ": " + ec.message());
+  src->dir = dir.string();
+  for (const auto& f : s.native_files) {
+    auto from = f.shared ? rp.dir.parent_path() / f.stored : rp.dir / f.stored;
+    auto kind = std::string(f.shared ? "shared" : "private");
+    if (!std::filesystem::exists(from, ec))
+      throw checkpoint_error(src->origin + ": " + kind + " state file " + from.string() +
+                             " is missing");
+    std::pair<uint64_t, uint32_t> got;
+    try {
+      got = copy_with_crc(from, dir / f.name, false);
+    } catch (const checkpoint_error& e) {
+      throw checkpoint_error(src->origin + ": " + e.what());
+    }
+    if (got.first != f.size)
+      throw checkpoint_error(src->origin + ": " + kind + " state file " + from.string() + " has " +
+                             std::to_string(got.first) + " bytes, the checkpoint recorded " +
+                             std::to_string(f.size) + " (truncated or replaced)");
+    if (got.second != f.crc32)
+      throw checkpoint_error(src->origin + ": " + kind + " state file " + from.string() +
+                             " is corrupt (checksum mismatch)");
+  }
+  return src;
+}
+
+} // namespace
+
 operator_restore load_operator_restore(const restore_point& rp, const operator_state_handle& op,
                                        int32_t index, int32_t parallelism,
-                                       int32_t max_parallelism) {
+                                       int32_t max_parallelism, const std::string& staging_root) {
   auto origin = "operator '" + op.uid + "' in " + rp.dir.string();
   operator_restore out;
   bool has_keyed = false;
@@ -379,8 +686,12 @@ operator_restore load_operator_restore(const restore_point& rp, const operator_s
       auto theirs = state::key_group_range_for_subtask(op.max_parallelism, op.parallelism,
                                                        s.subtask);
       if (theirs.start <= mine.end && mine.start <= theirs.end) {
-        check_file_name(s.keyed_state_file, origin);
-        out.keyed.push_back(slurp(rp.dir / s.keyed_state_file, origin));
+        if (!s.native_files.empty()) {
+          out.native_keyed.push_back(download_native(rp, op, s, theirs, staging_root));
+        } else {
+          check_file_name(s.keyed_state_file, origin);
+          out.keyed.push_back(slurp(rp.dir / s.keyed_state_file, origin));
+        }
       }
     }
     if (!s.operator_state_file.empty()) {
@@ -403,6 +714,87 @@ operator_restore load_operator_restore(const restore_point& rp, const operator_s
     } catch (const state::state_error& e) {
       throw checkpoint_error(origin + ": " + e.what());
     }
+  }
+  return out;
+}
+
+written_operator_snapshot write_operator_snapshot(const std::filesystem::path& chk_dir,
+                                                  int64_t checkpoint_id, const std::string& base,
+                                                  operator_snapshot& snap) {
+  written_operator_snapshot out;
+  if (snap.keyed.empty() && snap.operator_state.empty() && !snap.native_keyed)
+    return out;
+  std::error_code ec;
+  std::filesystem::create_directories(chk_dir, ec);
+  if (ec)
+    throw checkpoint_error("cannot create " + chk_dir.string() + ": " + ec.message());
+  if (!snap.keyed.empty()) {
+    out.keyed_state_file = base + ".keyed";
+    checkpoint_storage::write_atomically(chk_dir / out.keyed_state_file, snap.keyed);
+    out.bytes += snap.keyed.size();
+  }
+  if (snap.native_keyed) {
+    auto& n = *snap.native_keyed;
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(n.local_dir, ec))
+      if (e.is_regular_file(ec))
+        names.push_back(e.path().filename().string());
+    if (ec || names.empty())
+      throw checkpoint_error("cannot list the native snapshot in " + n.local_dir +
+                             (ec ? ": " + ec.message() : std::string(": it is empty")));
+    std::sort(names.begin(), names.end());
+    auto reusable = n.ledger ? n.ledger->reusable(names) : std::map<std::string,
+                                                                      state::native_file_ref>{};
+    auto shared_rel = "shared/c" + std::to_string(checkpoint_id);
+    auto job_dir = chk_dir.parent_path();
+    bool shared_dir_made = false;
+    std::vector<state::native_file_ref> uploaded;
+    for (const auto& name : names) {
+      auto local = std::filesystem::path(n.local_dir) / name;
+      bool sst = name.size() > 4 && name.compare(name.size() - 4, 4, ".sst") == 0;
+      auto size = std::filesystem::file_size(local, ec);
+      if (ec)
+        throw checkpoint_error("cannot read " + local.string() + ": " + ec.message());
+      if (sst) {
+        auto it = reusable.find(name);
+        if (it != reusable.end() && it->second.size == size) {
+          // A completed checkpoint stored this immutable file already.
+          out.native_files.push_back(it->second);
+          continue;
+        }
+        if (!shared_dir_made) {
+          std::filesystem::create_directories(job_dir / shared_rel, ec);
+          if (ec)
+            throw checkpoint_error("cannot create " + (job_dir / shared_rel).string() + ": " +
+                                   ec.message());
+          shared_dir_made = true;
+        }
+      }
+      state::native_file_ref r;
+      r.name = name;
+      r.shared = sst;
+      r.stored = sst ? shared_rel + "/" + n.instance + "-" + name : base + "." + name;
+      auto [bytes, crc] = copy_with_crc(local, sst ? job_dir / r.stored : chk_dir / r.stored, true);
+      r.size = bytes;
+      r.crc32 = crc;
+      out.bytes += bytes;
+      if (sst)
+        uploaded.push_back(r);
+      out.native_files.push_back(std::move(r));
+    }
+    if (shared_dir_made)
+      sync_path(job_dir / shared_rel, true);
+    out.keyed_state_file = base + ".keyed";
+    checkpoint_storage::write_atomically(chk_dir / out.keyed_state_file, n.meta);
+    out.bytes += n.meta.size();
+    if (n.ledger)
+      n.ledger->uploaded(checkpoint_id, uploaded);
+    snap.native_keyed.reset(); // drops the local hard links
+  }
+  if (!snap.operator_state.empty()) {
+    out.operator_state_file = base + ".op";
+    checkpoint_storage::write_atomically(chk_dir / out.operator_state_file, snap.operator_state);
+    out.bytes += snap.operator_state.size();
   }
   return out;
 }

@@ -32,8 +32,8 @@ checkpoint_metadata metadata_for(int64_t id, const std::string& file) {
   op.uid = "sum";
   op.parallelism = 2;
   op.max_parallelism = 128;
-  op.subtasks.push_back({0, file, "", 3, ""});
-  op.subtasks.push_back({1, "", "", 0, ""});
+  op.subtasks.push_back({0, file, "", 3, {}, ""});
+  op.subtasks.push_back({1, "", "", 0, {}, ""});
   md.operators.push_back(op);
   return md;
 }
@@ -108,6 +108,70 @@ TEST_CASE("discarding a checkpoint that is gone is no error") {
   st.discard(7);
 }
 
+TEST_CASE("the coordinator's order keeps the restore point's shared files through aborts") {
+  // As the JobMaster does it: finalize, count complete, then discard the
+  // retained-out checkpoint; a checkpoint aborted after its finalize drops
+  // only its own references.
+  scratch s;
+  checkpoint_storage st(s.dir, "job1", 1);
+  auto job = st.job_dir();
+  auto upload = [&](const std::string& rel, const std::string& bytes) {
+    fs::create_directories((job / rel).parent_path());
+    write_text(job / rel, bytes);
+  };
+  auto md_with = [&](int64_t id, std::vector<std::string> shared) {
+    st.begin(id);
+    st.write_file(id, "f", "meta");
+    auto md = metadata_for(id, "f");
+    for (auto& rel : shared)
+      md.operators[0].subtasks[0].native_files.push_back(
+        {rel.substr(rel.rfind('/') + 1), rel, fs::file_size(job / rel), 0, true});
+    return md;
+  };
+  upload("shared/c1/i-a.sst", "aa");
+  upload("shared/c1/i-b.sst", "bbb");
+  st.finalize(md_with(1, {"shared/c1/i-a.sst", "shared/c1/i-b.sst"}));
+  upload("shared/c2/i-c.sst", "c");
+  st.finalize(md_with(2, {"shared/c1/i-a.sst", "shared/c2/i-c.sst"}));
+  CHECK(st.shared_references("shared/c1/i-a.sst") == 2);
+
+  // Aborted after its metadata was written: 1 stays the restore point.
+  st.discard(2);
+  CHECK(st.completed() == std::vector<int64_t>{1});
+  CHECK(fs::exists(job / "shared/c1/i-a.sst"));
+  CHECK(fs::exists(job / "shared/c1/i-b.sst"));
+  CHECK_FALSE(fs::exists(job / "shared/c2"));
+  CHECK(st.shared_references("shared/c1/i-a.sst") == 1);
+
+  // A writer of 2 that finished after the discard, and one of 4 still in
+  // flight.
+  upload("shared/c2/i-late.sst", "late");
+  st.begin(2);
+  st.write_file(2, "f", "late");
+  upload("shared/c4/i-new.sst", "new");
+  st.begin(4);
+
+  upload("shared/c3/i-d.sst", "dddd");
+  st.finalize(md_with(3, {"shared/c1/i-a.sst", "shared/c3/i-d.sst"}));
+  // 3 counts complete: 1 is no longer retained.
+  st.discard(1);
+  st.delete_orphans(3, {4});
+  CHECK(st.completed() == std::vector<int64_t>{3});
+  CHECK(fs::exists(job / "shared/c1/i-a.sst")); // 3 references it
+  CHECK_FALSE(fs::exists(job / "shared/c1/i-b.sst"));
+  CHECK(fs::exists(job / "shared/c3/i-d.sst"));
+  CHECK_FALSE(fs::exists(job / "shared/c2"));
+  CHECK_FALSE(fs::exists(st.checkpoint_dir(2)));
+  CHECK(fs::exists(job / "shared/c4/i-new.sst")); // in flight
+  CHECK(fs::exists(st.checkpoint_dir(4)));
+  CHECK(st.shared_references("shared/c1/i-a.sst") == 1);
+
+  // A new coordinator on the directory counts the same.
+  checkpoint_storage again(s.dir, "job1", 1);
+  CHECK(again.shared_references("shared/c1/i-a.sst") == 1);
+  CHECK(again.shared_references("shared/c1/i-b.sst") == 0);
+}
+
 TEST_CASE("incomplete checkpoints are cleaned up and never listed") {
   scratch s;
   checkpoint_storage st(s.dir, "job1");
@@ -166,7 +230,7 @@ TEST_CASE("corrupt or foreign metadata gives an error naming the file, never a c
     text.replace(at, from.size(), to);
     write_text(meta, text);
   };
-  with("\"version\": 1", "\"version\": 9");
+  with("\"version\": 2", "\"version\": 9");
   CHECK_THROWS_WITH_AS(st.read_metadata(7), doctest::Contains("version 9 is not supported"),
                        checkpoint_error);
   with("\"checkpoint_id\": 7", "\"checkpoint_id\": 8");

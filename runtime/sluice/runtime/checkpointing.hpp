@@ -1,9 +1,11 @@
 #pragma once
 
+#include "sluice/state/native_snapshot.hpp"
 #include "sluice/state/operator_state.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,8 +44,12 @@ struct checkpoint_settings {
   /// state.checkpoints.num-retained.
   int32_t num_retained = 1;
   externalized_retention retention = externalized_retention::none;
-  /// state.backend.incremental (RocksDB: upload only new SST files).
-  bool incremental = false;
+  /// state.backend.incremental: RocksDB checkpoints are native snapshots
+  /// that store only the SST files no retained checkpoint holds yet (the
+  /// heap backend always writes full snapshots). On by default, unlike
+  /// Flink: a full RocksDB snapshot is a scan of all state per checkpoint.
+  /// Savepoints are always full, in the canonical format.
+  bool incremental = true;
 
   [[nodiscard]] bool enabled() const noexcept { return interval.count() > 0; }
 };
@@ -104,6 +110,9 @@ public:
 struct operator_snapshot {
   std::string keyed;    ///< state/snapshot.hpp format; "" = no keyed state
   std::string operator_state; ///< operator_state_store format; "" = none
+  /// Keyed state as a native RocksDB snapshot (instead of `keyed`), which
+  /// the checkpoint writer stores incrementally.
+  std::shared_ptr<state::native_snapshot> native_keyed;
 };
 
 /// The state one operator instance restores from: the parts that fall to
@@ -111,6 +120,9 @@ struct operator_snapshot {
 struct operator_restore {
   /// Keyed snapshots of the old subtasks whose key groups overlap ours.
   std::vector<std::string> keyed;
+  /// Native RocksDB snapshots of the old subtasks whose key groups overlap
+  /// ours, downloaded and checked.
+  std::vector<std::shared_ptr<state::native_restore_source>> native_keyed;
   std::vector<state::operator_state_part> operator_state;
 };
 

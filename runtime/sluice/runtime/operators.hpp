@@ -52,18 +52,35 @@ public:
       std::vector<std::string_view> views(restore->keyed.begin(), restore->keyed.end());
       restore_keyed(views);
     }
+    if (restore != nullptr && !restore->native_keyed.empty())
+      restore_keyed_native(restore->native_keyed);
   }
   /// A checkpoint barrier reached the operator: its functions update their
-  /// operator state, then keyed and operator state are copied out.
-  operator_snapshot snapshot_operator(int64_t checkpoint_id, int64_t timestamp_ms);
+  /// operator state, then keyed and operator state are copied out. With
+  /// `incremental`, keyed state on RocksDB is a native snapshot (the rest
+  /// of the work is the checkpoint writer's); otherwise it is a full
+  /// snapshot in the canonical format (savepoints, the heap backend).
+  operator_snapshot snapshot_operator(int64_t checkpoint_id, int64_t timestamp_ms,
+                                      bool incremental = false);
   /// Checkpoint `id` is complete (every subtask acknowledged it).
   void notify_checkpoint_complete(int64_t id);
   /// Checkpoint `id` was aborted.
   void notify_checkpoint_aborted(int64_t id);
   /// Keyed state and timers in the snapshot format ("" = none).
   [[nodiscard]] virtual std::string snapshot_keyed() { return {}; }
+  /// Keyed state as a native snapshot for checkpoint `id`, or null when
+  /// the operator has no keyed state or its backend has no native format.
+  [[nodiscard]] virtual std::shared_ptr<state::native_snapshot> snapshot_keyed_native(int64_t) {
+    return nullptr;
+  }
   /// Restores keyed state (after open()); only keyed operators have any.
   virtual void restore_keyed(const std::vector<std::string_view>& /*snapshots*/) {
+    throw state::state_error("operator '" + name_ +
+                             "' has no keyed state but the checkpoint has keyed state for it");
+  }
+  /// Restores keyed state from native snapshots (after open()).
+  virtual void
+  restore_keyed_native(const std::vector<std::shared_ptr<state::native_restore_source>>&) {
     throw state::state_error("operator '" + name_ +
                              "' has no keyed state but the checkpoint has keyed state for it");
   }
@@ -86,6 +103,11 @@ public:
 protected:
   /// Side outputs somebody reads; the rest are dropped.
   side_outputs side_;
+
+  /// Checkpoint `id` completed / was aborted (before the listeners hear
+  /// it): keyed operators tell their backend.
+  virtual void on_checkpoint_complete(int64_t /*id*/) {}
+  virtual void on_checkpoint_aborted(int64_t /*id*/) {}
 
   /// Runs user code, turning any exception into a user_code_error that
   /// names this operator.
@@ -110,22 +132,28 @@ private:
 };
 
 inline operator_snapshot stream_operator::snapshot_operator(int64_t checkpoint_id,
-                                                            int64_t timestamp_ms) {
+                                                            int64_t timestamp_ms,
+                                                            bool incremental) {
   for (auto* f : hooks_.checkpointed)
     call_user([&] { f->snapshot_state(checkpoint_id, timestamp_ms); });
   operator_snapshot out;
-  out.keyed = snapshot_keyed();
+  if (incremental)
+    out.native_keyed = snapshot_keyed_native(checkpoint_id);
+  if (!out.native_keyed)
+    out.keyed = snapshot_keyed();
   if (!operator_state_.empty())
     out.operator_state = operator_state_.snapshot();
   return out;
 }
 
 inline void stream_operator::notify_checkpoint_complete(int64_t id) {
+  on_checkpoint_complete(id);
   for (auto* l : hooks_.listeners)
     call_user([&] { l->notify_checkpoint_complete(id); });
 }
 
 inline void stream_operator::notify_checkpoint_aborted(int64_t id) {
+  on_checkpoint_aborted(id);
   for (auto* l : hooks_.listeners)
     call_user([&] { l->notify_checkpoint_aborted(id); });
 }
@@ -182,8 +210,16 @@ public:
   /// state/snapshot.hpp (after open()).
   [[nodiscard]] std::string snapshot_keyed_state() { return backend_->snapshot(); }
   [[nodiscard]] std::string snapshot_keyed() override { return snapshot_keyed_state(); }
+  [[nodiscard]] std::shared_ptr<state::native_snapshot> snapshot_keyed_native(int64_t id) override {
+    return backend_->snapshot_native(id);
+  }
   void restore_keyed(const std::vector<std::string_view>& snapshots) override {
     restore_keyed_state(snapshots);
+  }
+  void restore_keyed_native(
+    const std::vector<std::shared_ptr<state::native_restore_source>>& sources) override {
+    backend_->restore_native(sources);
+    on_keyed_state_restored();
   }
 
   /// Restores keyed state and timers from `snapshots` (any backend kind and
@@ -199,6 +235,15 @@ protected:
   /// Called after restore_keyed_state restored the backend (operators with
   /// processing-time timers arm them here).
   virtual void on_keyed_state_restored() {}
+
+  void on_checkpoint_complete(int64_t id) override {
+    if (backend_)
+      backend_->checkpoint_completed(id);
+  }
+  void on_checkpoint_aborted(int64_t id) override {
+    if (backend_)
+      backend_->checkpoint_aborted(id);
+  }
 
   /// Creates the backend; call first in open(). Returns the context to
   /// open user functions with.

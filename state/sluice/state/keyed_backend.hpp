@@ -117,6 +117,8 @@ public:
 
 class snapshot_writer;
 struct snapshot_entry;
+struct native_snapshot;
+struct native_restore_source;
 
 namespace internal {
 template <class T>
@@ -209,7 +211,31 @@ public:
   /// the data. The current key is undefined afterwards.
   void restore(const std::vector<std::string_view>& snapshots);
 
+  /// The synchronous part of a native snapshot for checkpoint `id` (RocksDB:
+  /// memtables flushed, files hard-linked into a local directory), or null
+  /// when this backend kind has none (the heap: use snapshot()). Throws
+  /// state_error as snapshot() does, or when RocksDB fails.
+  [[nodiscard]] virtual std::shared_ptr<native_snapshot> snapshot_native(int64_t /*id*/) {
+    return nullptr;
+  }
+  /// Restores from native snapshots of old subtasks (any parallelism, same
+  /// max parallelism): same key groups = the files become this instance;
+  /// otherwise only the owned key groups are kept or copied. Every state
+  /// must be declared first, as for restore(). Throws state_error naming
+  /// the snapshot; the heap backend cannot read native snapshots.
+  virtual void restore_native(const std::vector<std::shared_ptr<native_restore_source>>& sources);
+  /// Checkpoint `id` completed: native snapshots may reference its uploads.
+  virtual void checkpoint_completed(int64_t /*id*/) {}
+  /// Checkpoint `id` was aborted: its uploads are deleted, never referenced.
+  virtual void checkpoint_aborted(int64_t /*id*/) {}
+  /// A canonical snapshot of the timers and the states' descriptions
+  /// without any state entry (what a native snapshot keeps beside its
+  /// RocksDB files). Defined in snapshot.cpp.
+  [[nodiscard]] std::string snapshot_meta();
+
 protected:
+  /// The canonical snapshot, with or without the state entries.
+  [[nodiscard]] std::string snapshot_impl(bool entries);
   /// Called after a new state was declared (RocksDB creates its column).
   virtual void on_declare(uint32_t) {}
   /// Called at the end of a restore() that read every snapshot (the heap

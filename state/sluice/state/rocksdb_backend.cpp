@@ -6,11 +6,16 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <mutex>
+#include <random>
 
 namespace sluice::state {
 
@@ -92,6 +97,16 @@ int64_t read_stamp(std::string_view v) {
   return s;
 }
 
+std::string random_instance_id() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i)
+    out += digits[rng() % 16];
+  return out;
+}
+
 } // namespace
 
 struct rocksdb_backend_core::options_holder {
@@ -107,7 +122,7 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
                                            const rocksdb_config& config,
                                            const std::string& instance_name)
   : keyed_state_backend_base(range, max_parallelism, std::move(clock)),
-    options_(std::make_unique<options_holder>()) {
+    instance_(random_instance_id()), options_(std::make_unique<options_holder>()) {
   auto root = config.local_dir.empty() ? temp_root() : config.local_dir;
   path_ = (std::filesystem::path(root) / instance_name).string();
   std::error_code ec;
@@ -157,16 +172,253 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
 }
 
 rocksdb_backend_core::~rocksdb_backend_core() {
-  if (db_) {
-    for (auto* c : columns_)
-      if (c != nullptr)
-        db_->DestroyColumnFamilyHandle(c);
-    columns_.clear();
-    db_->Close();
-    db_.reset();
-  }
+  close_db();
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+void rocksdb_backend_core::close_db() noexcept {
+  if (!db_)
+    return;
+  for (auto* c : columns_)
+    if (c != nullptr)
+      db_->DestroyColumnFamilyHandle(c);
+  columns_.clear();
+  db_->Close();
+  db_.reset();
+}
+
+// ---- native snapshots ---------------------------------------------------------
+
+std::shared_ptr<native_snapshot> rocksdb_backend_core::snapshot_native(int64_t id) {
+  auto snap = std::make_shared<native_snapshot>();
+  snap->checkpoint_id = id;
+  snap->instance = instance_;
+  snap->ledger = ledger_;
+  snap->meta = snapshot_meta(); // throws when a type has no serializer
+  auto dir = path_ + ".chk-" + std::to_string(id);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  // The WAL is off, so the memtables reach the files only by a flush. The
+  // checkpoint's own flush would first wait until a flush cannot stall
+  // writes (L0 below its slowdown trigger), i.e. for compactions: flush here
+  // without that wait, so the cut costs only the flush itself.
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  for (auto* c : columns_)
+    if (c != nullptr)
+      all.push_back(c);
+  auto st = all.empty() ? rocksdb::Status::OK() : db_->Flush(fo, all);
+  check(st.ok(), st.ToString(), "flush");
+  rocksdb::Checkpoint* raw = nullptr;
+  st = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  check(st.ok(), st.ToString(), "checkpoint");
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  // Nothing was written since the flush (one thread uses the instance), so
+  // the checkpoint needs no flush of its own (no WAL size reaches the
+  // maximum). SST files are hard-linked, the small MANIFEST, OPTIONS and
+  // CURRENT copied.
+  st = cp->CreateCheckpoint(dir, std::numeric_limits<uint64_t>::max());
+  if (!st.ok()) {
+    std::filesystem::remove_all(dir, ec);
+    check(false, st.ToString(), "native checkpoint");
+  }
+  snap->local_dir = dir;
+  return snap;
+}
+
+void rocksdb_backend_core::checkpoint_completed(int64_t id) { ledger_->confirm(id); }
+
+void rocksdb_backend_core::checkpoint_aborted(int64_t id) { ledger_->forget(id); }
+
+void rocksdb_backend_core::open_with_columns(const std::string& origin) {
+  auto fail = [&](const std::string& what, const rocksdb::Status& st) {
+    throw state_error("restore: " + origin + ": cannot " + what + " RocksDB in " + path_ + ": " +
+                      st.ToString());
+  };
+  std::vector<std::string> names;
+  auto st = rocksdb::DB::ListColumnFamilies(options_->db, path_, &names);
+  if (!st.ok())
+    fail("list the columns of", st);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& n : names)
+    descs.emplace_back(n, options_->column);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  st = rocksdb::DB::Open(options_->db, path_, descs, &handles, &db);
+  if (!st.ok())
+    fail("open", st);
+  db_.reset(db);
+  columns_.assign(states_.size(), nullptr);
+  std::string unknown;
+  for (size_t i = 0; i < handles.size(); ++i) {
+    const auto& n = names[i];
+    auto it = std::find_if(states_.begin(), states_.end(),
+                           [&](const state_meta& m) { return m.name == n; });
+    if (it == states_.end()) {
+      if (n != rocksdb::kDefaultColumnFamilyName && unknown.empty())
+        unknown = n;
+      db_->DestroyColumnFamilyHandle(handles[i]);
+      continue;
+    }
+    columns_[static_cast<size_t>(it - states_.begin())] = handles[i];
+  }
+  if (!unknown.empty())
+    throw state_error("restore: " + origin + ": the RocksDB files hold state '" + unknown +
+                      "', which the snapshot's description does not list (corrupt snapshot)");
+  for (uint32_t i = 0; i < states_.size(); ++i)
+    if (columns_[i] == nullptr)
+      on_declare(i); // a state the program gained since the snapshot
+  sweep_cursor_.assign(columns_.size(), std::string());
+}
+
+void rocksdb_backend_core::delete_foreign_key_groups() {
+  std::string lo;
+  std::string hi;
+  append_key_group(lo, range_.start);
+  append_key_group(hi, range_.end + 1);
+  std::string top;
+  append_key_group(top, max_parallelism_);
+  for (uint32_t i = 0; i < columns_.size(); ++i) {
+    if (range_.start > 0) {
+      auto st = db_->DeleteRange(options_->write, columns_[i], rocksdb::Slice(), lo);
+      check(st.ok(), st.ToString(), "delete range");
+    }
+    if (range_.end + 1 < max_parallelism_) {
+      auto st = db_->DeleteRange(options_->write, columns_[i], hi, top);
+      check(st.ok(), st.ToString(), "delete range");
+    }
+  }
+}
+
+void rocksdb_backend_core::copy_key_groups(const native_restore_source& src) {
+  auto fail = [&](const std::string& what, const rocksdb::Status& st) {
+    throw state_error("restore: " + src.origin + ": cannot " + what + " RocksDB in " + src.dir +
+                      ": " + st.ToString());
+  };
+  std::vector<std::string> names;
+  auto st = rocksdb::DB::ListColumnFamilies(options_->db, src.dir, &names);
+  if (!st.ok())
+    fail("list the columns of", st);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& n : names)
+    descs.emplace_back(n, options_->column);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  st = rocksdb::DB::OpenForReadOnly(options_->db, src.dir, descs, &handles, &raw);
+  if (!st.ok())
+    fail("open", st);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  auto release = [&] {
+    for (auto* h : handles)
+      db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    db->Close();
+  };
+  std::string lo;
+  std::string hi;
+  append_key_group(lo, std::max(range_.start, src.range.start));
+  append_key_group(hi, std::min(range_.end, src.range.end) + 1);
+  try {
+    for (size_t c = 0; c < handles.size(); ++c) {
+      if (names[c] == rocksdb::kDefaultColumnFamilyName)
+        continue;
+      auto it = std::find_if(states_.begin(), states_.end(),
+                             [&](const state_meta& m) { return m.name == names[c]; });
+      if (it == states_.end())
+        throw state_error("restore: " + src.origin + ": the RocksDB files hold state '" +
+                          names[c] +
+                          "', which the snapshot's description does not list (corrupt snapshot)");
+      auto* target = column(static_cast<uint32_t>(it - states_.begin()));
+      rocksdb::ReadOptions ro;
+      rocksdb::Slice upper(hi);
+      ro.iterate_upper_bound = &upper;
+      ro.fill_cache = false;
+      std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(ro, handles[c]));
+      rocksdb::WriteBatch batch;
+      for (iter->Seek(lo); iter->Valid(); iter->Next()) {
+        batch.Put(target, iter->key(), iter->value());
+        if (batch.GetDataSize() >= (size_t{4} << 20)) {
+          st = db_->Write(options_->write, &batch);
+          check(st.ok(), st.ToString(), "write");
+          batch.Clear();
+        }
+      }
+      if (!iter->status().ok())
+        fail("read", iter->status());
+      st = db_->Write(options_->write, &batch);
+      check(st.ok(), st.ToString(), "write");
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+}
+
+void rocksdb_backend_core::restore_native(
+  const std::vector<std::shared_ptr<native_restore_source>>& sources) {
+  for (const auto& src : sources) {
+    snapshot_info info;
+    try {
+      info = read_snapshot_info(src->meta);
+    } catch (const state_error& e) {
+      throw state_error("restore: " + src->origin + ": " + e.what());
+    }
+    if (info.range.start != src->range.start || info.range.end != src->range.end)
+      throw state_error("restore: " + src->origin + ": the snapshot holds key groups [" +
+                        std::to_string(info.range.start) + ", " + std::to_string(info.range.end) +
+                        "], the checkpoint says [" + std::to_string(src->range.start) + ", " +
+                        std::to_string(src->range.end) + "]");
+    // Entries keep their stored layout (TTL stamp in front of the value),
+    // so a state cannot gain or lose its TTL through a native snapshot.
+    for (const auto& s : info.states)
+      for (const auto& m : states_)
+        if (m.name == s.name && m.ttl.enabled() != s.ttl)
+          throw state_error("restore: " + src->origin + ": state '" + s.name + "' was " +
+                            (s.ttl ? "snapshotted with" : "snapshotted without") +
+                            " a TTL and is now declared " + (s.ttl ? "without" : "with") +
+                            " one; a native RocksDB snapshot cannot change that, restore from "
+                            "a savepoint (canonical format) instead");
+    // The states' descriptions (declared, same kinds and types) and the
+    // timers come from the meta snapshot, as from a canonical one.
+    try {
+      restore({std::string_view(src->meta)});
+    } catch (const state_error& e) {
+      throw state_error(src->origin + ": " + e.what());
+    }
+  }
+  const native_restore_source* base = nullptr;
+  for (const auto& src : sources)
+    if (src->range.start <= range_.start && src->range.end >= range_.end)
+      base = src.get();
+  if (base != nullptr) {
+    // The old instance holds all our key groups: it becomes this instance.
+    close_db();
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+    std::filesystem::rename(base->dir, path_, ec);
+    if (ec) {
+      ec.clear();
+      std::filesystem::copy(base->dir, path_, std::filesystem::copy_options::recursive, ec);
+      if (ec)
+        throw state_error("restore: " + base->origin + ": cannot move " + base->dir + " to " +
+                          path_ + ": " + ec.message());
+    }
+    open_with_columns(base->origin);
+    if (base->range.start == range_.start && base->range.end == range_.end) {
+      if (base->reusable)
+        ledger_->seed(base->files);
+    } else {
+      delete_foreign_key_groups();
+    }
+    return;
+  }
+  for (const auto& src : sources)
+    if (src->range.start <= range_.end && range_.start <= src->range.end)
+      copy_key_groups(*src);
 }
 
 void rocksdb_backend_core::on_declare(uint32_t idx) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/state/keyed_backend.hpp"
+#include "sluice/state/native_snapshot.hpp"
 #include "sluice/state/serializer.hpp"
 #include "sluice/state/snapshot.hpp"
 
@@ -87,6 +88,21 @@ public:
   /// Encodes a key group as the key prefix does (1 or 2 bytes).
   void append_key_group(std::string& out, int32_t kg) const;
 
+  /// Flushes the memtables and hard-links the instance's files into
+  /// `path()`.chk-<id> (a RocksDB checkpoint): no data is copied.
+  std::shared_ptr<native_snapshot> snapshot_native(int64_t id) override;
+  /// One source with this instance's key groups: its directory becomes
+  /// the instance. One that covers more: the same, then the key groups not
+  /// owned are deleted (DeleteRange). Otherwise the owned key groups of each
+  /// overlapping source are copied in (Flink's rescaling restore).
+  void restore_native(const std::vector<std::shared_ptr<native_restore_source>>& sources) override;
+  void checkpoint_completed(int64_t id) override;
+  void checkpoint_aborted(int64_t id) override;
+  /// The uploads that native snapshots of this instance may reference.
+  [[nodiscard]] const std::shared_ptr<native_upload_ledger>& ledger() const noexcept {
+    return ledger_;
+  }
+
 protected:
   void on_declare(uint32_t idx) override;
 
@@ -95,8 +111,20 @@ protected:
 private:
   rocksdb::ColumnFamilyHandle* column(uint32_t idx) const;
   void check(bool ok, const std::string& status, const char* what) const;
+  /// Closes the instance (its files stay).
+  void close_db() noexcept;
+  /// Opens the instance in path_ with every column family it has, maps them
+  /// to the declared states and creates the missing ones.
+  void open_with_columns(const std::string& origin);
+  /// Copies the owned key groups of `src` (opened read-only) into this
+  /// instance.
+  void copy_key_groups(const native_restore_source& src);
+  /// Deletes every entry outside the owned key groups.
+  void delete_foreign_key_groups();
 
   std::string path_;
+  std::string instance_; ///< random; names this instance's shared files
+  std::shared_ptr<native_upload_ledger> ledger_ = std::make_shared<native_upload_ledger>();
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> columns_;
   struct options_holder;

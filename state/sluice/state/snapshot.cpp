@@ -235,12 +235,25 @@ private:
 
 } // namespace
 
-uint32_t snapshot_crc32(std::string_view bytes) noexcept {
+uint32_t snapshot_crc32_update(uint32_t crc, std::string_view bytes) noexcept {
   static const auto table = make_crc_table();
-  uint32_t c = 0xFFFFFFFFu;
+  uint32_t c = crc ^ 0xFFFFFFFFu;
   for (char ch : bytes)
     c = table[(c ^ static_cast<uint8_t>(ch)) & 0xFFu] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
+}
+
+uint32_t snapshot_crc32(std::string_view bytes) noexcept { return snapshot_crc32_update(0, bytes); }
+
+snapshot_info read_snapshot_info(std::string_view bytes) {
+  snapshot_reader r(bytes, 0);
+  snapshot_info out;
+  out.max_parallelism = r.max_parallelism;
+  out.range = r.range;
+  out.key_type = r.key_type;
+  for (auto& s : r.states)
+    out.states.push_back({s.name, s.kind, s.ttl});
+  return out;
 }
 
 // ---- snapshot_writer --------------------------------------------------------
@@ -375,7 +388,19 @@ std::string snapshot_writer::finish() {
 
 // ---- keyed_state_backend_base -----------------------------------------------
 
-std::string keyed_state_backend_base::snapshot() {
+std::string keyed_state_backend_base::snapshot() { return snapshot_impl(true); }
+
+std::string keyed_state_backend_base::snapshot_meta() { return snapshot_impl(false); }
+
+void keyed_state_backend_base::restore_native(
+  const std::vector<std::shared_ptr<native_restore_source>>&) {
+  throw state_error(std::string("the ") + to_string(kind()) +
+                    " backend cannot restore a native RocksDB snapshot (an incremental "
+                    "checkpoint); restore from a savepoint, which is in the canonical format, "
+                    "or use the rocksdb backend");
+}
+
+std::string keyed_state_backend_base::snapshot_impl(bool entries) {
   for (auto& s : states_)
     if (s.namespace_serial_type.empty() || s.value_serial_type.empty())
       throw state_error("cannot snapshot state '" + s.name + "' (" + s.type_description +
@@ -387,7 +412,8 @@ std::string keyed_state_backend_base::snapshot() {
                         "': its namespace type needs a serializer; add SLUICE_SERIALIZABLE(...) "
                         "or a serializer<T> specialisation");
   snapshot_writer w(states_, timer_queues_, range_, max_parallelism_, snapshot_key_type());
-  write_snapshot_entries(w);
+  if (entries)
+    write_snapshot_entries(w);
   write_snapshot_timers(w);
   return w.finish();
 }

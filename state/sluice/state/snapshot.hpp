@@ -107,5 +107,26 @@ private:
 
 /// CRC-32 (IEEE) of `bytes`, as the snapshot format uses it.
 [[nodiscard]] uint32_t snapshot_crc32(std::string_view bytes) noexcept;
+/// Continues a CRC-32 over more bytes: snapshot_crc32_update(
+/// snapshot_crc32(a), b) == snapshot_crc32(a + b); start from 0.
+[[nodiscard]] uint32_t snapshot_crc32_update(uint32_t crc, std::string_view bytes) noexcept;
+
+/// What a snapshot's header says about one state.
+struct snapshot_state_info {
+  std::string name;
+  state_kind kind = state_kind::value;
+  bool ttl = false;
+};
+
+/// What a snapshot's header says (checked like a restore checks it).
+struct snapshot_info {
+  int32_t max_parallelism = 0;
+  key_group_range range;
+  std::string key_type;
+  std::vector<snapshot_state_info> states;
+};
+
+/// Reads the header of a snapshot; throws state_error when it is corrupt.
+[[nodiscard]] snapshot_info read_snapshot_info(std::string_view bytes);
 
 } // namespace sluice::state
