@@ -140,6 +140,12 @@ mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_p
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
   cfg_.set("scheduler.max-threads", static_cast<size_t>(threads));
+  // CAF 0.17 lets an actor run until its mailbox is empty. A source whose
+  // records are all filtered out never waits for credit and sends itself a
+  // step message after every step, so it would hold a worker forever and
+  // starve the JobMaster (cancel, checkpoints) and every other subtask:
+  // actors yield after this many messages.
+  cfg_.set("scheduler.max-throughput", size_t{64});
   if (config.scheduler_profile == "throughput") {
     // Idle workers keep polling and steal at once, so a woken subtask runs
     // on the other core instead of queueing behind its producer

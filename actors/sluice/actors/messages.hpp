@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,6 +128,12 @@ struct restore_bundle {
 };
 using restore_bundle_ptr = std::shared_ptr<restore_bundle>;
 
+/// An action posted to a subtask's mailbox from another thread
+/// (runtime::mailbox_executor), run on the subtask's thread.
+struct mail_msg {
+  std::function<void()> action;
+};
+
 /// The interface of a subtask actor: everything that reaches it.
 using subtask_actor = caf::typed_actor<
   caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
@@ -136,7 +143,7 @@ using subtask_actor = caf::typed_actor<
   caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
   caf::reacts_to<abortchk_atom, int64_t>, caf::reacts_to<finish_atom>,
   caf::reacts_to<stop_atom, bool>, caf::reacts_to<restored_atom, restore_bundle_ptr>,
-  caf::reacts_to<alignto_atom, int64_t>>;
+  caf::reacts_to<alignto_atom, int64_t>, caf::reacts_to<mail_msg>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {
@@ -158,3 +165,4 @@ typename Inspector::result_type inspect(Inspector& f, subtask_wiring& x) {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::batch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::credit_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::restore_bundle_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::mail_msg)

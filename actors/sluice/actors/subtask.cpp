@@ -15,6 +15,21 @@ namespace {
 /// yields to its mailbox (so cancel and credits are never starved).
 constexpr int drain_budget = 16;
 constexpr int64_t drain_time_budget_ns = 5'000'000;
+
+/// A subtask's mailbox for other threads: holds only the actor's address,
+/// so pending callbacks never keep a finished subtask alive; what is posted
+/// after it is gone is dropped.
+class subtask_mailbox final : public runtime::mailbox_executor {
+public:
+  explicit subtask_mailbox(caf::actor_addr addr) : addr_(std::move(addr)) {}
+  void execute(std::function<void()> action) override {
+    if (auto handle = caf::actor_cast<subtask_actor>(addr_))
+      caf::anon_send(handle, mail_msg{std::move(action)});
+  }
+
+private:
+  caf::actor_addr addr_;
+};
 } // namespace
 
 subtask_state::~subtask_state() { close_operators(); }
@@ -169,6 +184,8 @@ void subtask_state::open_chain(restore_bundle* restored) {
   ctx.set_state_config(&d_.config.state);
   ctx.set_element_context(&element_);
   ctx.set_time_service(this);
+  ctx.set_mailbox(std::make_shared<subtask_mailbox>(self_->address()));
+  ctx.set_input_hold(this);
   // Unique per process, actor and subtask: names working files (RocksDB).
   ctx.set_instance_id(std::to_string(::getpid()) + "-" + std::to_string(self_->id()) + "-v" +
                       std::to_string(d_.vertex) + "-" + std::to_string(d_.index));
@@ -290,6 +307,26 @@ void subtask_state::register_timer(int64_t time_ms, runtime::processing_time_cal
   arm_processing_timer();
 }
 
+void subtask_state::hold_input() {
+  ++input_holds_;
+}
+
+void subtask_state::release_input() {
+  if (input_holds_ > 0 && --input_holds_ == 0)
+    schedule_drain();
+}
+
+void subtask_state::on_mail(mail_msg& m) {
+  guarded([&] {
+    // Operators are open only while running; an action for a subtask that
+    // has ended its input or failed is dropped (runtime::mailbox_executor).
+    if (phase_ != phase::running || !m.action)
+      return;
+    m.action();
+    end_of_batch();
+  });
+}
+
 void subtask_state::arm_processing_timer() {
   if (timers_.empty() || phase_ == phase::done)
     return;
@@ -352,8 +389,8 @@ void subtask_state::on_batch(batch_msg& m) {
     // while blocked wait in order; credits bound how many. With unaligned
     // checkpoints every batch waits in the queue, not in the mailbox, so a
     // barrier behind it in the mailbox is seen after one batch at most.
-    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel) ||
-        unaligned_) {
+    if (phase_ != phase::running || blocked_ || input_holds_ > 0 || !queue_.empty() ||
+        held(m.channel) || unaligned_) {
       queue_.push_back({m.channel, std::move(m.batch), {}});
       schedule_drain();
       return;
@@ -415,7 +452,8 @@ void subtask_state::on_event(const event_msg& m) {
     }
     if (m.event() == channel_event::end_of_partition && capture_)
       capture_channel_done(m.channel); // nothing follows on this channel
-    if (phase_ != phase::running || blocked_ || !queue_.empty() || held(m.channel)) {
+    if (phase_ != phase::running || blocked_ || input_holds_ > 0 || !queue_.empty() ||
+        held(m.channel)) {
       queue_.push_back({m.channel, nullptr, m.event(), m.value});
       schedule_drain();
       return;
@@ -495,8 +533,8 @@ void subtask_state::drain_queue() {
   // Slow operators (per-record RocksDB access) must not hold the mailbox
   // for long either: stop after a few milliseconds as well.
   auto deadline = steady_now_ns() + drain_time_budget_ns;
-  while (!blocked_ && !queue_.empty() && phase_ == phase::running && budget-- > 0 &&
-         steady_now_ns() < deadline) {
+  while (!blocked_ && input_holds_ == 0 && !queue_.empty() && phase_ == phase::running &&
+         budget-- > 0 && steady_now_ns() < deadline) {
     auto item = std::move(queue_.front());
     queue_.pop_front();
     if (held(item.channel)) {
@@ -516,7 +554,8 @@ void subtask_state::drain_queue() {
     else
       process_event(item.channel, item.event, item.value);
   }
-  if (!blocked_ && !queue_.empty() && phase_ == phase::running && !resume_scheduled_) {
+  if (!blocked_ && input_holds_ == 0 && !queue_.empty() && phase_ == phase::running &&
+      !resume_scheduled_) {
     resume_scheduled_ = true;
     self_->send(self_, resume_atom::value);
   }
@@ -525,7 +564,7 @@ void subtask_state::drain_queue() {
 void subtask_state::schedule_drain() {
   // Items queued behind a held channel wait for nothing else: make sure the
   // queue is looked at again (drain_queue holds back what is still held).
-  if (phase_ == phase::running && !blocked_ && !resume_scheduled_) {
+  if (phase_ == phase::running && !blocked_ && input_holds_ == 0 && !resume_scheduled_) {
     resume_scheduled_ = true;
     self_->send(self_, resume_atom::value);
   }
@@ -1156,6 +1195,7 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](finish_atom) { self->state.on_finish(); },
     [self](stop_atom, bool drain) { self->state.on_stop(drain); },
     [self](alignto_atom, int64_t id) { self->state.on_alignment_timeout(id); },
+    [self](mail_msg& m) { self->state.on_mail(m); },
   };
 }
 

@@ -79,7 +79,9 @@ typename Inspector::result_type inspect(Inspector& f, subtask_report& x) {
 /// The logic of one subtask: runs an operator chain, feeds it arriving
 /// batches, moves its output batches under credit. Owned by the subtask's
 /// actor; every method runs on that actor's thread.
-class subtask_state : public runtime::output_gate, public runtime::processing_time_service {
+class subtask_state : public runtime::output_gate,
+                      public runtime::processing_time_service,
+                      public runtime::input_hold {
 public:
   subtask_state() = default;
   ~subtask_state() override;
@@ -94,6 +96,10 @@ public:
   int64_t now_ms() const override;
   void register_timer(int64_t time_ms, runtime::processing_time_callback* target) override;
 
+  // input_hold
+  void hold_input() override;
+  void release_input() override;
+
   /// Builds the chain; throws on a bad program.
   void init(subtask_actor::pointer self, subtask_deployment d);
   void wire(subtask_wiring w);
@@ -107,6 +113,8 @@ public:
   void on_resume();
   void on_flush_timer();
   void on_processing_timer();
+  /// Runs an action posted to this subtask's mailbox (runtime::mailbox_executor).
+  void on_mail(mail_msg& m);
   void on_cancel();
   /// A source starts checkpoint `t.id`; at the end of data, every subtask
   /// takes the final checkpoint this way.
@@ -271,6 +279,8 @@ private:
   uint32_t credits_per_channel_ = 8;
   size_t step_records_ = 8192;
   bool blocked_ = false;
+  /// Holds of the input by operators waiting for asynchronous work.
+  uint32_t input_holds_ = 0;
   bool step_scheduled_ = false;
   bool resume_scheduled_ = false;
   bool opened_ = false;

@@ -59,8 +59,15 @@ public:
     dispatcher_host& host = *this;
     core_ = std::make_unique<dispatcher>(registry_, *backend, host, options_);
     resumed_ = false;
+    input_ = ctx.input_control();
+    holding_ = false;
+    if (!route_ && keyed_actions())
+      own_route_ = std::make_shared<mailbox_route>(keyed_actions(), this);
   }
-  void close() override { core_.reset(); }
+  void close() override {
+    own_route_.reset();
+    core_.reset();
+  }
 
   void process_element(const envelope& e, base::context& ctx,
                        runtime::collector<envelope>& out) override {
@@ -74,12 +81,14 @@ public:
     } else {
       st = core_->dispatch(e);
     }
-    (void)st; // backpressured() tells the runtime when to hold the input
+    (void)st; // backpressured() says when to hold the input
+    sync_input_hold();
   }
 
   void on_timer(int64_t time, base::context& ctx, runtime::collector<envelope>& out) override {
     enter(ctx, out);
     core_->on_timer(ctx.time_domain(), time);
+    sync_input_hold();
   }
 
   /// The result of an async invocation of `target`, on the subtask's thread
@@ -91,9 +100,11 @@ public:
       throw std::logic_error("an async completion for " + target.to_string() +
                              " arrived with current key " + ctx.current_key().to_string());
     core_->on_complete(target, std::move(result));
+    sync_input_hold();
   }
 
-  /// Where async completions go; set before the job runs (copies share it).
+  /// Where async completions go, instead of the subtask's mailbox (which a
+  /// running subtask provides); set before the job runs (copies share it).
   void set_completion_route(std::shared_ptr<completion_route> route) { route_ = std::move(route); }
 
   /// Whether an async function's backlog reached max_batch_requests: the
@@ -104,6 +115,42 @@ public:
   [[nodiscard]] dispatcher& core() { return *core_; }
 
 private:
+  /// The completion hop when the runtime gives the function a keyed
+  /// mailbox: a result becomes a keyed action of its address, run on the
+  /// subtask's thread with that address as the current key.
+  class mailbox_route final : public completion_route {
+  public:
+    mailbox_route(std::shared_ptr<base::keyed_mailbox> mailbox, dispatcher_function* fn)
+        : mailbox_(std::move(mailbox))
+        , fn_(fn) {}
+    void post(const address& target, async_result result) override {
+      // The action runs only while the subtask (and so `fn_`) runs.
+      mailbox_->post(target, [fn = fn_, target, result = std::move(result)](
+                               base::context& ctx, runtime::collector<envelope>& out) mutable {
+        fn->complete(target, std::move(result), ctx, out);
+      });
+    }
+
+  private:
+    std::shared_ptr<base::keyed_mailbox> mailbox_;
+    dispatcher_function* fn_;
+  };
+
+  /// Holds the subtask's input while an async function's backlog is full
+  /// (dispatch answered backpressure), and releases it once drained.
+  void sync_input_hold() {
+    if (input_ == nullptr)
+      return;
+    bool full = core_->backpressured();
+    if (full == holding_)
+      return;
+    holding_ = full;
+    if (full)
+      input_->hold_input();
+    else
+      input_->release_input();
+  }
+
   void enter(base::context& ctx, runtime::collector<envelope>& out) {
     ctx_ = &ctx;
     out_ = &out;
@@ -120,15 +167,19 @@ private:
   runtime::timer_service& timers() override { return ctx_->timer_service(); }
   void emit(envelope&& e) override { out_->collect(std::move(e)); }
   async_completion completion_for(const address& target) override {
-    if (!route_)
+    auto route = route_ ? route_ : own_route_;
+    if (!route)
       return {};
-    return [route = route_, target](async_result r) { route->post(target, std::move(r)); };
+    return [route, target](async_result r) { route->post(target, std::move(r)); };
   }
 
   std::shared_ptr<const function_registry> registry_;
   dispatcher_options options_;
   std::shared_ptr<completion_route> route_;
+  std::shared_ptr<completion_route> own_route_;
   std::unique_ptr<dispatcher> core_;
+  runtime::input_hold* input_ = nullptr;
+  bool holding_ = false;
   state::keyed_state_backend<address>* backend_ = nullptr;
   base::context* ctx_ = nullptr;
   runtime::collector<envelope>* out_ = nullptr;

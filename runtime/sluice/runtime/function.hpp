@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -51,6 +52,31 @@ public:
   /// Calls `target->on_processing_time(time_ms)` at or after `time_ms`, on
   /// the subtask's thread; `target` must outlive the subtask's run.
   virtual void register_timer(int64_t time_ms, processing_time_callback* target) = 0;
+};
+
+/// Runs actions on a subtask's thread between records (Flink's mailbox
+/// executor): how the results of asynchronous work (remote calls) come back
+/// into an operator.
+class mailbox_executor {
+public:
+  virtual ~mailbox_executor() = default;
+  /// Queues `action` to run on the subtask's thread, after the record being
+  /// processed. Thread-safe and never blocks. Actions run in the order
+  /// queued and only while the subtask runs its operators: once it has
+  /// ended, failed or been cancelled they are dropped without running.
+  virtual void execute(std::function<void()> action) = 0;
+};
+
+/// Lets an operator stop its subtask from taking input while it cannot keep
+/// up with asynchronous work (the input then backs up under credit, to the
+/// sources). Subtask's thread only; holds are counted.
+class input_hold {
+public:
+  virtual ~input_hold() = default;
+  /// Stops taking input after the record being processed.
+  virtual void hold_input() = 0;
+  /// Ends one hold; input resumes when none is left.
+  virtual void release_input() = 0;
 };
 
 /// What a running function knows about the subtask that runs it.
@@ -147,10 +173,19 @@ public:
   /// Processing time and timers; null outside a running subtask.
   processing_time_service* time_service() const noexcept { return time_; }
   void set_time_service(processing_time_service* t) noexcept { time_ = t; }
+  /// Where asynchronous work posts back to this subtask; null outside a
+  /// running subtask.
+  const std::shared_ptr<mailbox_executor>& mailbox() const noexcept { return mailbox_; }
+  void set_mailbox(std::shared_ptr<mailbox_executor> m) noexcept { mailbox_ = std::move(m); }
+  /// Input flow control of the subtask; null outside a running subtask.
+  input_hold* input_control() const noexcept { return input_; }
+  void set_input_hold(input_hold* h) noexcept { input_ = h; }
 
 private:
   element_context* element_ = nullptr;
   processing_time_service* time_ = nullptr;
+  std::shared_ptr<mailbox_executor> mailbox_;
+  input_hold* input_ = nullptr;
   const state_settings* state_ = nullptr;
   std::string instance_id_;
   state::keyed_state_backend_base* keyed_ = nullptr;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -416,6 +417,28 @@ public:
 
   virtual void process_element(const In& value, context& ctx, collector<Out>& out) = 0;
   virtual void on_timer(int64_t /*timestamp*/, context& /*ctx*/, collector<Out>& /*out*/) {}
+
+  /// Work for one key that comes back from elsewhere (an async call's
+  /// result): runs with that key current, as a timer of the key fires.
+  using keyed_action = std::function<void(context&, collector<Out>&)>;
+  /// Where a function posts keyed actions, from any thread (thread-safe).
+  /// Each runs later on the subtask's thread, between records; actions
+  /// posted after the subtask ended are dropped without running.
+  class keyed_mailbox {
+  public:
+    virtual ~keyed_mailbox() = default;
+    virtual void post(K key, keyed_action action) = 0;
+  };
+  /// From open() on, when a subtask runs the function: its keyed mailbox
+  /// (null otherwise). Callbacks may keep the shared_ptr.
+  [[nodiscard]] const std::shared_ptr<keyed_mailbox>& keyed_actions() const noexcept {
+    return mailbox_;
+  }
+  /// Set by the operator that runs the function, before open().
+  void set_keyed_mailbox(std::shared_ptr<keyed_mailbox> m) noexcept { mailbox_ = std::move(m); }
+
+private:
+  std::shared_ptr<keyed_mailbox> mailbox_;
 };
 
 namespace internal {
@@ -454,6 +477,10 @@ public:
     timers_.register_with(*this->backend_);
     element_ = &ctx.element();
     time_ = ctx.time_service();
+    if constexpr (std::is_base_of_v<keyed_process_function<K, In, Out>, Fn>) {
+      if (ctx.mailbox())
+        fn_.set_keyed_mailbox(std::make_shared<mailbox>(ctx.mailbox(), this));
+    }
     this->call_user([&] { fn_.open(kctx); });
   }
   void close() override {
@@ -493,6 +520,36 @@ private:
     timers_.advance_processing_time(now, [&](const typename keyed_timers<K>::timer& t) {
       fire(t, runtime::time_domain::processing_time, INT64_MIN);
     });
+  }
+
+  using keyed_action = typename keyed_process_function<K, In, Out>::keyed_action;
+
+  /// Posts keyed actions through the subtask's mailbox. Only `exec_` is
+  /// touched off the subtask's thread; `op_` is used when an action runs,
+  /// and actions run only while the subtask (and so this operator) does.
+  class mailbox final : public keyed_process_function<K, In, Out>::keyed_mailbox {
+  public:
+    mailbox(std::shared_ptr<mailbox_executor> exec, keyed_process_function_operator* op)
+      : exec_(std::move(exec)), op_(op) {}
+    void post(K key, keyed_action action) override {
+      exec_->execute([op = op_, key = std::move(key), action = std::move(action)] {
+        op->run_keyed(key, action);
+      });
+    }
+
+  private:
+    std::shared_ptr<mailbox_executor> exec_;
+    keyed_process_function_operator* op_;
+  };
+
+  void run_keyed(const K& key, const keyed_action& action) {
+    key_ = key;
+    this->backend_->set_current_key(key_);
+    domain_ = runtime::time_domain::processing_time;
+    auto saved = element_->timestamp;
+    element_->timestamp = INT64_MIN;
+    this->call_user([&] { action(*this, *this->out_); });
+    element_->timestamp = saved;
   }
 
   void fire(const typename keyed_timers<K>::timer& t, runtime::time_domain d, int64_t out_ts) {
