@@ -162,8 +162,8 @@ private:
   void fail_batch(const address& target, const std::vector<async_invocation>& batch,
                   const std::string& reason);
   [[nodiscard]] std::string check_result(function_entry& fn, const address& target,
-                                         const async_result& r);
-  void apply_result(function_entry& fn, const address& target, async_result&& r,
+                                         const invocation_result& r);
+  void apply_result(function_entry& fn, const address& target, invocation_result&& r,
                     std::optional<int64_t> event_time);
 
   /// A persisted value as the current key holds it, if set and not expired.

@@ -15,8 +15,8 @@ namespace sluice::functions::testing {
 
 /// Records async requests; the test answers them with on_complete.
 struct fake_async_function final : async_function {
-  std::vector<async_request> requests;
-  void invoke(async_request request, async_completion) override {
+  std::vector<invocation_request> requests;
+  void invoke(invocation_request request, async_completion) override {
     requests.push_back(std::move(request));
   }
 };

@@ -175,7 +175,7 @@ decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation
   }
   out.delayed.reserve(resp.delayed_invocations_size());
   for (const auto& d : resp.delayed_invocations()) {
-    functions::delayed_message dm;
+    functions::delayed_invocation dm;
     dm.is_cancellation = d.is_cancellation_request();
     dm.cancellation_token = d.cancellation_token();
     if (dm.is_cancellation) {
@@ -205,7 +205,8 @@ decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation
                                        e.egress_type() + "' (namespace and type must be set)");
     if (auto err = check_argument(e.argument(), "an egress message"))
       return bad_reply(req.target, *err);
-    out.egress.push_back({e.egress_namespace(), e.egress_type(), from_pb(e.argument())});
+    out.egress.push_back(
+        {functions::egress_id{e.egress_namespace(), e.egress_type()}, from_pb(e.argument())});
   }
   return functions::invocation_outcome{std::move(out)};
 }
@@ -356,8 +357,8 @@ std::string encode_response(const functions::invocation_outcome& outcome) {
   }
   for (const auto& e : result.egress) {
     auto* pe = resp->add_outgoing_egresses();
-    pe->set_egress_namespace(e.egress_namespace);
-    pe->set_egress_type(e.egress_type);
+    pe->set_egress_namespace(e.egress.ns);
+    pe->set_egress_type(e.egress.name);
     to_pb(e.argument, pe->mutable_argument());
   }
   return from.SerializeAsString();

@@ -17,13 +17,9 @@
 
 namespace sluice::remote {
 
-/// One batch for one address: the address, every state value registered for
-/// its function type, and the invocations in arrival order (non-empty).
-struct invocation_request {
-  functions::address target;
-  std::vector<functions::state_value> state;
-  std::vector<functions::invocation> invocations;
-};
+/// One batch for one address (functions/invocation.hpp): what the runtime
+/// encodes and sends.
+using functions::invocation_request;
 
 /// The state a request carried, as an SDK sees it: each name sent, with its
 /// value if one was attached (StateFun's PersistedValue).
