@@ -444,6 +444,12 @@ async_status dispatcher::status() {
   return status_.value_or(async_status{});
 }
 
+size_t dispatcher::batch_limit(const function_entry& fn) const {
+  const auto own = fn.binding.max_batch_requests;
+  return own != 0 ? std::min<size_t>(own, options_.max_batch_requests)
+                  : options_.max_batch_requests;
+}
+
 dispatch_status dispatcher::dispatch_async(function_entry& fn, const envelope& e) {
   async_invocation inv{e.caller, e.payload, e.event_time};
   auto st = status_.value_or(async_status{});
@@ -459,7 +465,7 @@ dispatch_status dispatcher::dispatch_async(function_entry& fn, const envelope& e
   backlog_.add(std::move(inv));
   ++st.backlog;
   status_.update(st);
-  if (st.backlog >= options_.max_batch_requests) {
+  if (st.backlog >= batch_limit(fn)) {
     full_.insert(e.target);
     return dispatch_status::backpressure;
   }
@@ -524,7 +530,7 @@ void dispatcher::next_batch(function_entry& fn, const address& target, async_sta
     return;
   }
   auto waiting = backlog_.get();
-  const size_t n = std::min(waiting.size(), options_.max_batch_requests);
+  const size_t n = std::min(waiting.size(), batch_limit(fn));
   std::vector<async_invocation> batch(std::make_move_iterator(waiting.begin()),
                                       std::make_move_iterator(waiting.begin() + n));
   waiting.erase(waiting.begin(), waiting.begin() + n);
@@ -536,7 +542,7 @@ void dispatcher::next_batch(function_entry& fn, const address& target, async_sta
     backlog_.update(std::move(waiting));
   status_.update(st);
   in_flight_.update(batch);
-  if (st.backlog < options_.max_batch_requests)
+  if (st.backlog < batch_limit(fn))
     full_.erase(target);
   if (batch.empty()) { // the backlog count was stale: nothing to send
     status_.clear();
@@ -712,11 +718,11 @@ void dispatcher::resume_in_flight() {
     auto st = status_.value();
     if (!st)
       continue;
-    if (st->backlog >= options_.max_batch_requests)
+    auto& fn = lookup(key.type);
+    if (st->backlog >= batch_limit(fn))
       full_.insert(key);
     if (st->in_flight == 0)
       continue;
-    auto& fn = lookup(key.type);
     if (!fn.binding.is_async()) {
       drop_async(key, fn.unbound.empty() ? where(key) + " is not an async function" : fn.unbound);
       continue;

@@ -438,6 +438,22 @@ TEST_SUITE("functions.dispatcher") {
     CHECK(arguments(s.fn->requests[2]) == std::vector<std::string>{"4"});
   }
 
+  TEST_CASE("async: a binding's own max_batch_requests bounds its batches and backlog") {
+    auto fn = std::make_shared<fake_async_function>();
+    auto registry = std::make_shared<function_registry>();
+    REQUIRE(!registry->bind_async(greeter, fn, {}, 2));
+    core_fixture f(registry, state::backend_kind::heap);
+    auto a = addr("example", "greeter", "a");
+    f.send(a, make_typed(std::string("0")));
+    CHECK(f.send(a, make_typed(std::string("1"))) == dispatch_status::accepted);
+    CHECK(f.send(a, make_typed(std::string("2"))) == dispatch_status::backpressure);
+    CHECK(f.send(a, make_typed(std::string("3"))) == dispatch_status::backpressure);
+    f.core->on_complete(a, async_result{});
+    REQUIRE(fn->requests.size() == 2);
+    CHECK(arguments(fn->requests[1]) == std::vector<std::string>{"1", "2"});
+    CHECK_FALSE(f.core->backpressured());
+  }
+
   TEST_CASE("async: results apply outgoing, delayed, egress and state, and every registered value "
             "is sent") {
     for (auto kind : both_backends()) {
