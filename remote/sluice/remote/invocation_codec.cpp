@@ -17,9 +17,7 @@ namespace {
 
 // An error about the reply of the function at `target`.
 caf::error bad_reply(const address& target, const std::string& what) {
-  return make_error(remote_errc::malformed_response, "invalid reply from remote function " +
-                                                         target.type.to_string() + " for address " +
-                                                         target.to_string() + ": " + what);
+  return make_error(remote_errc::malformed_response, reply_error_prefix(target) + what);
 }
 
 caf::error bad_request(const std::string& what) {
@@ -212,6 +210,11 @@ decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation
 }
 
 } // namespace
+
+std::string reply_error_prefix(const address& target) {
+  return "invalid reply from remote function " + target.type.to_string() + " for address " +
+         target.to_string() + ": ";
+}
 
 bool is_valid_type_name(std::string_view name) {
   auto slash = name.rfind('/');

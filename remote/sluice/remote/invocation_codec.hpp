@@ -48,6 +48,10 @@ struct decoded_request {
 [[nodiscard]] caf::expected<functions::invocation_outcome>
 decode_response(std::string_view bytes, const invocation_request& req);
 
+/// How every decode_response error text starts: it names the function and
+/// the address, so a caller that names them itself can cut it off.
+std::string reply_error_prefix(const functions::address& target);
+
 /// Parses a ToFunction (the SDK side). Fails on unparsable bytes, a request
 /// without an invocation batch or target, or bad addresses.
 [[nodiscard]] caf::expected<decoded_request> decode_request(std::string_view bytes);
