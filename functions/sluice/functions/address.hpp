@@ -56,6 +56,24 @@ struct address {
   }
 };
 
+/// Where egress messages go: a namespace and a name (`namespace/name`), as
+/// StateFun's EgressIdentifier.
+struct egress_id {
+  std::string ns;
+  std::string name;
+
+  /// `namespace/name`.
+  [[nodiscard]] std::string to_string() const { return ns + "/" + name; }
+
+  friend bool operator==(const egress_id& a, const egress_id& b) {
+    return a.ns == b.ns && a.name == b.name;
+  }
+  friend bool operator!=(const egress_id& a, const egress_id& b) { return !(a == b); }
+  friend bool operator<(const egress_id& a, const egress_id& b) {
+    return a.ns != b.ns ? a.ns < b.ns : a.name < b.name;
+  }
+};
+
 inline std::ostream& operator<<(std::ostream& os, const function_type& t) {
   return os << t.to_string();
 }

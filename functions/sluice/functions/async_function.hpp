@@ -1,20 +1,23 @@
 #pragma once
 
-#include "sluice/functions/message.hpp"
+#include "sluice/functions/invocation.hpp"
 
-#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
-/// Functions that answer asynchronously (remote functions over HTTP): what
-/// the dispatcher sends them and what they answer, in the terms of the
-/// StateFun request-reply protocol but without protobuf. remote/ maps these
-/// to and from ToFunction / FromFunction.
+/// Functions that answer asynchronously (remote functions over HTTP): the
+/// dispatcher sends them an invocation_request and gets back an async_result
+/// built from invocation.hpp's vocabulary. remote/ implements async_function
+/// over its HTTP client.
 namespace sluice::functions {
 
-/// One message of a batch (ToFunction.Invocation).
+/// One message waiting in (or sent with) an address's batch, as the
+/// dispatcher stores it: an invocation plus the message's event time, which
+/// the function never sees but the effects of its batch carry on.
 struct async_invocation {
   std::optional<address> caller;
   typed_value argument;
@@ -25,63 +28,17 @@ struct async_invocation {
   }
 };
 
-/// A registered persisted value and what it holds (ToFunction.PersistedValue;
-/// no value = registered but unset).
-struct state_value {
-  std::string name;
-  std::optional<typed_value> value;
-};
-
-/// One request: every registered value of the target, and a non-empty batch
-/// of messages in arrival order (InvocationBatchRequest).
-struct async_request {
-  address target;
-  std::vector<state_value> state;
-  std::vector<async_invocation> invocations;
-};
-
-/// A change to a persisted value (PersistedValueMutation).
-struct state_mutation {
-  enum class kind : uint8_t { remove, modify };
-  kind mutation = kind::modify;
-  std::string name;
-  typed_value value; ///< for modify
-};
-
-/// A message to a function (FromFunction.Invocation).
-struct outgoing_message {
-  address target;
-  typed_value argument;
-};
-
-/// A delayed message or the cancellation of one (DelayedInvocation).
-struct delayed_invocation {
-  bool cancel = false; ///< only `token` counts
-  std::string token;
-  std::chrono::milliseconds delay{0};
-  address target;
-  typed_value argument;
-};
-
-/// A message to an egress (EgressMessage).
-struct egress_message {
-  egress_id egress;
-  typed_value argument;
-};
-
 /// What an async invocation came back with. Exactly one of: effects (the
 /// function ran), missing values (it did not run: register these and send
-/// the same batch again), or a failure after the client's own retries.
+/// the same batch again), or a failure after the function's own retries.
 struct async_result {
+  /// Which of the three outcomes this is.
   enum class status : uint8_t { done, missing_values, failed };
   status outcome = status::done;
 
-  // status::done, applied in this order (as StateFun does): outgoing,
-  // delayed (in list order), egress, state mutations.
-  std::vector<outgoing_message> outgoing;
-  std::vector<delayed_invocation> delayed;
-  std::vector<egress_message> egress;
-  std::vector<state_mutation> mutations;
+  /// status::done: the side effects of the batch, applied in
+  /// invocation_result's order.
+  invocation_result effects;
 
   /// status::missing_values: the specs the function declares and the
   /// request lacked.
@@ -90,17 +47,31 @@ struct async_result {
   /// status::failed: why (transport error, bad reply, status code, ...).
   std::string failure;
 
+  /// The function ran with these effects.
+  [[nodiscard]] static async_result done(invocation_result effects) {
+    async_result r;
+    r.effects = std::move(effects);
+    return r;
+  }
+  /// The function did not run: it needs these values registered.
+  [[nodiscard]] static async_result missing_values(std::vector<value_spec> specs) {
+    async_result r;
+    r.outcome = status::missing_values;
+    r.missing = std::move(specs);
+    return r;
+  }
+  /// The invocation failed for good, for `reason`.
   [[nodiscard]] static async_result failed(std::string reason) {
     async_result r;
     r.outcome = status::failed;
     r.failure = std::move(reason);
     return r;
   }
-  [[nodiscard]] static async_result missing_values(std::vector<value_spec> specs) {
-    async_result r;
-    r.outcome = status::missing_values;
-    r.missing = std::move(specs);
-    return r;
+  /// A function's answer as a result: done or missing values.
+  [[nodiscard]] static async_result from(invocation_outcome outcome) {
+    if (auto* m = std::get_if<missing_state>(&outcome))
+      return missing_values(std::move(m->specs));
+    return done(std::get<invocation_result>(std::move(outcome)));
   }
 };
 
@@ -109,12 +80,14 @@ using async_completion = std::function<void(async_result)>;
 
 /// A function invoked asynchronously (a remote function). invoke() must not
 /// block: it starts the call and returns; `done` is called later, on any
-/// thread, exactly once. The dispatcher keeps at most one invocation in
-/// flight per address. Shared by every dispatcher subtask: thread-safe.
+/// thread (or inline, for a call that cannot start), exactly once. The
+/// dispatcher keeps at most one invocation in flight per address. Shared by
+/// every dispatcher subtask: thread-safe.
 class async_function {
 public:
   virtual ~async_function() = default;
-  virtual void invoke(async_request request, async_completion done) = 0;
+  /// Starts one batch for `request.target`; see the class comment.
+  virtual void invoke(invocation_request request, async_completion done) = 0;
 };
 
 } // namespace sluice::functions

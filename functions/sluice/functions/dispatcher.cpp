@@ -444,6 +444,12 @@ async_status dispatcher::status() {
   return status_.value_or(async_status{});
 }
 
+size_t dispatcher::batch_limit(const function_entry& fn) const {
+  const auto own = fn.binding.max_batch_requests;
+  return own != 0 ? std::min<size_t>(own, options_.max_batch_requests)
+                  : options_.max_batch_requests;
+}
+
 dispatch_status dispatcher::dispatch_async(function_entry& fn, const envelope& e) {
   async_invocation inv{e.caller, e.payload, e.event_time};
   auto st = status_.value_or(async_status{});
@@ -459,7 +465,7 @@ dispatch_status dispatcher::dispatch_async(function_entry& fn, const envelope& e
   backlog_.add(std::move(inv));
   ++st.backlog;
   status_.update(st);
-  if (st.backlog >= options_.max_batch_requests) {
+  if (st.backlog >= batch_limit(fn)) {
     full_.insert(e.target);
     return dispatch_status::backpressure;
   }
@@ -468,17 +474,21 @@ dispatch_status dispatcher::dispatch_async(function_entry& fn, const envelope& e
 
 void dispatcher::invoke_async(function_entry& fn, const address& target,
                               std::vector<async_invocation> batch) {
-  async_request req;
+  invocation_request req;
   req.target = target;
   const auto now = ttl_now();
   req.state.reserve(fn.specs.size());
   for (const auto& spec : fn.specs) {
-    state_value sv{spec.name, std::nullopt};
+    state_value sv{spec.name, spec.type_name, std::nullopt};
     if (auto v = load_live(spec, now))
-      sv.value = typed_value{std::move(v->type_name), std::move(v->bytes)};
+      sv.bytes = std::move(v->bytes);
     req.state.push_back(std::move(sv));
   }
-  req.invocations = std::move(batch);
+  // The batch is persisted in in_flight_ already: this copy may be moved.
+  req.invocations.reserve(batch.size());
+  for (auto& inv : batch)
+    req.invocations.push_back(
+        functions::invocation{std::move(inv.caller), std::move(inv.argument)});
   auto done = host_.completion_for(target);
   if (!done) {
     on_complete(target, async_result::failed("this dispatcher has no route for async "
@@ -520,7 +530,7 @@ void dispatcher::next_batch(function_entry& fn, const address& target, async_sta
     return;
   }
   auto waiting = backlog_.get();
-  const size_t n = std::min(waiting.size(), options_.max_batch_requests);
+  const size_t n = std::min(waiting.size(), batch_limit(fn));
   std::vector<async_invocation> batch(std::make_move_iterator(waiting.begin()),
                                       std::make_move_iterator(waiting.begin() + n));
   waiting.erase(waiting.begin(), waiting.begin() + n);
@@ -532,7 +542,7 @@ void dispatcher::next_batch(function_entry& fn, const address& target, async_sta
     backlog_.update(std::move(waiting));
   status_.update(st);
   in_flight_.update(batch);
-  if (st.backlog < options_.max_batch_requests)
+  if (st.backlog < batch_limit(fn))
     full_.erase(target);
   if (batch.empty()) { // the backlog count was stale: nothing to send
     status_.clear();
@@ -543,16 +553,16 @@ void dispatcher::next_batch(function_entry& fn, const address& target, async_sta
 }
 
 std::string dispatcher::check_result(function_entry& fn, const address& target,
-                                     const async_result& r) {
+                                     const invocation_result& r) {
   for (const auto& m : r.mutations) {
     const auto* spec = fn.find(m.name);
     if (spec == nullptr)
       return where(target) + " changed persisted value '" + m.name + "', which is not registered";
-    if (m.mutation == state_mutation::kind::modify && m.value.type_name != spec->type_name)
+    if (m.what == state_mutation::kind::modify && m.value.type_name != spec->type_name)
       return where(target) + " wrote a '" + m.value.type_name + "' to persisted value '" + m.name +
              "', registered as '" + spec->type_name + "'";
   }
-  for (const auto& o : r.outgoing)
+  for (const auto& o : r.messages)
     if (o.target.type.ns.empty() || o.target.type.name.empty())
       return where(target) + " sent a message to '" + o.target.to_string() +
              "', which has no function type";
@@ -562,10 +572,11 @@ std::string dispatcher::check_result(function_entry& fn, const address& target,
              "', which needs a namespace and a name";
   std::map<std::string, bool> tokens;
   for (const auto& d : r.delayed) {
-    if (d.cancel) {
-      if (d.token.empty())
+    const auto& token = d.cancellation_token;
+    if (d.is_cancellation) {
+      if (token.empty())
         return where(target) + " cancelled a delayed message without a token";
-      tokens[d.token] = false;
+      tokens[token] = false;
       continue;
     }
     if (d.delay.count() < 0)
@@ -573,33 +584,33 @@ std::string dispatcher::check_result(function_entry& fn, const address& target,
     if (d.target.type.ns.empty() || d.target.type.name.empty())
       return where(target) + " sent a delayed message to '" + d.target.to_string() +
              "', which has no function type";
-    if (d.token.empty())
+    if (token.empty())
       continue;
-    auto it = tokens.find(d.token);
-    bool pending = it != tokens.end() ? it->second : token_pending(d.token);
+    auto it = tokens.find(token);
+    bool pending = it != tokens.end() ? it->second : token_pending(token);
     if (pending)
-      return where(target) + " scheduled a delayed message with cancellation token '" + d.token +
+      return where(target) + " scheduled a delayed message with cancellation token '" + token +
              "', which is already pending";
-    tokens[d.token] = true;
+    tokens[token] = true;
   }
   return {};
 }
 
-void dispatcher::apply_result(function_entry& fn, const address& target, async_result&& r,
+void dispatcher::apply_result(function_entry& fn, const address& target, invocation_result&& r,
                               std::optional<int64_t> event_time) {
-  for (auto& o : r.outgoing)
+  for (auto& o : r.messages)
     host_.emit(
         envelope::to_function(std::move(o.target), std::move(o.argument), target, event_time));
   for (auto& d : r.delayed) {
-    if (d.cancel) {
-      cancel(d.token);
+    if (d.is_cancellation) {
+      cancel(d.cancellation_token);
       continue;
     }
     delayed_message m;
     m.target = std::move(d.target);
     m.payload = std::move(d.argument);
     m.due = host_.timers().current_processing_time() + d.delay.count();
-    m.token = std::move(d.token);
+    m.token = std::move(d.cancellation_token);
     m.event_time = event_time;
     schedule(std::move(m));
   }
@@ -612,7 +623,7 @@ void dispatcher::apply_result(function_entry& fn, const address& target, async_r
       if (fn.specs[i].name == m.name) {
         written[i] = true;
         std::optional<typed_value> v;
-        if (m.mutation == state_mutation::kind::modify)
+        if (m.what == state_mutation::kind::modify)
           v = std::move(m.value);
         store(fn.specs[i], v, now);
       }
@@ -680,14 +691,14 @@ void dispatcher::on_complete(const address& target, async_result result) {
       next_batch(fn, target, *st);
       return;
     case async_result::status::done: {
-      auto error = check_result(fn, target, result);
+      auto error = check_result(fn, target, result.effects);
       if (!error.empty()) {
         fail_batch(target, batch, error);
       } else {
         std::optional<int64_t> event_time;
         if (!batch.empty())
           event_time = batch.back().event_time;
-        apply_result(fn, target, std::move(result), event_time);
+        apply_result(fn, target, std::move(result.effects), event_time);
       }
       next_batch(fn, target, *st);
       return;
@@ -707,11 +718,11 @@ void dispatcher::resume_in_flight() {
     auto st = status_.value();
     if (!st)
       continue;
-    if (st->backlog >= options_.max_batch_requests)
+    auto& fn = lookup(key.type);
+    if (st->backlog >= batch_limit(fn))
       full_.insert(key);
     if (st->in_flight == 0)
       continue;
-    auto& fn = lookup(key.type);
     if (!fn.binding.is_async()) {
       drop_async(key, fn.unbound.empty() ? where(key) + " is not an async function" : fn.unbound);
       continue;

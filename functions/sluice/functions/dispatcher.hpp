@@ -25,7 +25,8 @@ struct dispatcher_options {
   egress_id dead_letter_egress{"sluice", "dead-letters"};
   /// Most messages in one batch to an async function (StateFun's
   /// maxNumBatchRequests); an address whose backlog reaches it reports
-  /// backpressure.
+  /// backpressure. A binding's own, smaller limit
+  /// (function_binding::max_batch_requests) applies to its function.
   size_t max_batch_requests = 1000;
 };
 
@@ -154,6 +155,8 @@ private:
   void send_dead_letter(const address& target, const std::optional<address>& caller,
                         const typed_value& payload, std::optional<int64_t> event_time,
                         std::string reason);
+  /// The batch (and backlog) bound of an async function.
+  [[nodiscard]] size_t batch_limit(const function_entry& fn) const;
   dispatch_status dispatch_async(function_entry& fn, const envelope& e);
   void invoke_async(function_entry& fn, const address& target, std::vector<async_invocation> batch);
   void next_batch(function_entry& fn, const address& target, async_status st);
@@ -162,8 +165,8 @@ private:
   void fail_batch(const address& target, const std::vector<async_invocation>& batch,
                   const std::string& reason);
   [[nodiscard]] std::string check_result(function_entry& fn, const address& target,
-                                         const async_result& r);
-  void apply_result(function_entry& fn, const address& target, async_result&& r,
+                                         const invocation_result& r);
+  void apply_result(function_entry& fn, const address& target, invocation_result&& r,
                     std::optional<int64_t> event_time);
 
   /// A persisted value as the current key holds it, if set and not expired.

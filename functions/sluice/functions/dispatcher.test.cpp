@@ -372,7 +372,7 @@ TEST_SUITE("functions.dispatcher") {
     }
   };
 
-  std::vector<std::string> arguments(const async_request& r) {
+  std::vector<std::string> arguments(const invocation_request& r) {
     std::vector<std::string> out;
     for (const auto& i : r.invocations)
       out.push_back(*typed_as<std::string>(i.argument));
@@ -438,6 +438,22 @@ TEST_SUITE("functions.dispatcher") {
     CHECK(arguments(s.fn->requests[2]) == std::vector<std::string>{"4"});
   }
 
+  TEST_CASE("async: a binding's own max_batch_requests bounds its batches and backlog") {
+    auto fn = std::make_shared<fake_async_function>();
+    auto registry = std::make_shared<function_registry>();
+    REQUIRE(!registry->bind_async(greeter, fn, {}, 2));
+    core_fixture f(registry, state::backend_kind::heap);
+    auto a = addr("example", "greeter", "a");
+    f.send(a, make_typed(std::string("0")));
+    CHECK(f.send(a, make_typed(std::string("1"))) == dispatch_status::accepted);
+    CHECK(f.send(a, make_typed(std::string("2"))) == dispatch_status::backpressure);
+    CHECK(f.send(a, make_typed(std::string("3"))) == dispatch_status::backpressure);
+    f.core->on_complete(a, async_result{});
+    REQUIRE(fn->requests.size() == 2);
+    CHECK(arguments(fn->requests[1]) == std::vector<std::string>{"1", "2"});
+    CHECK_FALSE(f.core->backpressured());
+  }
+
   TEST_CASE("async: results apply outgoing, delayed, egress and state, and every registered value "
             "is sent") {
     for (auto kind : both_backends()) {
@@ -450,13 +466,15 @@ TEST_SUITE("functions.dispatcher") {
       const auto& req = s.fn->requests[0];
       REQUIRE(req.state.size() == 2);
       CHECK(req.state[0].name == "seen");
-      CHECK_FALSE(req.state[0].value);
+      CHECK(req.state[0].type_name == "io.statefun.types/int");
+      CHECK_FALSE(req.state[0].bytes);
       async_result r;
-      r.outgoing.push_back({addr("example", "counter", "x"), make_typed(std::string("out"))});
-      r.delayed.push_back({false, "tok", 30ms, addr("example", "counter", "y"),
-                           make_typed(std::string("delayed"))});
-      r.egress.push_back({out_egress, make_typed(std::string("eg"))});
-      r.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{1})});
+      r.effects.messages.push_back(
+          {addr("example", "counter", "x"), make_typed(std::string("out"))});
+      r.effects.delayed.push_back({false, "tok", 30ms, addr("example", "counter", "y"),
+                                   make_typed(std::string("delayed"))});
+      r.effects.egress.push_back({out_egress, make_typed(std::string("eg"))});
+      r.effects.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{1})});
       f.core->on_complete(a, std::move(r));
       auto out = f.take();
       REQUIRE(out.size() == 2);
@@ -465,8 +483,8 @@ TEST_SUITE("functions.dispatcher") {
       CHECK(out[1] == envelope::to_egress(out_egress, make_typed(std::string("eg")), int64_t{9}));
       f.send(a, make_typed(std::string("again")));
       REQUIRE(s.fn->requests.size() == 2);
-      CHECK(s.fn->requests[1].state[0].value == make_typed(int32_t{1}));
-      CHECK_FALSE(s.fn->requests[1].state[1].value);
+      CHECK(s.fn->requests[1].state[0].bytes == make_typed(int32_t{1}).bytes);
+      CHECK_FALSE(s.fn->requests[1].state[1].bytes);
       f.advance_to(f.now + 30);
       out = f.take();
       REQUIRE(out.size() == 1);
@@ -483,7 +501,8 @@ TEST_SUITE("functions.dispatcher") {
       auto a = addr("example", "greeter", "a");
       f.send(a, make_typed(std::string("1")));
       async_result ok;
-      ok.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{1})});
+      ok.effects.mutations.push_back(
+          {state_mutation::kind::modify, "seen", make_typed(int32_t{1})});
       f.core->on_complete(a, std::move(ok));
       f.send(a, make_typed(std::string("2")));
       f.send(a, make_typed(std::string("3")));
@@ -497,12 +516,14 @@ TEST_SUITE("functions.dispatcher") {
       // The next batch went out with the state as the last success left it.
       REQUIRE(s.fn->requests.size() == 3);
       CHECK(arguments(s.fn->requests[2]) == std::vector<std::string>{"3", "4"});
-      CHECK(s.fn->requests[2].state[0].value == make_typed(int32_t{1}));
+      CHECK(s.fn->requests[2].state[0].bytes == make_typed(int32_t{1}).bytes);
       // A result that breaks the rules fails too, without touching state.
       async_result bad;
-      bad.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{9})});
-      bad.mutations.push_back({state_mutation::kind::modify, "undeclared", make_typed(true)});
-      bad.outgoing.push_back({addr("example", "counter", "x"), make_typed(true)});
+      bad.effects.mutations.push_back(
+          {state_mutation::kind::modify, "seen", make_typed(int32_t{9})});
+      bad.effects.mutations.push_back(
+          {state_mutation::kind::modify, "undeclared", make_typed(true)});
+      bad.effects.messages.push_back({addr("example", "counter", "x"), make_typed(true)});
       f.core->on_complete(a, std::move(bad));
       auto out = f.take();
       dead = core_fixture::dead_letters(out);
@@ -534,13 +555,13 @@ TEST_SUITE("functions.dispatcher") {
     CHECK(retry.state[1].name == "raw");
     CHECK(f.take().empty());
     async_result r;
-    r.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{4})});
-    r.mutations.push_back(
+    r.effects.mutations.push_back({state_mutation::kind::modify, "seen", make_typed(int32_t{4})});
+    r.effects.mutations.push_back(
         {state_mutation::kind::modify, "raw", typed_value{"io.statefun.types/unset", "x"}});
     f.core->on_complete(a, std::move(r));
     REQUIRE(s.fn->requests.size() == 3);
     CHECK(arguments(s.fn->requests[2]) == std::vector<std::string>{"2"});
-    CHECK(s.fn->requests[2].state[0].value == make_typed(int32_t{4}));
+    CHECK(s.fn->requests[2].state[0].bytes == make_typed(int32_t{4}).bytes);
     // Reporting as missing what is registered is an error, not a loop.
     f.core->on_complete(a, async_result::missing_values({value_spec::of<int32_t>("seen")}));
     auto dead = core_fixture::dead_letters(f.take());
@@ -553,6 +574,19 @@ TEST_SUITE("functions.dispatcher") {
     dead = core_fixture::dead_letters(f.take());
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].reason.find("registered as 'io.statefun.types/int'") != std::string::npos);
+  }
+
+  TEST_CASE("async: a function's answer becomes a done or missing-values result") {
+    invocation_result effects;
+    effects.egress.push_back({out_egress, make_typed(std::string("eg"))});
+    auto done = async_result::from(invocation_outcome{effects});
+    CHECK(done.outcome == async_result::status::done);
+    CHECK(done.effects == effects);
+    auto missing =
+        async_result::from(invocation_outcome{missing_state{{value_spec::of<int32_t>("seen")}}});
+    CHECK(missing.outcome == async_result::status::missing_values);
+    REQUIRE(missing.missing.size() == 1);
+    CHECK(missing.missing[0].name == "seen");
   }
 
   TEST_CASE("async: without a completion route the invocation fails into dead letters") {

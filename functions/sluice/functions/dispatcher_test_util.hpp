@@ -5,8 +5,14 @@
 #include "sluice/state/test_backends.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 /// A dispatcher core driven by hand: its own keyed state backend, timers
@@ -15,10 +21,40 @@ namespace sluice::functions::testing {
 
 /// Records async requests; the test answers them with on_complete.
 struct fake_async_function final : async_function {
-  std::vector<async_request> requests;
-  void invoke(async_request request, async_completion) override {
+  std::vector<invocation_request> requests;
+  void invoke(invocation_request request, async_completion) override {
     requests.push_back(std::move(request));
   }
+};
+
+/// Async completions as they arrive, from any thread, until the test feeds
+/// them to the core on its own thread (the runtime's completion hop, by hand).
+class completion_queue {
+public:
+  /// Queues the result of `target`'s invocation; any thread.
+  void push(address target, async_result result) {
+    {
+      std::lock_guard<std::mutex> lock{mtx_};
+      queue_.emplace_back(std::move(target), std::move(result));
+    }
+    cv_.notify_all();
+  }
+
+  /// The oldest queued completion, waiting for one until `deadline`.
+  std::optional<std::pair<address, async_result>>
+  pop(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock{mtx_};
+    if (!cv_.wait_until(lock, deadline, [&] { return !queue_.empty(); }))
+      return std::nullopt;
+    auto front = std::move(queue_.front());
+    queue_.pop_front();
+    return front;
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::pair<address, async_result>> queue_;
 };
 
 class core_fixture final : public dispatcher_host, public runtime::timer_service {
@@ -87,10 +123,26 @@ public:
   // dispatcher_host
   runtime::timer_service& timers() override { return *this; }
   void emit(envelope&& e) override { out.push_back(std::move(e)); }
-  async_completion completion_for(const address&) override {
+  async_completion completion_for(const address& target) override {
     if (!route)
       return {};
-    return [](async_result) {};
+    return [q = completions, target](async_result r) { q->push(target, std::move(r)); };
+  }
+
+  /// Feeds queued async completions to the core, on this thread, until
+  /// `done()` holds; false if it still does not after `timeout`.
+  template <class Predicate>
+  bool complete_until(Predicate done,
+                      std::chrono::milliseconds timeout = std::chrono::seconds{20}) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      auto c = completions->pop(deadline);
+      if (!c)
+        return done();
+      core->on_complete(c->first, std::move(c->second));
+      ++completed;
+    }
+    return true;
   }
 
   // timer_service (of the backend's current key)
@@ -117,6 +169,11 @@ public:
   int64_t now = 1'000'000;
   int64_t wm_ = INT64_MIN;
   bool route = true;
+  /// Completions of async invocations, shared with the completions handed
+  /// out (they may run after the fixture is gone).
+  std::shared_ptr<completion_queue> completions = std::make_shared<completion_queue>();
+  /// Completions fed to the core so far.
+  size_t completed = 0;
 };
 
 inline address addr(const std::string& ns, const std::string& type, const std::string& id) {

@@ -55,11 +55,13 @@ caf::error function_registry::bind(function_type type, handler fn, std::vector<v
 }
 
 caf::error function_registry::bind_async(function_type type, std::shared_ptr<async_function> fn,
-                                         std::vector<value_spec> values) {
+                                         std::vector<value_spec> values,
+                                         uint32_t max_batch_requests) {
   function_binding b;
   b.type = std::move(type);
   b.async = std::move(fn);
   b.values = std::move(values);
+  b.max_batch_requests = max_batch_requests;
   return add(std::move(b));
 }
 

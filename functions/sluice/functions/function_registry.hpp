@@ -6,6 +6,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +29,10 @@ struct function_binding {
   functions::handler handler;            ///< set for embedded functions
   std::shared_ptr<async_function> async; ///< set for async functions
   std::vector<value_spec> values;
+  /// Async functions: most messages per batch and waiting per address
+  /// (StateFun's maxNumBatchRequests of the endpoint); 0 = the
+  /// dispatcher's dispatcher_options::max_batch_requests, which also caps it.
+  uint32_t max_batch_requests = 0;
 
   [[nodiscard]] bool is_async() const noexcept { return async != nullptr; }
 };
@@ -47,9 +52,12 @@ public:
   /// value specs (empty or duplicate name, empty typename, negative TTL).
   [[nodiscard]] caf::error bind(function_type type, handler fn,
                                 std::vector<value_spec> values = {});
-  /// Binds an async (remote) function to `type`; same checks as bind().
+  /// Binds an async (remote) function to `type`, batching at most
+  /// `max_batch_requests` messages per address (0 = the dispatcher's
+  /// limit); same checks as bind().
   [[nodiscard]] caf::error bind_async(function_type type, std::shared_ptr<async_function> fn,
-                                      std::vector<value_spec> values = {});
+                                      std::vector<value_spec> values = {},
+                                      uint32_t max_batch_requests = 0);
   /// Binds every type of namespace `ns` without an exact binding to
   /// `provider`. Fails for an empty namespace or one bound twice. The
   /// provider is called from every dispatcher subtask's thread, once per

@@ -1,9 +1,10 @@
 #pragma once
 
 // The protocol-independent shape of one batched invocation of a stateful
-// function and of its outcome: what the dispatcher hands to a function (local
-// or remote) and what it gets back. remote/ translates these to and from the
-// StateFun request-reply protobufs; nothing here knows about the wire.
+// function and of its outcome: what the dispatcher hands to an async
+// (remote) function and what it gets back (async_function.hpp), and what
+// remote/ translates to and from the StateFun request-reply protobufs.
+// Nothing here knows about the wire.
 
 #include "sluice/functions/address.hpp"
 #include "sluice/functions/typed_value.hpp"
@@ -66,10 +67,24 @@ struct outgoing_message {
   }
 };
 
+/// One batch for one address: the address, every state value registered for
+/// its function type (name, typename, value if set), and the invocations in
+/// arrival order (non-empty).
+struct invocation_request {
+  address target;
+  std::vector<state_value> state;
+  std::vector<invocation> invocations;
+
+  friend bool operator==(const invocation_request& a, const invocation_request& b) {
+    return a.target == b.target && a.state == b.state && a.invocations == b.invocations;
+  }
+};
+
 /// A message delivered after a delay (processing time), or the cancellation
 /// of one scheduled earlier under a token. Entries are applied in order, so a
-/// cancellation may precede a new schedule under the same token.
-struct delayed_message {
+/// cancellation may precede a new schedule under the same token. (Not
+/// envelope.hpp's delayed_message, the dispatcher's stored form.)
+struct delayed_invocation {
   /// True: cancel the pending message with `cancellation_token`; the other
   /// fields are then unused.
   bool is_cancellation = false;
@@ -79,22 +94,20 @@ struct delayed_message {
   address target;
   typed_value argument;
 
-  friend bool operator==(const delayed_message& a, const delayed_message& b) {
+  friend bool operator==(const delayed_invocation& a, const delayed_invocation& b) {
     return a.is_cancellation == b.is_cancellation && a.cancellation_token == b.cancellation_token &&
            a.delay == b.delay && a.target == b.target && a.argument == b.argument;
   }
 };
 
-/// A record a function sends to an egress, identified by namespace and type
-/// (e.g. `example` / `greets`).
+/// A record a function sends to an egress (StateFun's egress namespace and
+/// type, e.g. `example/greets`).
 struct egress_message {
-  std::string egress_namespace;
-  std::string egress_type;
+  egress_id egress;
   typed_value argument;
 
   friend bool operator==(const egress_message& a, const egress_message& b) {
-    return a.egress_namespace == b.egress_namespace && a.egress_type == b.egress_type &&
-           a.argument == b.argument;
+    return a.egress == b.egress && a.argument == b.argument;
   }
 };
 
@@ -103,7 +116,7 @@ struct egress_message {
 struct invocation_result {
   std::vector<state_mutation> mutations;
   std::vector<outgoing_message> messages;
-  std::vector<delayed_message> delayed;
+  std::vector<delayed_invocation> delayed;
   std::vector<egress_message> egress;
 
   friend bool operator==(const invocation_result& a, const invocation_result& b) {

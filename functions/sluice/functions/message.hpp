@@ -25,24 +25,6 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// Where egress messages go: a namespace and a name (`namespace/name`), as
-/// StateFun's EgressIdentifier.
-struct egress_id {
-  std::string ns;
-  std::string name;
-
-  /// `namespace/name`.
-  [[nodiscard]] std::string to_string() const { return ns + "/" + name; }
-
-  friend bool operator==(const egress_id& a, const egress_id& b) {
-    return a.ns == b.ns && a.name == b.name;
-  }
-  friend bool operator!=(const egress_id& a, const egress_id& b) { return !(a == b); }
-  friend bool operator<(const egress_id& a, const egress_id& b) {
-    return a.ns != b.ns ? a.ns < b.ns : a.name < b.name;
-  }
-};
-
 /// A message as a function receives it: who it is for, who sent it (empty
 /// for ingress messages), and a typed payload.
 struct message {

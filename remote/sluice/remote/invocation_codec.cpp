@@ -17,9 +17,7 @@ namespace {
 
 // An error about the reply of the function at `target`.
 caf::error bad_reply(const address& target, const std::string& what) {
-  return make_error(remote_errc::malformed_response, "invalid reply from remote function " +
-                                                         target.type.to_string() + " for address " +
-                                                         target.to_string() + ": " + what);
+  return make_error(remote_errc::malformed_response, reply_error_prefix(target) + what);
 }
 
 caf::error bad_request(const std::string& what) {
@@ -175,7 +173,7 @@ decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation
   }
   out.delayed.reserve(resp.delayed_invocations_size());
   for (const auto& d : resp.delayed_invocations()) {
-    functions::delayed_message dm;
+    functions::delayed_invocation dm;
     dm.is_cancellation = d.is_cancellation_request();
     dm.cancellation_token = d.cancellation_token();
     if (dm.is_cancellation) {
@@ -205,12 +203,18 @@ decode_result(const rr::FromFunction::InvocationResponse& resp, const invocation
                                        e.egress_type() + "' (namespace and type must be set)");
     if (auto err = check_argument(e.argument(), "an egress message"))
       return bad_reply(req.target, *err);
-    out.egress.push_back({e.egress_namespace(), e.egress_type(), from_pb(e.argument())});
+    out.egress.push_back(
+        {functions::egress_id{e.egress_namespace(), e.egress_type()}, from_pb(e.argument())});
   }
   return functions::invocation_outcome{std::move(out)};
 }
 
 } // namespace
+
+std::string reply_error_prefix(const address& target) {
+  return "invalid reply from remote function " + target.type.to_string() + " for address " +
+         target.to_string() + ": ";
+}
 
 bool is_valid_type_name(std::string_view name) {
   auto slash = name.rfind('/');
@@ -356,8 +360,8 @@ std::string encode_response(const functions::invocation_outcome& outcome) {
   }
   for (const auto& e : result.egress) {
     auto* pe = resp->add_outgoing_egresses();
-    pe->set_egress_namespace(e.egress_namespace);
-    pe->set_egress_type(e.egress_type);
+    pe->set_egress_namespace(e.egress.ns);
+    pe->set_egress_type(e.egress.name);
     to_pb(e.argument, pe->mutable_argument());
   }
   return from.SerializeAsString();

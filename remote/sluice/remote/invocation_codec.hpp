@@ -17,13 +17,9 @@
 
 namespace sluice::remote {
 
-/// One batch for one address: the address, every state value registered for
-/// its function type, and the invocations in arrival order (non-empty).
-struct invocation_request {
-  functions::address target;
-  std::vector<functions::state_value> state;
-  std::vector<functions::invocation> invocations;
-};
+/// One batch for one address (functions/invocation.hpp): what the runtime
+/// encodes and sends.
+using functions::invocation_request;
 
 /// The state a request carried, as an SDK sees it: each name sent, with its
 /// value if one was attached (StateFun's PersistedValue).
@@ -51,6 +47,10 @@ struct decoded_request {
 /// effects" (as in StateFun).
 [[nodiscard]] caf::expected<functions::invocation_outcome>
 decode_response(std::string_view bytes, const invocation_request& req);
+
+/// How every decode_response error text starts: it names the function and
+/// the address, so a caller that names them itself can cut it off.
+std::string reply_error_prefix(const functions::address& target);
 
 /// Parses a ToFunction (the SDK side). Fails on unparsable bytes, a request
 /// without an invocation batch or target, or bad addresses.

@@ -137,16 +137,16 @@ TEST_SUITE("remote.invocation_codec") {
     r.mutations.push_back({state_mutation::kind::remove, "last_name", {}});
     r.messages.push_back(
         {addr("example", "audit", "bob"), typed_value{"example/AuditEntry", "{}"}});
-    delayed_message cancel;
+    delayed_invocation cancel;
     cancel.is_cancellation = true;
     cancel.cancellation_token = "reminder-bob";
-    delayed_message later;
+    delayed_invocation later;
     later.cancellation_token = "reminder-bob";
     later.delay = std::chrono::milliseconds{60000};
     later.target = addr("example", "greeter", "bob");
     later.argument = make_typed(std::string{"again"});
     r.delayed = {cancel, later};
-    r.egress.push_back({"example", "greets", make_kafka_record("greetings", "bob", "Hello Bob")});
+    r.egress.push_back({{"example", "greets"}, make_kafka_record("greetings", "bob", "Hello Bob")});
     auto bytes = encode_response(invocation_outcome{r});
     CHECK(static_cast<uint8_t>(bytes[0]) == 0xa2);
     auto out = decode_response(bytes, greeter_request());
@@ -180,19 +180,19 @@ TEST_SUITE("remote.invocation_codec") {
     r.messages.push_back({addr("example", "audit", "x"), typed_value{"bad", ""}});
     reject(r, "invalid typename 'bad'");
     r = {};
-    delayed_message d;
+    delayed_invocation d;
     d.delay = std::chrono::milliseconds{-1};
     d.target = addr("example", "audit", "x");
     d.argument = make_typed(int32_t{1});
     r.delayed.push_back(d);
     reject(r, "negative delay");
     r = {};
-    delayed_message c;
+    delayed_invocation c;
     c.is_cancellation = true;
     r.delayed.push_back(c);
     reject(r, "without a token");
     r = {};
-    r.egress.push_back({"", "greets", make_typed(int32_t{1})});
+    r.egress.push_back({{"", "greets"}, make_typed(int32_t{1})});
     reject(r, "namespace and type must be set");
   }
 

@@ -436,6 +436,14 @@ struct remote_function_client::impl {
       body = std::move(*plain);
     }
     auto outcome = decode_response(body, call->req);
+    if (!outcome) {
+      // The codec names function and address; `where` names them and the URL.
+      auto why = describe(outcome.error());
+      auto prefix = reply_error_prefix(call->req.target);
+      if (why.compare(0, prefix.size(), prefix) == 0)
+        why = "invalid reply: " + why.substr(prefix.size());
+      return fail(call, remote_errc::malformed_response, why);
+    }
     finish(call, std::move(outcome));
   }
 

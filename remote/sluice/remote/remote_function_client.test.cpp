@@ -13,6 +13,7 @@
 
 using namespace sluice::functions;
 using namespace sluice::remote;
+using sluice::remote::internal::closed_port;
 using sluice::remote::internal::scripted_reply;
 using sluice::remote::internal::seen_request;
 using sluice::remote::internal::test_http_server;
@@ -102,15 +103,6 @@ void check_ok(const caf::expected<invocation_outcome>& r) {
 std::string error_of(const caf::expected<invocation_outcome>& r) {
   REQUIRE_FALSE(r);
   return describe(r.error());
-}
-
-// A port nothing listens on: bind one, then close it.
-uint16_t closed_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a{io, {boost::asio::ip::make_address("127.0.0.1"), 0}};
-  auto port = a.local_endpoint().port();
-  a.close();
-  return port;
 }
 
 std::string gzip(const std::string& in) {

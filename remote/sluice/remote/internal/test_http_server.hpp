@@ -23,6 +23,16 @@
 
 namespace sluice::remote::internal {
 
+/// A port nothing listens on (bound once, then closed): an endpoint that is
+/// down.
+inline uint16_t closed_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a{io, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  auto port = a.local_endpoint().port();
+  a.close();
+  return port;
+}
+
 /// What the test server does with one request.
 struct scripted_reply {
   /// The action.

@@ -67,7 +67,7 @@ void context::send_after(std::chrono::milliseconds delay, address target, typed_
   check_value(value);
   if (delay.count() < 0)
     throw usage_error("cannot delay a message by a negative duration");
-  functions::delayed_message d;
+  functions::delayed_invocation d;
   d.cancellation_token = std::move(cancellation_token);
   d.delay = delay;
   d.target = std::move(target);
@@ -78,17 +78,17 @@ void context::send_after(std::chrono::milliseconds delay, address target, typed_
 void context::cancel_delayed(std::string token) {
   if (token.empty())
     throw usage_error("a cancellation token must not be empty");
-  functions::delayed_message d;
+  functions::delayed_invocation d;
   d.is_cancellation = true;
   d.cancellation_token = std::move(token);
   effects_.delayed.push_back(std::move(d));
 }
 
-void context::send_egress(const function_type& egress, typed_value value) {
+void context::send_egress(const egress_id& egress, typed_value value) {
   if (egress.ns.empty() || egress.name.empty())
     throw usage_error("cannot send to egress '" + egress.to_string() + "'");
   check_value(value);
-  effects_.egress.push_back({egress.ns, egress.name, std::move(value)});
+  effects_.egress.push_back({egress, std::move(value)});
 }
 
 } // namespace sluice::remote::sdk

@@ -20,6 +20,7 @@
 namespace sluice::remote::sdk {
 
 using functions::address;
+using functions::egress_id;
 using functions::expiration;
 using functions::expiration_mode;
 using functions::function_type;
@@ -165,7 +166,7 @@ public:
   void cancel_delayed(std::string token);
 
   /// Sends `value` to the egress `egress` (`namespace/name`).
-  void send_egress(const function_type& egress, typed_value value);
+  void send_egress(const egress_id& egress, typed_value value);
 
   /// Sets the caller (used by the SDK between invocations).
   void set_caller(std::optional<address> caller) { caller_ = std::move(caller); }
