@@ -58,7 +58,7 @@ std::shared_ptr<fn::function_registry> ping_pong() { return ping_pong_with(true)
 /// result through the subtask's mailbox.
 class threaded_function final : public fn::async_function {
 public:
-  using logic = std::function<fn::async_result(const fn::async_request&)>;
+  using logic = std::function<fn::async_result(const fn::invocation_request&)>;
   explicit threaded_function(logic l, std::chrono::milliseconds delay = 0ms)
     : logic_(std::move(l)), delay_(delay), worker_([this] { run(); }) {}
   ~threaded_function() override {
@@ -69,7 +69,7 @@ public:
     wake_.notify_one();
     worker_.join();
   }
-  void invoke(fn::async_request request, fn::async_completion done) override {
+  void invoke(fn::invocation_request request, fn::async_completion done) override {
     {
       std::lock_guard<std::mutex> guard(mutex_);
       calls_.emplace_back(std::move(request), std::move(done));
@@ -98,15 +98,15 @@ private:
   std::chrono::milliseconds delay_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::pair<fn::async_request, fn::async_completion>> calls_;
+  std::deque<std::pair<fn::invocation_request, fn::async_completion>> calls_;
   bool stopping_ = false;
   std::thread worker_;
 };
 
-int32_t stored_int(const fn::async_request& req, const std::string& name) {
+int32_t stored_int(const fn::invocation_request& req, const std::string& name) {
   for (auto& s : req.state)
-    if (s.name == name && s.value)
-      return fn::typed_as<int32_t>(*s.value).value_or(0);
+    if (s.name == name && s.bytes)
+      return fn::typed_as<int32_t>(fn::typed_value{s.type_name, *s.bytes}).value_or(0);
   return 0;
 }
 
@@ -114,9 +114,9 @@ int32_t stored_int(const fn::async_request& req, const std::string& name) {
 /// from the request alone (state and batch), as a remote function's is.
 std::shared_ptr<fn::function_registry> async_ping_pong() {
   auto reg = ping_pong_with(false);
-  auto a = std::make_shared<threaded_function>([](const fn::async_request& req) {
+  auto a = std::make_shared<threaded_function>([](const fn::invocation_request& req) {
     auto seen = stored_int(req, "seen");
-    fn::async_result r;
+    fn::invocation_result r;
     for (auto& inv : req.invocations) {
       ++seen;
       auto n = fn::typed_as<int32_t>(inv.argument).value_or(-1);
@@ -129,14 +129,14 @@ std::shared_ptr<fn::function_registry> async_ping_pong() {
         fn::outgoing_message next;
         next.target = fn::address{{"test", "b"}, req.target.id};
         next.argument = fn::make_typed(n + 1);
-        r.outgoing.push_back(std::move(next));
+        r.messages.push_back(std::move(next));
       }
     }
     fn::state_mutation m;
     m.name = "seen";
     m.value = fn::make_typed(seen);
     r.mutations.push_back(std::move(m));
-    return r;
+    return fn::async_result::done(std::move(r));
   });
   REQUIRE(!reg->bind_async(fn::function_type{"test", "a"}, a,
                            {fn::value_spec::of<int32_t>("seen")}));
@@ -273,19 +273,19 @@ TEST_CASE("a full async backlog holds the dispatcher's input: nothing lost, orde
   auto reg = std::make_shared<fn::function_registry>();
   auto largest = std::make_shared<std::atomic<size_t>>(0);
   auto slow = std::make_shared<threaded_function>(
-    [largest](const fn::async_request& req) {
+    [largest](const fn::invocation_request& req) {
       size_t n = req.invocations.size();
       size_t cur = largest->load();
       while (n > cur && !largest->compare_exchange_weak(cur, n)) {
       }
-      fn::async_result r;
+      fn::invocation_result r;
       for (auto& inv : req.invocations) {
         fn::egress_message out;
         out.egress = fn::egress_id{"test", "out"};
         out.argument = fn::make_typed(std::to_string(fn::typed_as<int32_t>(inv.argument).value_or(-1)));
         r.egress.push_back(std::move(out));
       }
-      return r;
+      return fn::async_result::done(std::move(r));
     },
     2ms);
   REQUIRE(!reg->bind_async(fn::function_type{"test", "hot"}, slow));
