@@ -34,7 +34,7 @@ const fn::egress_id out_egress{"test", "out"};
 /// test/echo counts its messages per id, writes "<id>:<count>:<text>" to
 /// test/out and answers its caller, if any, with "echo <text>" (a string)
 /// or the value itself (any other type). test/silent never answers.
-std::shared_ptr<fn::function_registry> functions() {
+std::shared_ptr<fn::function_registry> test_functions() {
   auto reg = std::make_shared<fn::function_registry>();
   auto echo = [](fn::context& ctx, const fn::message& m) {
     auto seen = ctx.storage().get<int32_t>("seen").value_or(0) + 1;
@@ -94,7 +94,7 @@ TEST_CASE("messages, replies, file and dead-letter egresses through the HTTP ing
   cfg.parallelism = 2;
   cfg.buffer_timeout = 1ms;
   stream_environment env(cfg);
-  auto egress = ing::run_http_functions(env, *ingress, functions(), egresses(dir.path()));
+  auto egress = ing::run_http_functions(env, *ingress, test_functions(), egresses(dir.path()));
   REQUIRE(egress);
   auto job = env.execute_async("http ingress");
   sluice::test::exactly_once::job_guard guard(job);
@@ -168,7 +168,7 @@ TEST_CASE("accepted messages are neither lost nor duplicated when subtasks are k
   cfg.checkpoints.interval = 40ms;
   cfg.buffer_timeout = 1ms;
   stream_environment env(cfg);
-  REQUIRE(ing::run_http_functions(env, *ingress, functions(), egresses(dir.path())));
+  REQUIRE(ing::run_http_functions(env, *ingress, test_functions(), egresses(dir.path())));
   auto job = env.execute_async("http ingress under failures");
   sluice::test::exactly_once::job_guard guard(job);
 
