@@ -159,6 +159,13 @@ TEST_CASE("messages, replies, file and dead-letter egresses through the HTTP ing
   CHECK(j["typename"] == "io.statefun.types/string");
   CHECK(j["value"] == "lost");
   CHECK(j["reason"].get<std::string>().find("nobody/here") != std::string::npos);
+
+  // A reply request whose message becomes a dead letter fails at once.
+  auto t0 = std::chrono::steady_clock::now();
+  r = c.request("POST", "/functions/nobody/here/8?reply=true", "lost", {}, "text/plain");
+  CHECK(r.status == 500);
+  CHECK(r.body.find("the message to nobody/here/8 could not be handled") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
 }
 
 TEST_CASE("accepted messages are neither lost nor duplicated when subtasks are killed") {

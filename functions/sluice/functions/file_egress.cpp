@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -292,9 +293,11 @@ void file_egress_sink::commit(file_egress_transaction& txn) {
     std::error_code ec;
     for (auto& entry : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
       auto name = entry.path().filename().string();
-      if (name.compare(0, prefix.size(), prefix) == 0) {
+      auto size = name.substr(std::min(prefix.size(), name.size()));
+      if (name.compare(0, prefix.size(), prefix) == 0 && !size.empty() &&
+          size.find_first_not_of("0123456789") == std::string::npos) {
         committing = entry.path().string();
-        target_size = std::stoull(name.substr(prefix.size()));
+        target_size = std::stoull(size);
         break;
       }
     }

@@ -6,18 +6,22 @@ namespace sluice::remote::ingress {
 
 runtime::data_stream<functions::envelope> add_http_ingress(runtime::stream_environment& env,
                                                            const http_ingress& ingress) {
-  auto stream = env.add_source(http_ingress_source(ingress.journal()),
+  auto stream = env.add_source(http_ingress_source(ingress.journal(),
+                                                   ingress.config().source_poll_interval),
                                "HTTP Ingress " + ingress.config().id);
   stream.set_parallelism(1).uid("http-ingress:" + ingress.config().id);
   return stream;
 }
 
 void add_reply_sink(const runtime::data_stream<functions::envelope>& egress,
-                    const http_ingress& ingress) {
+                    const http_ingress& ingress, const functions::egress_id& dead_letter_egress) {
   auto id = reply_egress();
-  egress.filter([id](const functions::envelope& e) { return e.egress == id; })
+  egress
+      .filter([id, dead_letter_egress](const functions::envelope& e) {
+        return e.egress == id || e.egress == dead_letter_egress;
+      })
       .name("To HTTP Replies")
-      .add_sink(reply_sink(ingress.replies()), "HTTP Replies");
+      .add_sink(reply_sink(ingress.replies(), dead_letter_egress), "HTTP Replies");
 }
 
 void add_file_egress(const runtime::data_stream<functions::envelope>& egress,
@@ -52,7 +56,7 @@ run_http_functions(runtime::stream_environment& env, const http_ingress& ingress
   auto dead_letters = options.dead_letter_egress;
   auto egress = functions::run_functions(add_http_ingress(env, ingress), std::move(registry),
                                          std::move(options));
-  add_reply_sink(egress, ingress);
+  add_reply_sink(egress, ingress, dead_letters);
   add_module_egresses(egress, declarations, dead_letters);
   return egress;
 }

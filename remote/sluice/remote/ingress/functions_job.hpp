@@ -20,9 +20,10 @@ namespace sluice::remote::ingress {
 add_http_ingress(runtime::stream_environment& env, const http_ingress& ingress);
 
 /// Adds the reply sink of `ingress` to the egress stream (records of
-/// reply_egress(); chained after the dispatcher, at its parallelism).
+/// reply_egress() and `dead_letter_egress`; chained after the dispatcher,
+/// at its parallelism).
 void add_reply_sink(const runtime::data_stream<functions::envelope>& egress,
-                    const http_ingress& ingress);
+                    const http_ingress& ingress, const functions::egress_id& dead_letter_egress);
 
 /// Adds a file egress sink (parallelism 1, uid `file-egress:<id>`) for the
 /// records of egress `id`.

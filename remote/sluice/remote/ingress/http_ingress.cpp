@@ -80,6 +80,8 @@ caf::expected<std::shared_ptr<http_ingress>> http_ingress::start(http_ingress_co
           r.body = std::move(enc.body);
           return respond(std::move(r));
         }
+        case reply_outcome::kind::failed:
+          return respond(text_reply(500, out.reason));
         case reply_outcome::kind::timed_out:
           return respond(text_reply(504, "no reply from " + target + " within " +
                                              std::to_string(timeout.count()) + " ms"));

@@ -45,6 +45,9 @@ struct http_ingress_config {
   size_t max_waiting_replies = 10000;
   /// The Retry-After of a 503.
   std::chrono::seconds retry_after{1};
+  /// How often the ingress source looks at an empty journal (the latency it
+  /// adds, at most).
+  std::chrono::microseconds source_poll_interval{200};
 };
 
 /// The settings a module's `sluice.io/v1/http-ingress` declares (the rest
@@ -55,7 +58,8 @@ struct http_ingress_config {
 /// /functions/<namespace>/<type>/<id>` (parse_ingress_request), appends each
 /// accepted message to its journal (202 Accepted) and, for `?reply=true`,
 /// keeps the request open until the reply registry ends it: 200 with the
-/// reply (encode_reply), 504 after `reply_timeout`, 503 when stopped. A
+/// reply (encode_reply), 500 when its message became a dead letter, 504
+/// after `reply_timeout`, 503 when stopped. A
 /// full journal or reply registry answers 503 with Retry-After; bad
 /// requests 4xx; nothing is enqueued for a refused request. The job reads
 /// the journal through an http_ingress_source and completes replies

@@ -60,6 +60,14 @@ std::optional<std::string> reply_registry::add(std::chrono::milliseconds timeout
 }
 
 bool reply_registry::complete(const std::string& id, functions::typed_value value) {
+  return end(id, reply_outcome{reply_outcome::kind::answered, std::move(value), {}});
+}
+
+bool reply_registry::fail(const std::string& id, std::string reason) {
+  return end(id, reply_outcome{reply_outcome::kind::failed, {}, std::move(reason)});
+}
+
+bool reply_registry::end(const std::string& id, reply_outcome outcome) {
   completion done;
   {
     std::lock_guard<std::mutex> lock{mtx_};
@@ -70,7 +78,7 @@ bool reply_registry::complete(const std::string& id, functions::typed_value valu
     waiting_.erase(it);
     ++running_;
   }
-  run(std::move(done), reply_outcome{reply_outcome::kind::answered, std::move(value)});
+  run(std::move(done), std::move(outcome));
   return true;
 }
 
@@ -105,7 +113,7 @@ void reply_registry::shut_down() {
   }
   wake_.notify_all();
   for (auto& [id, e] : ended)
-    e.done(reply_outcome{reply_outcome::kind::shut_down, {}});
+    e.done(reply_outcome{reply_outcome::kind::shut_down, {}, {}});
   ended.clear();
   std::unique_lock<std::mutex> lock{mtx_};
   idle_.wait(lock, [this] { return running_ == 0; });
@@ -136,7 +144,7 @@ void reply_registry::expire_loop() {
     waiting_.erase(it);
     ++running_;
     lock.unlock();
-    run(std::move(done), reply_outcome{reply_outcome::kind::timed_out, {}});
+    run(std::move(done), reply_outcome{reply_outcome::kind::timed_out, {}, {}});
     lock.lock();
   }
 }
@@ -153,11 +161,17 @@ caf::error bind_reply_function(functions::function_registry& registry) {
 }
 
 void reply_sink::invoke(functions::envelope&& e) {
-  if (!e.is_egress() || e.egress != reply_egress())
+  if (!e.is_egress())
     return;
-  auto r = functions::typed_as<http_reply_record>(e.payload);
-  if (r)
-    replies_->complete(r->request_id, std::move(r->value));
+  if (e.egress == reply_egress()) {
+    if (auto r = functions::typed_as<http_reply_record>(e.payload))
+      replies_->complete(r->request_id, std::move(r->value));
+  } else if (e.egress == dead_letters_) {
+    auto d = functions::typed_as<functions::dead_letter>(e.payload);
+    if (d && d->caller && d->caller->type == reply_function_type())
+      replies_->fail(d->caller->id, "the message to " + d->target.to_string() +
+                                        " could not be handled: " + d->reason);
+  }
 }
 
 } // namespace sluice::remote::ingress

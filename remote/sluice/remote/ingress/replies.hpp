@@ -46,10 +46,14 @@ struct http_reply_record {
 
 /// How a waiting request ended.
 struct reply_outcome {
-  enum class kind : uint8_t { answered, timed_out, shut_down };
+  /// answered: `value` is the reply; failed: the request's message became a
+  /// dead letter (`reason` says why); timed_out; shut_down.
+  enum class kind : uint8_t { answered, failed, timed_out, shut_down };
   kind what = kind::answered;
   /// The reply, when answered.
   functions::typed_value value;
+  /// Why, when failed.
+  std::string reason;
 };
 
 /// The requests waiting for a reply, each with a deadline. Thread-safe;
@@ -76,6 +80,8 @@ public:
   /// Ends request `id` with `value`; false when no request waits under
   /// that id (timed out, answered already, unknown): the value is dropped.
   bool complete(const std::string& id, functions::typed_value value);
+  /// Ends request `id` as failed with `reason`; false as for complete().
+  bool fail(const std::string& id, std::string reason);
   /// Forgets request `id` without running its completion (its message was
   /// not accepted after all).
   void cancel(const std::string& id);
@@ -93,6 +99,8 @@ private:
   };
   using deadline_item = std::pair<std::chrono::steady_clock::time_point, std::string>;
   void expire_loop();
+  /// Ends request `id` with `outcome`; false when it does not wait.
+  bool end(const std::string& id, reply_outcome outcome);
   /// Runs a completion taken out of `waiting_` (counted in `running_`).
   void run(completion done, reply_outcome outcome);
 
@@ -114,16 +122,21 @@ private:
 /// bound already.
 [[nodiscard]] caf::error bind_reply_function(functions::function_registry& registry);
 
-/// Completes waiting requests from reply_egress() records (other records
-/// are ignored). Any parallelism; copies share the registry.
+/// Completes waiting requests from reply_egress() records, and fails those
+/// whose message became a dead letter (a record of `dead_letters` whose
+/// caller is a reply address), so they need not wait for the timeout.
+/// Other records are ignored. Any parallelism; copies share the registry.
 class reply_sink final : public runtime::sink_function<functions::envelope> {
 public:
-  explicit reply_sink(std::shared_ptr<reply_registry> replies)
-      : replies_(std::move(replies)) {}
+  explicit reply_sink(std::shared_ptr<reply_registry> replies,
+                      functions::egress_id dead_letters = {"sluice", "dead-letters"})
+      : replies_(std::move(replies))
+      , dead_letters_(std::move(dead_letters)) {}
   void invoke(functions::envelope&& e) override;
 
 private:
   std::shared_ptr<reply_registry> replies_;
+  functions::egress_id dead_letters_;
 };
 
 } // namespace sluice::remote::ingress

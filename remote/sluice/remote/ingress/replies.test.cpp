@@ -136,6 +136,26 @@ TEST_CASE("the reply sink completes requests from reply egress records only") {
   CHECK(got.outcomes[0].value == fn::make_typed(int64_t{5}));
 }
 
+TEST_CASE("the reply sink fails a request whose message became a dead letter") {
+  auto r = std::make_shared<reply_registry>(10);
+  recorded got;
+  auto id = r->add(10s, got.record());
+  REQUIRE(id);
+  reply_sink sink(r, fn::egress_id{"sluice", "dead-letters"});
+  // A dead letter of another caller is not this request's business.
+  fn::dead_letter other{fn::address{{"a", "b"}, "c"}, fn::address{{"x", "y"}, *id},
+                        fn::make_typed(std::string{"m"}), "no function"};
+  sink.invoke(fn::envelope::to_egress(fn::egress_id{"sluice", "dead-letters"}, fn::make_typed(other)));
+  CHECK(got.size() == 0);
+  fn::dead_letter mine{fn::address{{"a", "b"}, "c"}, fn::address{reply_function_type(), *id},
+                       fn::make_typed(std::string{"m"}), "no function bound to a/b"};
+  sink.invoke(fn::envelope::to_egress(fn::egress_id{"sluice", "dead-letters"}, fn::make_typed(mine)));
+  REQUIRE(got.size() == 1);
+  CHECK(got.outcomes[0].what == reply_outcome::kind::failed);
+  CHECK(got.outcomes[0].reason ==
+        "the message to a/b/c could not be handled: no function bound to a/b");
+}
+
 TEST_CASE("the reply function is bound once") {
   fn::function_registry reg;
   CHECK_FALSE(bind_reply_function(reg));
