@@ -2,9 +2,12 @@
 //   remote cpp: N inv/s        client -> C++ SDK server on loopback
 //   js server alone: N req/s   raw keep-alive requests to the JS SDK server
 //   remote js: N inv/s         client -> JS SDK server
+//   ingress p50: T ms          ?reply=true round trips through the HTTP
+//   ingress p99: T ms          ingress to an embedded function job
 //
 //   function_throughput [--only NAME] [--seconds S] [--batch B]
 //                       [--in-flight K] [--addresses A] [--connections C]
+//                       [--requests R]
 //
 // Each measurement is one entry in `measurements()`; add new lines
 // (`embedded`, `ingress p50/p99`, ...) there. The remote measurements keep K
@@ -26,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -35,6 +39,10 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+// ingress_latency.cpp (its own file: the functions job's headers and the
+// protocol codec's cannot be included together yet).
+std::vector<double> ingress_latencies(int requests, std::string& error);
 
 namespace {
 
@@ -47,6 +55,7 @@ namespace http = boost::beast::http;
 struct options {
   std::string only;
   double seconds = 3;
+  int requests = 3000;
   int batch = 10;
   int in_flight = 64;
   int addresses = 1000;
@@ -236,10 +245,23 @@ double drive_raw(uint16_t port, const char* type) {
   return static_cast<double>(replies) / secs;
 }
 
+// The q-quantile of the ingress latencies, measured once for both lines.
+double ingress_quantile(double q) {
+  static std::vector<double> ms = [] {
+    std::string error;
+    auto v = ingress_latencies(opts.requests, error);
+    if (v.empty())
+      die(error);
+    return v;
+  }();
+  return ms[std::min(ms.size() - 1, static_cast<size_t>(q * static_cast<double>(ms.size())))];
+}
+
 struct measurement {
   const char* name;
   const char* unit;
   std::function<double()> run;
+  int decimals = 0;
 };
 
 std::vector<measurement> measurements() {
@@ -263,6 +285,8 @@ std::vector<measurement> measurements() {
          js_server js;
          return drive_client(js.port(), "stateless", false);
        }},
+      {"ingress p50", "ms", [] { return ingress_quantile(0.50); }, 2},
+      {"ingress p99", "ms", [] { return ingress_quantile(0.99); }, 2},
   };
 }
 
@@ -286,6 +310,8 @@ int main(int argc, char** argv) {
       opts.in_flight = std::stoi(next());
     else if (a == "--addresses")
       opts.addresses = std::stoi(next());
+    else if (a == "--requests")
+      opts.requests = std::stoi(next());
     else if (a == "--connections")
       opts.connections = static_cast<uint32_t>(std::stoul(next()));
     else
@@ -295,7 +321,7 @@ int main(int argc, char** argv) {
     if (!opts.only.empty() && opts.only != m.name)
       continue;
     auto v = m.run();
-    std::printf("%s: %.0f %s\n", m.name, v, m.unit);
+    std::printf("%s: %.*f %s\n", m.name, m.decimals, v, m.unit);
     std::fflush(stdout);
   }
 }

@@ -137,9 +137,10 @@ struct kafka_egress_spec {
 };
 
 /// sluice: an HTTP ingress (`sluice.io/v1/http-ingress`). `POST`/`PUT` to
-/// `/<namespace>/<name>/<id>` delivers the body to that address, typed by
-/// `Content-Type: application/vnd.<typename>` (default `value_type`), like
-/// the StateFun playground ingress.
+/// `/functions/<namespace>/<name>/<id>` delivers the body to that address,
+/// typed by `Content-Type` (`text/plain`: a string; `application/vnd.<typename>`:
+/// the bytes as that type, like the StateFun playground ingress; none:
+/// `value_type`). Served by remote/ingress (ingress::config_from).
 struct http_ingress_spec {
   io_identifier id;
   std::string bind_address = "127.0.0.1";
@@ -154,8 +155,8 @@ struct http_ingress_spec {
 struct file_egress_spec {
   /// How each record is written.
   enum class format : uint8_t {
-    raw,  ///< the value bytes followed by a newline
-    json, ///< `{"typename":...,"value_base64":...}` per line
+    raw,  ///< a string's text, else the value bytes, and a newline
+    json, ///< `{"typename":...,"value":...}` (or `"value_base64"`) per line
   };
   io_identifier id;
   std::string path;
@@ -163,9 +164,9 @@ struct file_egress_spec {
   std::string declared_at;
 };
 
-/// sluice: where invocations that failed for good go
-/// (`sluice.io/v1/dead-letter-egress`): a file of JSON lines, one per failed
-/// batch, with the address, the messages and the reason.
+/// sluice: where messages no function could handle go
+/// (`sluice.io/v1/dead-letter-egress`): a file of JSON lines, one per dead
+/// letter, with the target, caller, message and reason.
 struct dead_letter_egress_spec {
   std::string path;
   std::string declared_at;

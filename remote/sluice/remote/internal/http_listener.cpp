@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -24,13 +25,25 @@ using tcp = net::ip::tcp;
 
 namespace {
 class session;
+
+/// Where a responder leaves a reply given before the handler returned.
+struct reply_slot {
+  std::mutex mtx;
+  bool in_handler = true;
+  bool done = false;
+  std::optional<http_reply> reply;
+};
 } // namespace
 
 struct http_listener::impl {
   http_listener_config config;
-  http_handler handler;
+  http_async_handler handler;
   http_error_formatter errors;
   net::io_context io;
+  /// Keeps the threads running until stop(): a connection waiting for an
+  /// async reply has no operation pending, so without it run() could
+  /// return before that connection is closed.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor{io};
   std::vector<std::thread> threads;
   std::mutex mtx;
@@ -110,14 +123,47 @@ private:
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
     r.authorization = std::string(req[http::field::authorization]);
+    r.content_type = std::string(req[http::field::content_type]);
     r.body = std::move(req.body());
-    http_reply reply;
+    // A reply given while the handler runs is written directly; one given
+    // later (from any thread) is posted to this connection's strand.
+    auto slot = std::make_shared<reply_slot>();
+    auto self = shared_from_this();
+    http_responder responder = [self, slot, keep](http_reply reply) {
+      std::lock_guard<std::mutex> lock{slot->mtx};
+      if (slot->done)
+        return;
+      slot->done = true;
+      if (slot->in_handler)
+        slot->reply = std::move(reply);
+      else
+        self->post_reply(std::move(reply), keep);
+    };
     try {
-      reply = server_.handler(std::move(r));
+      server_.handler(std::move(r), responder);
     } catch (const std::exception& e) {
-      reply = server_.errors(500, std::string("request failed: ") + e.what());
+      responder(server_.errors(500, std::string("request failed: ") + e.what()));
     }
-    respond(std::move(reply), keep);
+    std::optional<http_reply> now;
+    {
+      std::lock_guard<std::mutex> lock{slot->mtx};
+      slot->in_handler = false;
+      now = std::move(slot->reply);
+    }
+    if (now)
+      respond(std::move(*now), keep);
+  }
+
+  /// A reply of an async handler: written on the strand, unless the
+  /// listener stopped (its threads may be gone).
+  void post_reply(http_reply reply, bool keep_alive) {
+    std::lock_guard<std::mutex> lock{server_.mtx};
+    if (server_.stopped)
+      return;
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), reply = std::move(reply), keep_alive]() mutable {
+                self->respond(std::move(reply), keep_alive);
+              });
   }
 
   void respond(http_reply reply, bool keep_alive) {
@@ -177,6 +223,17 @@ http_listener::http_listener(std::unique_ptr<impl> p)
 caf::expected<std::unique_ptr<http_listener>>
 http_listener::start(http_listener_config config, http_handler handler,
                      http_error_formatter errors) {
+  return start_async(
+      std::move(config),
+      [handler = std::move(handler)](http_request&& req, http_responder respond) {
+        respond(handler(std::move(req)));
+      },
+      std::move(errors));
+}
+
+caf::expected<std::unique_ptr<http_listener>>
+http_listener::start_async(http_listener_config config, http_async_handler handler,
+                           http_error_formatter errors) {
   auto p = std::make_unique<impl>();
   p->config = config;
   p->handler = std::move(handler);
@@ -201,6 +258,7 @@ http_listener::start(http_listener_config config, http_handler handler,
                       "cannot bind " + config.name + " to " + where + ": " + ec.message());
   p->port = p->acceptor.local_endpoint().port();
   p->accept();
+  p->work.emplace(p->io.get_executor());
   auto n = std::max<size_t>(1, config.threads);
   for (size_t i = 0; i < n; ++i)
     p->threads.emplace_back([io = &p->io] { io->run(); });
@@ -233,6 +291,7 @@ void http_listener::stop() {
   for (auto& s : live)
     s->close();
   live.clear();
+  impl_->work.reset();
   // Every handler now completes promptly (closed sockets, closed acceptor),
   // after which run() returns for lack of work.
   for (auto& t : impl_->threads)

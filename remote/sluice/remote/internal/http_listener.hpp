@@ -18,6 +18,8 @@ struct http_request {
   std::string target;
   /// The Authorization header ("" when absent).
   std::string authorization;
+  /// The Content-Type header ("" when absent).
+  std::string content_type;
   std::string body;
 };
 
@@ -48,6 +50,15 @@ struct http_listener_config {
 
 /// Answers a request; called on an I/O thread.
 using http_handler = std::function<http_reply(http_request&&)>;
+/// Sends the reply to a request answered asynchronously: call it once, from
+/// any thread. A reply sent after `stop` is dropped. A responder must not
+/// outlive its listener (it keeps the request's connection open).
+using http_responder = std::function<void(http_reply)>;
+/// Answers a request later: called on an I/O thread, must not block, and
+/// must eventually call the responder (or drop it, which closes nothing: the
+/// connection then waits until `stop`). The connection reads no further
+/// request until the reply is sent.
+using http_async_handler = std::function<void(http_request&&, http_responder)>;
 /// Formats the listener's own error replies: 400 (malformed HTTP) and 413
 /// (body too large), with a message saying what was wrong.
 using http_error_formatter = std::function<http_reply(unsigned status, const std::string& message)>;
@@ -63,6 +74,11 @@ public:
   /// cannot be bound.
   [[nodiscard]] static caf::expected<std::unique_ptr<http_listener>>
   start(http_listener_config config, http_handler handler, http_error_formatter errors);
+  /// As `start`, with a handler that answers through a responder, for
+  /// requests that wait on something else (the HTTP ingress's replies).
+  [[nodiscard]] static caf::expected<std::unique_ptr<http_listener>>
+  start_async(http_listener_config config, http_async_handler handler,
+              http_error_formatter errors);
 
   ~http_listener();
   http_listener(const http_listener&) = delete;

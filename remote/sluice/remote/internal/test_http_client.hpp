@@ -23,6 +23,7 @@ struct test_reply {
   std::string content_type;
   std::string body;
   std::string www_authenticate;
+  std::string retry_after;
   bool keep_alive = false;
 };
 
@@ -32,9 +33,13 @@ class test_http_client {
 public:
   explicit test_http_client(uint16_t port) : port_(port) {}
 
-  /// Sends one request; `bearer` adds an Authorization header.
+  /// Sends one request; `bearer` adds an Authorization header. A body is
+  /// sent as `content_type` (application/json when that is empty; none when
+  /// it is "-").
   test_reply request(const std::string& method, const std::string& target,
-                     const std::string& body = {}, const std::string& bearer = {}) {
+                     const std::string& body = {}, const std::string& bearer = {},
+                     const std::string& content_type = {},
+                     std::chrono::seconds timeout = std::chrono::seconds(10)) {
     namespace http = boost::beast::http;
     for (int attempt = 0;; ++attempt) {
       if (!stream_)
@@ -45,13 +50,15 @@ public:
       req.set(http::field::host, "127.0.0.1");
       if (!bearer.empty())
         req.set(http::field::authorization, "Bearer " + bearer);
-      if (!body.empty())
+      if (!content_type.empty() && content_type != "-")
+        req.set(http::field::content_type, content_type);
+      else if (!body.empty() && content_type.empty())
         req.set(http::field::content_type, "application/json");
       req.body() = body;
       req.keep_alive(true);
       req.prepare_payload();
       boost::beast::error_code ec;
-      stream_->expires_after(std::chrono::seconds(10));
+      stream_->expires_after(timeout);
       http::write(*stream_, req, ec);
       http::response<http::string_body> res;
       if (!ec)
@@ -67,6 +74,7 @@ public:
       out.status = res.result_int();
       out.content_type = std::string(res[http::field::content_type]);
       out.www_authenticate = std::string(res[http::field::www_authenticate]);
+      out.retry_after = std::string(res[http::field::retry_after]);
       out.body = std::move(res.body());
       out.keep_alive = res.keep_alive();
       if (!out.keep_alive) {
