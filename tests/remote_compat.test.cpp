@@ -12,6 +12,7 @@
 #include "sluice/remote/sdk/function_server.hpp"
 
 #include "proto/request_reply.pb.h"
+#include "child_process.hpp"
 
 #include <google/protobuf/util/message_differencer.h>
 
@@ -102,57 +103,15 @@ public:
     std::string dir = SLUICE_COMPAT_JS_DIR;
     REQUIRE_MESSAGE(std::filesystem::exists(dir + "/node_modules/apache-flink-statefun"),
                     "the JS SDK is not installed: run scripts/setup.sh");
-    int out[2];
-    REQUIRE(pipe(out) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      close(out[0]);
-      close(out[1]);
-      if (chdir(dir.c_str()) != 0)
-        _exit(126);
-      execlp("node", "node", "server.js", "0", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    out_ = out[0];
-    // Ready when it prints its port; poll the pipe with a deadline.
-    std::string line;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
-    while (line.find('\n') == std::string::npos) {
-      auto left =
-          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())
-              .count();
-      REQUIRE_MESSAGE(left > 0, "node did not report its port in 30 s");
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
-        continue;
-      char buf[256];
-      auto n = ::read(out_, buf, sizeof(buf));
-      REQUIRE_MESSAGE(n > 0, "node exited before listening (is node installed?)");
-      line.append(buf, static_cast<size_t>(n));
-    }
-    auto pos = line.find("listening on ");
-    REQUIRE(pos != std::string::npos);
-    port_ = static_cast<uint16_t>(std::stoi(line.substr(pos + 13)));
-  }
-
-  ~js_server() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    if (out_ >= 0)
-      close(out_);
+    auto line = node_.wait_for_line("listening on ", std::chrono::seconds{30});
+    REQUIRE_MESSAGE(line, "node did not report its port in 30 s (is node installed?)");
+    port_ = static_cast<uint16_t>(sluice::test::number_after(*line, "listening on "));
   }
 
   uint16_t port() const { return port_; }
 
 private:
-  pid_t pid_ = -1;
-  int out_ = -1;
+  sluice::test::child_process node_{{"node", "server.js", "0"}, SLUICE_COMPAT_JS_DIR};
   uint16_t port_ = 0;
 };
 

@@ -36,6 +36,9 @@ enum class remote_errc : uint8_t {
   unknown_function,
   /// A function handler threw.
   function_failed,
+  /// An application's settings do not work together (no functions, two
+  /// ingresses, a bad option), or its job could not start.
+  invalid_configuration,
 };
 
 /// The category atom of remote/ errors.

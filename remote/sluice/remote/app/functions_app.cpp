@@ -1,0 +1,95 @@
+#include "sluice/remote/app/functions_app.hpp"
+
+#include "sluice/remote/errors.hpp"
+#include "sluice/remote/ingress/functions_job.hpp"
+#include "sluice/remote/remote_function.hpp"
+#include "sluice/runtime/environment.hpp"
+#include "sluice/sluice.hpp"
+
+#include <cstdlib>
+#include <exception>
+
+namespace sluice::remote::app {
+
+namespace {
+
+caf::error app_error(std::string what) {
+  return make_error(remote_errc::invalid_configuration, std::move(what));
+}
+
+} // namespace
+
+caf::expected<std::unique_ptr<functions_app>>
+functions_app::start(const module& declarations, functions_app_options options) {
+  if (declarations.endpoints.empty())
+    return app_error("the module declares no function endpoint "
+                     "(kind: io.statefun.endpoints.v2/http)");
+  if (declarations.http_ingresses.size() > 1)
+    return app_error("the module declares " + std::to_string(declarations.http_ingresses.size()) +
+                     " HTTP ingresses; one is supported");
+  if (options.parallelism < 1)
+    return app_error("parallelism must be at least 1");
+  std::unique_ptr<functions_app> app(new functions_app());
+
+  app->client_ = std::make_shared<remote_function_client>();
+  auto registry = std::make_shared<functions::function_registry>();
+  if (auto err = bind_endpoints(*registry, declarations, app->client_))
+    return err;
+
+  ingress::http_ingress_config ingress_cfg;
+  if (!declarations.http_ingresses.empty())
+    ingress_cfg = ingress::config_from(declarations.http_ingresses.front());
+  else
+    ingress_cfg.port = 8090;
+  if (options.port)
+    ingress_cfg.port = *options.port;
+  if (options.bind_address)
+    ingress_cfg.bind_address = *options.bind_address;
+  auto started = ingress::http_ingress::start(ingress_cfg);
+  if (!started)
+    return std::move(started.error());
+  app->ingress_ = std::move(*started);
+
+  runtime::configuration cfg;
+  cfg.parallelism = options.parallelism;
+  cfg.state.backend = options.backend;
+  cfg.checkpoints.interval = options.checkpoint_interval;
+  app->checkpoint_dir_ = options.checkpoint_dir;
+  if (cfg.checkpoints.enabled() && app->checkpoint_dir_.empty()) {
+    char tmpl[] = "/tmp/sluice-functions-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      return app_error("cannot create a checkpoint directory under /tmp");
+    app->checkpoint_dir_ = tmpl;
+  }
+  cfg.checkpoints.directory = app->checkpoint_dir_;
+  try {
+    runtime::stream_environment env(cfg);
+    auto egress = ingress::run_http_functions(env, *app->ingress_, registry, declarations);
+    if (!egress)
+      return std::move(egress.error());
+    app->job_ = env.execute_async("functions");
+  } catch (const std::exception& e) {
+    return app_error(std::string("cannot start the functions job: ") + e.what());
+  }
+  return app;
+}
+
+functions_app::~functions_app() { stop(); }
+
+uint16_t functions_app::port() const { return ingress_->port(); }
+
+void functions_app::stop() {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  if (job_) {
+    job_->cancel();
+    job_->wait();
+  }
+  if (ingress_)
+    ingress_->stop();
+  if (client_)
+    client_->shutdown();
+}
+
+} // namespace sluice::remote::app
