@@ -130,6 +130,22 @@ TEST_CASE("an exactly-once egress fails to open when its marker topic does not e
                        connectors::kafka_error);
 }
 
+TEST_CASE("an exactly-once egress whose broker cannot be reached fails to open in time") {
+  auto spec = spec_of(kafka_egress_spec::semantic::exactly_once);
+  spec.address = "127.0.0.1:1";
+  spec.properties = {{"log_level", "0"}};
+  egress_options o;
+  o.request_timeout = milliseconds(500);
+  auto sink = make_kafka_egress(spec, o);
+  REQUIRE(sink);
+  auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(sink_harness(*sink, 0, 1),
+                       doctest::Contains("Kafka egress shop/out (at 127.0.0.1:1): init of "
+                                         "transactional id 'sluice-shop-out-0' failed"),
+                       connectors::kafka_error);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
 TEST_CASE("an at-least-once egress writes topic, key and value and flushes on checkpoints") {
   auto a = new_topic("alo-a");
   auto b = new_topic("alo-b");

@@ -6,9 +6,7 @@
 // its operator does.
 
 #include "sluice/connectors/kafka_mock_cluster.hpp"
-#include "sluice/runtime/checkpointing.hpp"
-#include "sluice/runtime/function.hpp"
-#include "sluice/state/operator_state.hpp"
+#include "sluice/connectors/testing/function_harness.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -56,13 +54,16 @@ inline void produce(const std::string& topic, const std::vector<test_record>& re
   for (auto& r : records) {
     const void* key = r.key ? r.key->data() : nullptr;
     size_t key_len = r.key ? r.key->size() : 0;
-    auto e = rd_kafka_producev(
+    rd_kafka_resp_err_t e;
+    // A full local queue: serve delivery reports until there is room.
+    while ((e = rd_kafka_producev(
       p, RD_KAFKA_V_TOPIC(topic.c_str()),
       RD_KAFKA_V_PARTITION(r.partition < 0 ? RD_KAFKA_PARTITION_UA : r.partition),
       RD_KAFKA_V_KEY(key, key_len),
       RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
       RD_KAFKA_V_TIMESTAMP(r.timestamp_ms), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_END);
+      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(p, 10);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error(rd_kafka_err2str(e));
   }
@@ -131,32 +132,8 @@ inline std::vector<test_record> read_topic(const std::string& topic,
   return out;
 }
 
-/// A checkpointed function opened as its operator opens it, with its own
-/// operator state store: subtask `subtask` of `parallelism`, restored from
-/// `restore` if that is not empty.
+/// Opens a source or sink function outside a job (see connectors::testing).
 template <class F>
-struct harness {
-  state::operator_state_store store;
-  runtime::checkpoint_hooks hooks;
-  runtime::runtime_context ctx;
-  F fn;
-  harness(const F& f, int32_t subtask, int32_t parallelism,
-          std::vector<state::operator_state_part> restore = {})
-    : ctx("kafka", subtask, parallelism, 128), fn(f) {
-    hooks.restored = !restore.empty();
-    store.restore(std::move(restore));
-    ctx.set_operator_state(&store);
-    ctx.set_checkpoint_hooks(&hooks);
-    ctx.set_checkpointing_enabled(true);
-    runtime::internal::open_if_rich(fn, ctx);
-  }
-  /// Snapshots every checkpointed part for checkpoint `id`; the parts, as a
-  /// restore takes them.
-  std::vector<state::operator_state_part> checkpoint(int64_t id) {
-    for (auto* f : hooks.checkpointed)
-      f->snapshot_state(id, 0);
-    return state::operator_state_store::parse(store.snapshot(), "test");
-  }
-};
+using harness = connectors::testing::function_harness<F>;
 
 } // namespace sluice::remote::kafka::testing
