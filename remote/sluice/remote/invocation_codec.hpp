@@ -8,6 +8,7 @@
 #include "sluice/functions/address.hpp"
 #include "sluice/functions/invocation.hpp"
 #include "sluice/remote/errors.hpp"
+#include "sluice/remote/kafka_record.hpp"
 
 #include <caf/expected.hpp>
 
@@ -66,27 +67,5 @@ bool is_valid_type_name(std::string_view name);
 /// True if `addr` can be sent on the wire: non-empty namespace, name and id,
 /// no slash in the namespace or name.
 bool is_valid_address(const functions::address& addr);
-
-/// The Kafka egress record typename the generic Kafka egress requires.
-inline constexpr std::string_view kafka_producer_record_type =
-    "type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord";
-
-/// A record for a StateFun generic Kafka egress: the typed value a function
-/// sends to a Kafka egress (`KafkaProducerRecord`). An empty key means a
-/// record without a key.
-functions::typed_value make_kafka_record(std::string_view topic, std::string_view key,
-                                         std::string_view value_bytes);
-
-/// The fields of a Kafka egress record.
-struct kafka_record {
-  std::string topic;
-  std::string key;
-  std::string value;
-};
-
-/// Reads a typed value as a Kafka egress record; fails if the typename is
-/// not `kafka_producer_record_type`, the bytes do not parse or the topic is
-/// empty.
-[[nodiscard]] caf::expected<kafka_record> parse_kafka_record(const functions::typed_value& value);
 
 } // namespace sluice::remote

@@ -2,6 +2,8 @@
 
 #include "sluice/remote/errors.hpp"
 #include "sluice/remote/ingress/functions_job.hpp"
+#include "sluice/remote/kafka/kafka_egress.hpp"
+#include "sluice/remote/kafka/kafka_ingress.hpp"
 #include "sluice/remote/remote_function.hpp"
 #include "sluice/runtime/environment.hpp"
 #include "sluice/sluice.hpp"
@@ -64,9 +66,19 @@ functions_app::start(const module& declarations, functions_app_options options) 
   cfg.checkpoints.directory = app->checkpoint_dir_;
   try {
     runtime::stream_environment env(cfg);
-    auto egress = ingress::run_http_functions(env, *app->ingress_, registry, declarations);
+    // Kafka ingresses join the HTTP ingress in front of the dispatcher.
+    std::optional<runtime::data_stream<functions::envelope>> more;
+    if (!declarations.kafka_ingresses.empty()) {
+      auto kafka_in = kafka::add_kafka_ingresses(env, declarations);
+      if (!kafka_in)
+        return std::move(kafka_in.error());
+      more = std::move(*kafka_in);
+    }
+    auto egress = ingress::run_http_functions(env, *app->ingress_, registry, declarations, {}, more);
     if (!egress)
       return std::move(egress.error());
+    if (auto err = kafka::add_kafka_egresses(*egress, declarations))
+      return err;
     app->job_ = env.execute_async("functions");
   } catch (const std::exception& e) {
     return app_error(std::string("cannot start the functions job: ") + e.what());

@@ -50,12 +50,15 @@ void add_module_egresses(const runtime::data_stream<functions::envelope>& egress
 caf::expected<runtime::data_stream<functions::envelope>>
 run_http_functions(runtime::stream_environment& env, const http_ingress& ingress,
                    std::shared_ptr<functions::function_registry> registry,
-                   const module& declarations, functions::dispatcher_options options) {
+                   const module& declarations, functions::dispatcher_options options,
+                   const std::optional<runtime::data_stream<functions::envelope>>& more_ingress) {
   if (auto err = bind_reply_function(*registry))
     return err;
   auto dead_letters = options.dead_letter_egress;
-  auto egress = functions::run_functions(add_http_ingress(env, ingress), std::move(registry),
-                                         std::move(options));
+  auto in = add_http_ingress(env, ingress);
+  if (more_ingress)
+    in = in.union_with(*more_ingress);
+  auto egress = functions::run_functions(in, std::move(registry), std::move(options));
   add_reply_sink(egress, ingress, dead_letters);
   add_module_egresses(egress, declarations, dead_letters);
   return egress;

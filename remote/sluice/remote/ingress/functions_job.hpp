@@ -10,6 +10,7 @@
 #include <caf/expected.hpp>
 
 #include <memory>
+#include <optional>
 
 /// Wiring an HTTP ingress and file egresses into a functions job.
 namespace sluice::remote::ingress {
@@ -40,10 +41,14 @@ void add_module_egresses(const runtime::data_stream<functions::envelope>& egress
 /// `registry` (fails if `sluice/http-reply` is bound already), runs the
 /// functions (functions::run_functions) on the ingress source, and adds the
 /// reply sink and the sinks of `declarations`' file and dead-letter
-/// egresses. The egress stream is returned for further egresses (Kafka...).
+/// egresses. `more_ingress` (e.g. Kafka ingresses) joins the HTTP ingress
+/// in front of the dispatcher. The egress stream is returned for further
+/// egresses (Kafka...).
 [[nodiscard]] caf::expected<runtime::data_stream<functions::envelope>>
 run_http_functions(runtime::stream_environment& env, const http_ingress& ingress,
                    std::shared_ptr<functions::function_registry> registry,
-                   const module& declarations, functions::dispatcher_options options = {});
+                   const module& declarations, functions::dispatcher_options options = {},
+                   const std::optional<runtime::data_stream<functions::envelope>>& more_ingress =
+                     std::nullopt);
 
 } // namespace sluice::remote::ingress

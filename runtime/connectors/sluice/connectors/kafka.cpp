@@ -1,4 +1,5 @@
 #include "sluice/connectors/kafka.hpp"
+#include "sluice/connectors/internal/kafka_client.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -8,64 +9,6 @@
 #include <utility>
 
 namespace sluice::connectors {
-
-namespace {
-
-using std::chrono::milliseconds;
-
-int timeout_ms(milliseconds d) {
-  return static_cast<int>(std::clamp<int64_t>(d.count(), 0, INT32_MAX));
-}
-
-struct conf_deleter {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-struct list_deleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-struct message_deleter {
-  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
-};
-struct error_deleter {
-  void operator()(rd_kafka_error_t* e) const { rd_kafka_error_destroy(e); }
-};
-using conf_ptr = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;
-using list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, list_deleter>;
-using message_ptr = std::unique_ptr<rd_kafka_message_t, message_deleter>;
-using error_ptr = std::unique_ptr<rd_kafka_error_t, error_deleter>;
-
-void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value,
-         const std::string& who) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
-    throw kafka_error(who + ": invalid Kafka property '" + key + "' = '" + value + "': " + err);
-}
-
-/// The client configuration: the connector's settings, then the user's.
-conf_ptr make_conf(const std::string& bootstrap, const std::map<std::string, std::string>& own,
-                   const kafka_properties& user, const std::string& who) {
-  conf_ptr conf(rd_kafka_conf_new());
-  set(conf.get(), "bootstrap.servers", bootstrap, who);
-  for (auto& [k, v] : own)
-    set(conf.get(), k, v, who);
-  for (auto& [k, v] : user)
-    set(conf.get(), k, v, who);
-  return conf;
-}
-
-/// Creates a client; takes ownership of `conf`.
-rd_kafka_t* make_client(rd_kafka_type_t type, conf_ptr conf, const std::string& who) {
-  char err[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
-  if (rk == nullptr)
-    throw kafka_error(who + ": cannot create Kafka client: " + err);
-  conf.release(); // rd_kafka_new owns it now
-  return rk;
-}
-
-} // namespace
 
 int32_t kafka_partition_owner(std::string_view topic, int32_t partition, int32_t parallelism) {
   if (parallelism <= 0)
@@ -166,6 +109,7 @@ struct kafka_source_reader::impl {
 
     auto to = timeout_ms(config.request_timeout);
     std::vector<partition_state*> need_committed;
+    std::vector<partition_state*> need_times;
     for (auto& ps : parts) {
       int64_t low = 0;
       int64_t high = 0;
@@ -178,14 +122,38 @@ struct kafka_source_reader::impl {
       if (config.bounded)
         ps.stop = high;
       auto it = restored_at.find({ps.topic, ps.partition});
+      auto fallback = config.fallback_offsets == kafka_starting_offsets::latest ? high : low;
+      auto specific = config.specific_offsets.find({ps.topic, ps.partition});
       if (it != restored_at.end())
         ps.next = it->second;
       else if (config.starting_offsets == kafka_starting_offsets::latest)
         ps.next = high;
-      else {
+      else if (config.starting_offsets == kafka_starting_offsets::earliest)
         ps.next = low;
-        if (config.starting_offsets == kafka_starting_offsets::committed)
-          need_committed.push_back(&ps);
+      else if (config.starting_offsets == kafka_starting_offsets::specific)
+        ps.next = specific != config.specific_offsets.end() ? specific->second : fallback;
+      else if (config.starting_offsets == kafka_starting_offsets::timestamp) {
+        ps.next = high; // replaced below if a record is at or after the time
+        need_times.push_back(&ps);
+      } else {
+        ps.next = fallback;
+        need_committed.push_back(&ps);
+      }
+    }
+    if (!need_times.empty()) {
+      list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(need_times.size())));
+      for (auto* ps : need_times)
+        rd_kafka_topic_partition_list_add(list.get(), ps->topic.c_str(), ps->partition)->offset =
+          config.starting_timestamp_ms;
+      auto err = rd_kafka_offsets_for_times(rk, list.get(), to);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        fail("cannot look up the offsets at time " + std::to_string(config.starting_timestamp_ms) +
+             " within " + std::to_string(config.request_timeout.count()) +
+             " ms: " + rd_kafka_err2str(err));
+      for (auto* ps : need_times) {
+        auto* e = rd_kafka_topic_partition_list_find(list.get(), ps->topic.c_str(), ps->partition);
+        if (e != nullptr && e->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->offset >= 0)
+          ps->next = e->offset;
       }
     }
     if (!need_committed.empty() && commit_offsets) {
@@ -258,10 +226,19 @@ struct kafka_source_reader::impl {
         finish_partition(*ps);
         continue;
       }
-      std::string_view key(static_cast<const char*>(m->key), m->key != nullptr ? m->key_len : 0);
-      std::string_view value(static_cast<const char*>(m->payload),
-                             m->payload != nullptr ? m->len : 0);
-      handler.on_record(key, value);
+      kafka_consumed_record record;
+      record.topic = ps->topic;
+      record.partition = ps->partition;
+      record.offset = m->offset;
+      rd_kafka_timestamp_type_t ts_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+      auto ts = rd_kafka_message_timestamp(m.get(), &ts_type);
+      if (ts_type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts >= 0)
+        record.timestamp_ms = ts;
+      if (m->key != nullptr)
+        record.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload != nullptr)
+        record.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+      handler.on_record(record);
       ps->next = m->offset + 1;
       ++emitted;
       if (ps->next >= ps->stop)

@@ -40,7 +40,9 @@ using kafka_properties = std::map<std::string, std::string>;
 enum class kafka_starting_offsets {
   earliest,  ///< the oldest offset still in the log
   latest,    ///< the end of the log when the source opens
-  committed, ///< the group's committed offset; earliest if there is none
+  committed, ///< the group's committed offset; `fallback_offsets` if there is none
+  specific,  ///< `specific_offsets`; `fallback_offsets` for partitions not listed
+  timestamp, ///< the first record at or after `starting_timestamp_ms`; the end if none
 };
 
 /// Settings of a kafka_source.
@@ -54,6 +56,13 @@ struct kafka_source_config {
   /// = no commits (an internal group id is used for the client).
   std::string group_id;
   kafka_starting_offsets starting_offsets = kafka_starting_offsets::earliest;
+  /// committed, specific: where partitions without such an offset start
+  /// (earliest or latest).
+  kafka_starting_offsets fallback_offsets = kafka_starting_offsets::earliest;
+  /// specific: (topic, partition) -> first offset to read.
+  std::map<std::pair<std::string, int32_t>, int64_t> specific_offsets;
+  /// timestamp: epoch milliseconds.
+  int64_t starting_timestamp_ms = 0;
   /// True: stop at the end offsets the subtask sees when it opens (batch
   /// reads and tests). False: read until cancelled.
   bool bounded = false;
@@ -92,6 +101,26 @@ struct kafka_partition_offset {
 template <class T>
 using kafka_deserializer = std::function<T(std::string_view key, std::string_view value)>;
 
+/// A consumed record as a kafka_record_reader sees it; the views are valid
+/// during the call only.
+struct kafka_consumed_record {
+  std::string_view topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  /// Create or log-append time (epoch ms); nullopt if the record has none.
+  std::optional<int64_t> timestamp_ms;
+  /// nullopt for a null key.
+  std::optional<std::string_view> key;
+  /// A null value arrives as an empty view.
+  std::string_view value;
+};
+
+/// Turns one record into any number of Ts, collected into `out` (for
+/// sources that fan a record out or route it by topic).
+template <class T>
+using kafka_record_reader =
+  std::function<void(const kafka_consumed_record& record, runtime::collector<T>& out)>;
+
 /// The value as a std::string (the key is ignored).
 [[nodiscard]] kafka_deserializer<std::string> kafka_string_deserializer();
 
@@ -101,7 +130,7 @@ namespace internal {
 class kafka_record_handler {
 public:
   virtual ~kafka_record_handler() = default;
-  virtual void on_record(std::string_view key, std::string_view value) = 0;
+  virtual void on_record(const kafka_consumed_record& record) = 0;
 };
 
 /// One subtask's consumer: the partitions it owns, their positions and, in
@@ -149,7 +178,10 @@ class kafka_source final : public runtime::source_function<T>,
                            public runtime::checkpoint_listener {
 public:
   kafka_source(kafka_source_config config, kafka_deserializer<T> deserializer)
-    : config_(std::move(config)), deserializer_(std::move(deserializer)) {
+    : kafka_source(std::move(config), reader_of(std::move(deserializer))) {}
+  /// A source whose `reader` turns each record into any number of Ts.
+  kafka_source(kafka_source_config config, kafka_record_reader<T> reader)
+    : config_(std::move(config)), deserializer_(std::move(reader)) {
     if (config_.bootstrap_servers.empty())
       throw std::invalid_argument("kafka_source needs bootstrap servers");
     if (config_.topics.empty())
@@ -219,17 +251,23 @@ public:
   }
 
 private:
+  static kafka_record_reader<T> reader_of(kafka_deserializer<T> d) {
+    if (!d)
+      return {};
+    return [d = std::move(d)](const kafka_consumed_record& r, runtime::collector<T>& out) {
+      out.collect(d(r.key.value_or(std::string_view{}), r.value));
+    };
+  }
+
   struct emitter final : internal::kafka_record_handler {
-    emitter(runtime::collector<T>& o, const kafka_deserializer<T>& d) : out(o), deserialize(d) {}
-    void on_record(std::string_view key, std::string_view value) override {
-      out.collect(deserialize(key, value));
-    }
+    emitter(runtime::collector<T>& o, const kafka_record_reader<T>& d) : out(o), read(d) {}
+    void on_record(const kafka_consumed_record& record) override { read(record, out); }
     runtime::collector<T>& out;
-    const kafka_deserializer<T>& deserialize;
+    const kafka_record_reader<T>& read;
   };
 
   kafka_source_config config_;
-  kafka_deserializer<T> deserializer_;
+  kafka_record_reader<T> deserializer_;
   state::operator_list_state<kafka_partition_offset>* offsets_ = nullptr;
   bool restored_ = false;
   std::unique_ptr<internal::kafka_source_reader> reader_;

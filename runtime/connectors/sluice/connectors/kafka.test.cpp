@@ -1,5 +1,6 @@
 #include "sluice/connectors/kafka.hpp"
 #include "sluice/connectors/kafka_mock_cluster.hpp"
+#include "sluice/connectors/testing/function_harness.hpp"
 
 #include <doctest/doctest.h>
 #include <librdkafka/rdkafka.h>
@@ -13,9 +14,7 @@
 #include <vector>
 
 using namespace sluice::connectors;
-using sluice::runtime::checkpoint_hooks;
 using sluice::runtime::collector;
-using sluice::runtime::runtime_context;
 using sluice::runtime::source_step;
 using sluice::state::operator_state_part;
 using sluice::state::operator_state_store;
@@ -41,30 +40,8 @@ std::string new_topic(const std::string& base) {
   return name;
 }
 
-/// A checkpointed function opened as its operator opens it, with its own
-/// operator state store and hooks.
 template <class F>
-struct harness {
-  operator_state_store store;
-  checkpoint_hooks hooks;
-  runtime_context ctx;
-  F fn;
-  harness(const F& f, int32_t subtask, int32_t parallelism,
-          std::vector<operator_state_part> restore = {}, bool checkpointing = true)
-    : ctx("kafka", subtask, parallelism, 128), fn(f) {
-    hooks.restored = !restore.empty();
-    store.restore(std::move(restore));
-    ctx.set_operator_state(&store);
-    ctx.set_checkpoint_hooks(&hooks);
-    ctx.set_checkpointing_enabled(checkpointing);
-    sluice::runtime::internal::open_if_rich(fn, ctx);
-  }
-  std::vector<operator_state_part> checkpoint(int64_t id) {
-    for (auto* f : hooks.checkpointed)
-      f->snapshot_state(id, 0);
-    return operator_state_store::parse(store.snapshot(), "test");
-  }
-};
+using harness = testing::function_harness<F>;
 
 using source_harness = harness<kafka_source<std::string>>;
 using sink_harness = harness<kafka_sink<std::string>>;

@@ -61,6 +61,11 @@ void kafka_mock_cluster::fail_requests(int api_key, int count, int error_code) {
                                           errors.size(), errors.data());
 }
 
+void kafka_mock_cluster::set_topic_error(const std::string& topic, int error_code) {
+  rd_kafka_mock_topic_set_error(impl_->cluster, topic.c_str(),
+                                static_cast<rd_kafka_resp_err_t>(error_code));
+}
+
 void kafka_mock_cluster::clear_request_errors(int api_key) {
   rd_kafka_mock_clear_request_errors(impl_->cluster, static_cast<int16_t>(api_key));
 }

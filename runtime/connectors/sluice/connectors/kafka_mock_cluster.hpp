@@ -26,6 +26,11 @@ public:
   /// Makes the next `count` requests with Kafka API key `api_key` (0 =
   /// Produce) fail with Kafka error code `error_code`, for fault injection.
   void fail_requests(int api_key, int count, int error_code);
+  /// Makes metadata requests for `topic` answer with Kafka error code
+  /// `error_code` (0 = none again): with 3 (UNKNOWN_TOPIC_OR_PARTITION) a
+  /// topic looks missing, which the mock cannot show otherwise because it
+  /// creates every topic a client asks about.
+  void set_topic_error(const std::string& topic, int error_code);
   /// Drops the errors fail_requests queued for `api_key` that were not used.
   void clear_request_errors(int api_key);
 
