@@ -12,7 +12,7 @@
 #include "sluice/remote/sdk/function_server.hpp"
 
 #include "proto/request_reply.pb.h"
-#include "child_process.hpp"
+#include "js_server.hpp"
 
 #include <google/protobuf/util/message_differencer.h>
 
@@ -96,24 +96,6 @@ std::shared_ptr<function_registry> cpp_functions() {
 }
 
 // -- the JS server as a child process -------------------------------------------
-
-class js_server {
-public:
-  js_server() {
-    std::string dir = SLUICE_COMPAT_JS_DIR;
-    REQUIRE_MESSAGE(std::filesystem::exists(dir + "/node_modules/apache-flink-statefun"),
-                    "the JS SDK is not installed: run scripts/setup.sh");
-    auto line = node_.wait_for_line("listening on ", std::chrono::seconds{30});
-    REQUIRE_MESSAGE(line, "node did not report its port in 30 s (is node installed?)");
-    port_ = static_cast<uint16_t>(sluice::test::number_after(*line, "listening on "));
-  }
-
-  uint16_t port() const { return port_; }
-
-private:
-  sluice::test::child_process node_{{"node", "server.js", "0"}, SLUICE_COMPAT_JS_DIR};
-  uint16_t port_ = 0;
-};
 
 // -- one synchronous POST, to see the raw reply ------------------------------------
 
@@ -243,7 +225,7 @@ std::string show(const std::string& bytes) {
 TEST_SUITE("compat.js_sdk") {
 
   TEST_CASE("the C++ SDK answers every test vector as the JS SDK does") {
-    js_server js;
+    sluice::test::js_server js;
     auto cpp = function_server::start(cpp_functions());
     REQUIRE(cpp);
     for (auto& v : vectors()) {
@@ -275,7 +257,7 @@ TEST_SUITE("compat.js_sdk") {
   }
 
   TEST_CASE("an empty batch gives an empty result from both SDKs") {
-    js_server js;
+    sluice::test::js_server js;
     auto cpp = function_server::start(cpp_functions());
     REQUIRE(cpp);
     io::statefun::sdk::reqreply::ToFunction to;
@@ -293,7 +275,7 @@ TEST_SUITE("compat.js_sdk") {
 
   TEST_CASE("both SDKs refuse garbage, unknown functions and a state of the "
             "wrong type") {
-    js_server js;
+    sluice::test::js_server js;
     auto cpp = function_server::start(cpp_functions());
     REQUIRE(cpp);
     auto refuse = [&](const std::string& body) {
@@ -318,7 +300,7 @@ TEST_SUITE("compat.js_sdk") {
   }
 
   TEST_CASE("the client completes the state handshake with the JS server") {
-    js_server js;
+    sluice::test::js_server js;
     remote_function_client client;
     http_endpoint_spec ep;
     ep.url = *parse_url("http://127.0.0.1:" + std::to_string(js.port()) + "/{function.name}");

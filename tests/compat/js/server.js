@@ -109,6 +109,49 @@ statefun.bind({
   },
 });
 
+// test/reminder (tests/compat_runtime.test.cpp): "schedule:<ms>" schedules a
+// "ring" to itself under a cancellation token, "cancel" cancels it; a ring
+// is reported to the test/out egress.
+statefun.bind({
+  typename: "test/reminder",
+  specs: [],
+  fn(context, message) {
+    const text = message.asString();
+    const token = `ring-${context.self.id}`;
+    if (text.startsWith("schedule:")) {
+      context.sendAfter(Number(text.substring(9)), messageBuilder({
+        typename: "test/reminder",
+        id: context.self.id,
+        value: "ring",
+        valueType: StateFun.stringType(),
+      }), token);
+    } else if (text === "cancel") {
+      context.cancelDelayedMessage(token);
+    } else {
+      context.send(egressMessageBuilder({
+        typename: "test/out",
+        value: `rang ${context.self.id}`,
+        valueType: StateFun.stringType(),
+      }));
+    }
+  },
+});
+
+// test/slow: 20 ms per message, so messages to one address queue up behind
+// the call in flight and arrive as batches; reports each to test/out.
+statefun.bind({
+  typename: "test/slow",
+  specs: [],
+  async fn(context, message) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    context.send(egressMessageBuilder({
+      typename: "test/out",
+      value: `slow ${context.self.id} ${message.asString()}`,
+      valueType: StateFun.stringType(),
+    }));
+  },
+});
+
 const port = Number(process.argv[2] || 0);
 const server = http.createServer(statefun.handler());
 server.keepAliveTimeout = 60000;

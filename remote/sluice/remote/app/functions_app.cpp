@@ -9,6 +9,7 @@
 #include "sluice/sluice.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <exception>
 
 namespace sluice::remote::app {
@@ -62,6 +63,7 @@ functions_app::start(const module& declarations, functions_app_options options) 
     if (::mkdtemp(tmpl) == nullptr)
       return app_error("cannot create a checkpoint directory under /tmp");
     app->checkpoint_dir_ = tmpl;
+    app->owns_checkpoint_dir_ = true;
   }
   cfg.checkpoints.directory = app->checkpoint_dir_;
   try {
@@ -102,6 +104,10 @@ void functions_app::stop() {
     ingress_->stop();
   if (client_)
     client_->shutdown();
+  if (owns_checkpoint_dir_) {
+    std::error_code ignored;
+    std::filesystem::remove_all(checkpoint_dir_, ignored);
+  }
 }
 
 } // namespace sluice::remote::app

@@ -57,7 +57,8 @@ public:
   [[nodiscard]] runtime::job_client& job() const { return *job_; }
   /// The checkpoint directory in use.
   [[nodiscard]] const std::string& checkpoint_dir() const noexcept { return checkpoint_dir_; }
-  /// Cancels the job and stops the ingress and the client; idempotent.
+  /// Cancels the job and stops the ingress and the client; removes the
+  /// checkpoint directory if start() made it. Idempotent.
   void stop();
 
 private:
@@ -67,6 +68,7 @@ private:
   std::shared_ptr<ingress::http_ingress> ingress_;
   std::shared_ptr<runtime::job_client> job_;
   std::string checkpoint_dir_;
+  bool owns_checkpoint_dir_ = false; ///< made by start(): removed by stop()
   bool stopped_ = false;
 };
 
