@@ -1,4 +1,5 @@
 // Stateful-function throughput, one figure per line:
+//   embedded: N inv/s          embedded functions in a job (100 k addresses)
 //   remote cpp: N inv/s        client -> C++ SDK server on loopback
 //   js server alone: N req/s   raw keep-alive requests to the JS SDK server
 //   remote js: N inv/s         client -> JS SDK server
@@ -7,10 +8,10 @@
 //
 //   function_throughput [--only NAME] [--seconds S] [--batch B]
 //                       [--in-flight K] [--addresses A] [--connections C]
-//                       [--requests R]
+//                       [--requests R] [--messages M] [--backend heap|rocksdb]
 //
-// Each measurement is one entry in `measurements()`; add new lines
-// (`embedded`, `ingress p50/p99`, ...) there. The remote measurements keep K
+// Each measurement is one entry in `measurements()`. `embedded` runs M
+// messages (embedded_throughput.cpp). The remote measurements keep K
 // requests of B invocations in flight over a pool of C keep-alive
 // connections, to A addresses of a counter function with one int state.
 
@@ -40,9 +41,10 @@
 #include <string>
 #include <vector>
 
-// ingress_latency.cpp (its own file: the functions job's headers and the
-// protocol codec's cannot be included together yet).
+// ingress_latency.cpp and embedded_throughput.cpp (one measurement per file).
 std::vector<double> ingress_latencies(int requests, std::string& error);
+double embedded_invocations_per_second(uint64_t messages, uint64_t addresses,
+                                       const std::string& backend, std::string& error);
 
 namespace {
 
@@ -60,6 +62,8 @@ struct options {
   int in_flight = 64;
   int addresses = 1000;
   uint32_t connections = 8;
+  uint64_t messages = 2'000'000;
+  std::string backend = "heap";
 };
 
 options opts;
@@ -266,6 +270,14 @@ struct measurement {
 
 std::vector<measurement> measurements() {
   return {
+      {"embedded", "inv/s",
+       [] {
+         std::string error;
+         auto v = embedded_invocations_per_second(opts.messages, 100'000, opts.backend, error);
+         if (v == 0)
+           die(error);
+         return v;
+       }},
       {"remote cpp", "inv/s",
        [] {
          sdk::server_config cfg;
@@ -312,6 +324,10 @@ int main(int argc, char** argv) {
       opts.addresses = std::stoi(next());
     else if (a == "--requests")
       opts.requests = std::stoi(next());
+    else if (a == "--messages")
+      opts.messages = std::stoull(next());
+    else if (a == "--backend")
+      opts.backend = next();
     else if (a == "--connections")
       opts.connections = static_cast<uint32_t>(std::stoul(next()));
     else
