@@ -165,4 +165,31 @@ TEST_CASE("sluice functions run: a bad module file is refused with its line") {
   CHECK(empty.stop(0, 30s) == 1);
 }
 
+TEST_CASE("sluice functions run: settings from a file and -D, invalid ones refused") {
+  sluice::test::temp_dir dir;
+  auto server = greeter_server();
+  auto module = write_file(dir.file("module.yaml"), module_text(server->port(), dir.path()));
+  auto conf = write_file(dir.file("sluice-conf.yaml"), "parallelism:\n"
+                                                       "  default: 1\n"
+                                                       "state.backend.type: hashmap\n"
+                                                       "execution.checkpointing.interval: 200 ms\n");
+  {
+    child_process p({SLUICE_BINARY, "functions", "run", module, "--port", "0", "--config", conf,
+                     "-D", "restart-strategy.type=fixed-delay"});
+    auto line = p.wait_for_line("HTTP ingress on ", 30s);
+    REQUIRE(line);
+    test_http_client http(static_cast<uint16_t>(sluice::test::number_after(*line, "127.0.0.1:")));
+    auto r = http.request("POST", "/functions/example/greeter/eve?reply=true", "Eve", {},
+                          "text/plain");
+    CHECK(r.body == "Hello Eve #1");
+    CHECK(p.stop(SIGTERM, 30s) == 0);
+  }
+  child_process bad_value({SLUICE_BINARY, "functions", "run", module, "--port", "0", "-D",
+                           "parallelism.default=zero"});
+  CHECK(bad_value.stop(0, 30s) == 1);
+  child_process bad_file({SLUICE_BINARY, "functions", "run", module, "--port", "0", "--config",
+                          write_file(dir.file("bad.yaml"), "a: [1\n")});
+  CHECK(bad_file.stop(0, 30s) == 2);
+}
+
 }

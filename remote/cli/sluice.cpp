@@ -5,13 +5,16 @@
 #include "sluice/remote/app/functions_app.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/remote/module.hpp"
+#include "sluice/remote/settings_file.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <signal.h>
 
@@ -37,6 +40,8 @@ int run_functions(const std::string& module_file, remote::app::functions_app_opt
     std::cerr << "sluice: " << remote::describe(app.error()) << "\n";
     return 1;
   }
+  for (auto& w : (*app)->warnings())
+    std::cerr << "sluice: warning: " << w << "\n";
   std::cout << "sluice: running " << declarations->endpoints.size() << " function endpoint(s) from "
             << module_file << "\n"
             << "sluice: HTTP ingress on http://" << options.bind_address.value_or("127.0.0.1") << ":"
@@ -76,20 +81,29 @@ int main(int argc, char** argv) {
   run->add_option("module", module_file, "module YAML file")->required()->check(CLI::ExistingFile);
   sluice::remote::app::functions_app_options options;
   int port = -1;
-  run->add_option("--port,-p", port, "HTTP ingress port on 127.0.0.1 (default: the module's, else 8090; 0 = any)")
+  run->add_option("--port,-p", port,
+                  "HTTP ingress port on 127.0.0.1 (default: the module's, else 8090; 0 = any)")
     ->check(CLI::Range(0, 65535));
   std::string bind;
   run->add_option("--bind", bind, "HTTP ingress bind address (default 127.0.0.1)");
-  run->add_option("--parallelism", options.parallelism, "dispatcher parallelism")
-    ->check(CLI::Range(1, 1024));
-  std::string interval = "1s";
+  std::string config_file;
+  run->add_option("--config,-c", config_file,
+                  "settings YAML with Flink keys (parallelism.default, state.backend.type, "
+                  "execution.checkpointing.*, restart-strategy.*, ...)")
+    ->check(CLI::ExistingFile);
+  std::vector<std::string> overrides;
+  run->add_option("-D", overrides, "a setting key=value, over the file's");
+  // Flags for the common settings; they win over the file and -D.
+  std::map<std::string, std::string> flags;
+  std::string parallelism, interval, dir, backend;
+  run->add_option("--parallelism", parallelism, "dispatcher parallelism (parallelism.default, 2)");
   run->add_option("--checkpoint-interval", interval,
-                  "time between checkpoints, e.g. 500ms, 10s (0 = off)");
-  run->add_option("--checkpoint-dir", options.checkpoint_dir,
-                  "checkpoint directory (default: a new one under /tmp)");
-  std::string backend = "rocksdb";
-  run->add_option("--state-backend", backend, "function state: rocksdb or heap")
-    ->check(CLI::IsMember({"rocksdb", "heap"}));
+                  "time between checkpoints, e.g. 500 ms, 10 s; 0 = off "
+                  "(execution.checkpointing.interval, 1 s)");
+  run->add_option("--checkpoint-dir", dir,
+                  "checkpoint directory (state.checkpoints.dir; default: a new one under /tmp)");
+  run->add_option("--state-backend", backend,
+                  "function state: rocksdb or hashmap (state.backend.type, rocksdb)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -100,15 +114,30 @@ int main(int argc, char** argv) {
       options.port = static_cast<uint16_t>(port);
     if (!bind.empty())
       options.bind_address = bind;
-    auto every = sluice::remote::parse_duration(interval);
-    if (!every) {
-      std::cerr << "sluice: --checkpoint-interval: '" << interval
-                << "' is not a duration (e.g. 500ms, 10s, 1min)\n";
-      return 2;
+    if (!config_file.empty()) {
+      auto file = sluice::remote::load_settings(config_file);
+      if (!file) {
+        std::cerr << "sluice: " << sluice::remote::describe(file.error()) << "\n";
+        return 2;
+      }
+      options.settings = std::move(*file);
     }
-    options.checkpoint_interval = *every;
-    options.backend = backend == "heap" ? sluice::state::backend_kind::heap
-                                        : sluice::state::backend_kind::rocksdb;
+    for (auto& o : overrides) {
+      auto kv = sluice::remote::parse_setting_override(o);
+      if (!kv) {
+        std::cerr << "sluice: " << sluice::remote::describe(kv.error()) << "\n";
+        return 2;
+      }
+      options.settings[kv->first] = kv->second;
+    }
+    auto flag = [&](const std::string& value, const char* key) {
+      if (!value.empty())
+        options.settings[key] = value;
+    };
+    flag(parallelism, "parallelism.default");
+    flag(interval, "execution.checkpointing.interval");
+    flag(dir, "state.checkpoints.dir");
+    flag(backend, "state.backend.type");
     return run_functions(module_file, options);
   }
   return 0;

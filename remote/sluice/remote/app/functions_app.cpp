@@ -6,6 +6,7 @@
 #include "sluice/remote/kafka/kafka_ingress.hpp"
 #include "sluice/remote/remote_function.hpp"
 #include "sluice/runtime/environment.hpp"
+#include "sluice/runtime/settings.hpp"
 #include "sluice/sluice.hpp"
 
 #include <cstdlib>
@@ -30,14 +31,31 @@ functions_app::start(const module& declarations, functions_app_options options) 
   if (declarations.http_ingresses.size() > 1)
     return app_error("the module declares " + std::to_string(declarations.http_ingresses.size()) +
                      " HTTP ingresses; one is supported");
-  if (options.parallelism < 1)
-    return app_error("parallelism must be at least 1");
   std::unique_ptr<functions_app> app(new functions_app());
 
   app->client_ = std::make_shared<remote_function_client>();
   auto registry = std::make_shared<functions::function_registry>();
   if (auto err = bind_endpoints(*registry, declarations, app->client_))
     return err;
+
+  runtime::configuration cfg;
+  cfg.parallelism = 2;
+  cfg.state.backend = state::backend_kind::rocksdb;
+  cfg.checkpoints.interval = std::chrono::seconds(1);
+  try {
+    app->warnings_ = runtime::apply_settings(cfg, options.settings);
+  } catch (const std::invalid_argument& e) {
+    return app_error(e.what());
+  }
+  app->checkpoint_dir_ = cfg.checkpoints.directory;
+  if (cfg.checkpoints.enabled() && app->checkpoint_dir_.empty()) {
+    char tmpl[] = "/tmp/sluice-functions-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      return app_error("cannot create a checkpoint directory under /tmp");
+    app->checkpoint_dir_ = tmpl;
+    app->owns_checkpoint_dir_ = true;
+  }
+  cfg.checkpoints.directory = app->checkpoint_dir_;
 
   ingress::http_ingress_config ingress_cfg;
   if (!declarations.http_ingresses.empty())
@@ -53,19 +71,6 @@ functions_app::start(const module& declarations, functions_app_options options) 
     return std::move(started.error());
   app->ingress_ = std::move(*started);
 
-  runtime::configuration cfg;
-  cfg.parallelism = options.parallelism;
-  cfg.state.backend = options.backend;
-  cfg.checkpoints.interval = options.checkpoint_interval;
-  app->checkpoint_dir_ = options.checkpoint_dir;
-  if (cfg.checkpoints.enabled() && app->checkpoint_dir_.empty()) {
-    char tmpl[] = "/tmp/sluice-functions-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      return app_error("cannot create a checkpoint directory under /tmp");
-    app->checkpoint_dir_ = tmpl;
-    app->owns_checkpoint_dir_ = true;
-  }
-  cfg.checkpoints.directory = app->checkpoint_dir_;
   try {
     runtime::stream_environment env(cfg);
     // Kafka ingresses join the HTTP ingress in front of the dispatcher.

@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 /// A stateful-functions application run from a module YAML alone (`sluice
 /// functions run module.yaml`): remote functions from its endpoints, the
@@ -25,14 +27,13 @@ struct functions_app_options {
   std::optional<uint16_t> port;
   /// The ingress's bind address; unset = the module's, else 127.0.0.1.
   std::optional<std::string> bind_address;
-  /// Parallelism of the function dispatcher.
-  int32_t parallelism = 2;
-  /// Time between checkpoints (0 = off: a failure then loses function state).
-  std::chrono::milliseconds checkpoint_interval{1000};
-  /// Where checkpoints go; empty = a new directory under /tmp.
-  std::string checkpoint_dir;
-  /// Function state: RocksDB (default) or heap.
-  state::backend_kind backend = state::backend_kind::rocksdb;
+  /// Flink-style settings (runtime::apply_settings: parallelism.default,
+  /// state.backend.type, execution.checkpointing.*, restart-strategy.*, ...)
+  /// over the application's defaults: parallelism 2, RocksDB state, a
+  /// checkpoint every second into a new directory under /tmp (removed on
+  /// stop). An interval of 0 turns checkpointing off (a failure then loses
+  /// function state).
+  std::map<std::string, std::string> settings;
 };
 
 /// A running application: owns the HTTP client of the remote functions, the
@@ -55,6 +56,8 @@ public:
   [[nodiscard]] uint16_t port() const;
   /// The job running the functions.
   [[nodiscard]] runtime::job_client& job() const { return *job_; }
+  /// Warnings about the settings (unknown keys).
+  [[nodiscard]] const std::vector<std::string>& warnings() const noexcept { return warnings_; }
   /// The checkpoint directory in use.
   [[nodiscard]] const std::string& checkpoint_dir() const noexcept { return checkpoint_dir_; }
   /// Cancels the job and stops the ingress and the client; removes the
@@ -67,6 +70,7 @@ private:
   std::shared_ptr<remote_function_client> client_;
   std::shared_ptr<ingress::http_ingress> ingress_;
   std::shared_ptr<runtime::job_client> job_;
+  std::vector<std::string> warnings_;
   std::string checkpoint_dir_;
   bool owns_checkpoint_dir_ = false; ///< made by start(): removed by stop()
   bool stopped_ = false;
