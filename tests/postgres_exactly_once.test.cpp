@@ -321,7 +321,9 @@ TEST_SUITE("integration.exactly_once.postgres") {
     using action = commit_interceptor::action;
     database db;
     sluice::test::temp_dir dir;
-    const int64_t lines = 100000;
+    // Enough input that all six actions happen before it runs out, also on
+    // a loaded machine under ASan (where checkpoints complete less often).
+    const int64_t lines = 300000;
     auto input = write_input(fs::path(dir.path()), lines, 23, 99);
     const std::vector<action> plan{action::hold_for_kill, action::fail,
                                    action::hold_for_kill, action::fail,

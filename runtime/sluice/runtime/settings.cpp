@@ -84,6 +84,10 @@ const std::map<std::string, setter>& setters() {
         bad_value(k, v, "use balanced or throughput");
       c.scheduler_profile = p;
     };
+    t["sluice.scheduler.max-throughput"] = [](configuration& c, const std::string& k,
+                                              const std::string& v) {
+      c.scheduler_max_throughput = static_cast<uint32_t>(parse_setting_int(k, v, 0, 1 << 20));
+    };
     t["sluice.network.credits-per-channel"] = [](configuration& c, const std::string& k,
                                                  const std::string& v) {
       c.credits_per_channel = static_cast<uint32_t>(parse_setting_int(k, v, 1, 1024));
