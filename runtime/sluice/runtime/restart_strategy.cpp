@@ -1,5 +1,6 @@
 #include "sluice/runtime/restart_strategy.hpp"
 
+#include "sluice/runtime/internal/setting_text.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include <algorithm>
@@ -15,6 +16,10 @@
 namespace sluice::runtime {
 
 namespace {
+
+using internal::bad_value;
+using internal::lower;
+using internal::trim;
 
 using std::chrono::milliseconds;
 using time_point = std::chrono::steady_clock::time_point;
@@ -37,11 +42,6 @@ constexpr std::string_view key_ed_jitter = "restart-strategy.exponential-delay.j
 constexpr std::string_view key_ed_attempts =
     "restart-strategy.exponential-delay.attempts-before-reset-backoff";
 
-[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view why) {
-  throw std::invalid_argument("invalid value '" + std::string(value) + "' for '" +
-                              std::string(key) + "': " + std::string(why));
-}
-
 [[noreturn]] void out_of_range(std::string_view key, const std::string& value,
                                std::string_view rule) {
   throw std::invalid_argument("'" + std::string(key) + "' is " + value + ", but must be " +
@@ -50,22 +50,6 @@ constexpr std::string_view key_ed_attempts =
 
 std::string ms_string(milliseconds d) {
   return std::to_string(d.count()) + " ms";
-}
-
-std::string_view trim(std::string_view s) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 int parse_int(std::string_view key, std::string_view raw) {

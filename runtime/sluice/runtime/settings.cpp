@@ -1,3 +1,4 @@
+#include "sluice/runtime/internal/setting_text.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include "sluice/runtime/restart_strategy.hpp"
@@ -14,26 +15,9 @@ namespace sluice::runtime {
 
 namespace {
 
-[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view why) {
-  throw std::invalid_argument("invalid value '" + std::string(value) + "' for '" +
-                              std::string(key) + "': " + std::string(why));
-}
-
-std::string_view trim(std::string_view s) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using internal::bad_value;
+using internal::lower;
+using internal::trim;
 
 using setter = std::function<void(configuration&, const std::string& key, const std::string& value)>;
 
