@@ -12,7 +12,8 @@
 // files only) and full state size.
 //
 //   checkpoint_overhead [--heap-records N] [--rocksdb-records N] [--only heap|rocksdb|recovery]
-//                       [--full 1] [--repeat N]
+//                       [--full 1] [--repeat N] [--single off|on]
+//                       [--cut log|flush]
 
 #include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/sluice.hpp"
@@ -43,10 +44,12 @@ struct run_result {
 };
 
 bool incremental = true;
+auto cut = state::rocksdb_config::snapshot_cut::log;
 
 run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, bool checkpoints) {
   configuration cfg;
   cfg.state.backend = backend;
+  cfg.state.rocksdb.cut = cut;
   cfg.parallelism = 2;
   auto dir = std::filesystem::temp_directory_path() / "sluice-bench-checkpoints";
   if (checkpoints) {
@@ -188,6 +191,8 @@ int main(int argc, char** argv) {
   uint64_t heap_records = 200'000'000, rocksdb_records = 4'000'000;
   std::string only;
   int repeat = 1;
+  // --single off|on: one RocksDB run only, for profiling either side.
+  std::string single;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--heap-records")
@@ -200,6 +205,17 @@ int main(int argc, char** argv) {
       incremental = std::string(argv[i + 1]) == "0";
     else if (a == "--repeat")
       repeat = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--cut")
+      cut = std::string(argv[i + 1]) == "flush" ? state::rocksdb_config::snapshot_cut::flush
+                                                 : state::rocksdb_config::snapshot_cut::log;
+    else if (a == "--single")
+      single = argv[i + 1];
+  }
+  if (!single.empty()) {
+    auto r = keyed_sum(state::backend_kind::rocksdb, rocksdb_records, 1'000'000, single == "on");
+    std::printf("rocksdb %s: %.3f M records/s, %lld checkpoints\n", single.c_str(),
+                r.records_per_s / 1e6, static_cast<long long>(r.checkpoints));
+    return 0;
   }
   if (only.empty() || only == "heap")
     overhead("heap", state::backend_kind::heap, heap_records, 100'000, repeat);

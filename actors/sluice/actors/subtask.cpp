@@ -37,6 +37,9 @@ subtask_state::~subtask_state() { close_operators(); }
 void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
   self_ = self;
   d_ = std::move(d);
+  // A RocksDB backend prepares for native snapshots (it keeps a log).
+  d_.config.state.rocksdb.native_snapshots =
+    d_.config.checkpoints.enabled() && d_.config.checkpoints.incremental;
   const auto& v = d_.job->vertices()[d_.vertex];
   runtime::runtime_context ctx(v.name, d_.index, v.parallelism, v.max_parallelism);
   task_ = ctx.task_name_with_subtasks();

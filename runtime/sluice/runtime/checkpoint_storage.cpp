@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 #include <sstream>
@@ -76,7 +77,8 @@ void check_shared_path(const std::string& path, const std::string& origin) {
 /// With `durable`, through a temp file that is synced and renamed (the
 /// caller syncs the directory); otherwise straight to `to`.
 std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
-                                            const std::filesystem::path& to, bool durable) {
+                                            const std::filesystem::path& to, bool durable,
+                                            uint64_t limit = std::numeric_limits<uint64_t>::max()) {
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0)
     throw checkpoint_error("cannot open " + from.string() + ": " + errno_text());
@@ -99,8 +101,9 @@ std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
   std::string buf(size_t{1} << 20, '\0');
   uint64_t size = 0;
   uint32_t crc = 0;
-  for (;;) {
-    auto n = ::read(in, buf.data(), buf.size());
+  while (size < limit) {
+    auto n = ::read(in, buf.data(),
+                    static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - size)));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -755,6 +758,17 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
       auto size = std::filesystem::file_size(local, ec);
       if (ec)
         throw checkpoint_error("cannot read " + local.string() + ": " + ec.message());
+      // A log or MANIFEST the instance kept appending to: the snapshot is
+      // its prefix.
+      auto valid = n.valid_sizes.find(name);
+      uint64_t limit = std::numeric_limits<uint64_t>::max();
+      if (valid != n.valid_sizes.end()) {
+        if (size < valid->second)
+          throw checkpoint_error(local.string() + " has " + std::to_string(size) +
+                                 " bytes, fewer than the " + std::to_string(valid->second) +
+                                 " of the snapshot");
+        limit = valid->second;
+      }
       if (sst) {
         auto it = reusable.find(name);
         if (it != reusable.end() && it->second.size == size) {
@@ -774,7 +788,8 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
       r.name = name;
       r.shared = sst;
       r.stored = sst ? shared_rel + "/" + n.instance + "-" + name : base + "." + name;
-      auto [bytes, crc] = copy_with_crc(local, sst ? job_dir / r.stored : chk_dir / r.stored, true);
+      auto [bytes, crc] =
+        copy_with_crc(local, sst ? job_dir / r.stored : chk_dir / r.stored, true, limit);
       r.size = bytes;
       r.crc32 = crc;
       out.bytes += bytes;

@@ -91,6 +91,16 @@ const std::map<std::string, setter>& setters() {
                                         const std::string& v) {
       c.checkpoints.incremental = parse_setting_bool(k, v);
     };
+    t["sluice.state.rocksdb.snapshot-cut"] = [](configuration& c, const std::string& k,
+                                                const std::string& v) {
+      auto cut = lower(trim(v));
+      if (cut == "log")
+        c.state.rocksdb.cut = state::rocksdb_config::snapshot_cut::log;
+      else if (cut == "flush")
+        c.state.rocksdb.cut = state::rocksdb_config::snapshot_cut::flush;
+      else
+        bad_value(k, v, "use log or flush");
+    };
     t["state.backend.rocksdb.localdir"] = [](configuration& c, const std::string&,
                                              const std::string& v) {
       c.state.rocksdb.local_dir = std::string(trim(v));

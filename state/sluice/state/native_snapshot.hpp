@@ -87,6 +87,10 @@ struct native_snapshot {
   /// Which uploads of completed checkpoints the writer may reference; it
   /// records there what it uploaded.
   std::shared_ptr<native_upload_ledger> ledger;
+  /// Files the instance still appends to (the write-ahead log, the
+  /// MANIFEST), hard-linked into `local_dir`: only their first N bytes belong
+  /// to this snapshot.
+  std::map<std::string, uint64_t> valid_sizes;
 };
 
 /// The files of one old subtask's native snapshot, downloaded (and

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -49,18 +50,45 @@ void check_key(keyed_state_backend<int64_t>& b, states& s, int64_t k, int64_t ro
   CHECK(s.prices.get("p") == std::optional<int64_t>(k + rounds - 1));
 }
 
+/// The two ways a native snapshot cuts the instance.
+struct flush_cut {
+  static constexpr auto cut = rocksdb_config::snapshot_cut::flush;
+};
+struct log_cut {
+  static constexpr auto cut = rocksdb_config::snapshot_cut::log;
+};
+
+template <class Cut>
 std::unique_ptr<keyed_state_backend<int64_t>> make_rocksdb(key_group_range range = all_groups) {
-  return rocksdb_fixture::make<int64_t>(std::make_shared<manual_state_clock>(), range);
+  rocksdb_config cfg;
+  cfg.managed_memory_bytes = size_t{64} << 20;
+  cfg.native_snapshots = true;
+  cfg.cut = Cut::cut;
+  return std::make_unique<rocksdb_keyed_backend<int64_t>>(
+    range, max_p, std::make_shared<manual_state_clock>(), cfg, instance_name());
 }
 
 /// What a checkpoint download gives a restore: a copy of the snapshot's
-/// directory and its meta.
+/// files (of a log or MANIFEST, the part the snapshot holds) and its meta.
 std::shared_ptr<native_restore_source> source_of(const native_snapshot& snap,
                                                  key_group_range range) {
   auto src = std::make_shared<native_restore_source>();
   src->dir = snap.local_dir + ".download";
   fs::remove_all(src->dir);
-  fs::copy(snap.local_dir, src->dir);
+  fs::create_directories(src->dir);
+  for (const auto& e : fs::directory_iterator(snap.local_dir)) {
+    auto name = e.path().filename().string();
+    auto to = fs::path(src->dir) / name;
+    auto valid = snap.valid_sizes.find(name);
+    if (valid == snap.valid_sizes.end()) {
+      fs::copy_file(e.path(), to);
+      continue;
+    }
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes(valid->second, '\0');
+    REQUIRE(in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())));
+    std::ofstream(to, std::ios::binary) << bytes;
+  }
   src->meta = snap.meta;
   src->range = range;
   src->origin = "test snapshot";
@@ -78,8 +106,8 @@ std::set<std::string> files_in(const std::string& dir) {
 
 TEST_SUITE("state.native_snapshot") {
 
-TEST_CASE("a native snapshot hard-links the flushed files and its meta holds no entries") {
-  auto b = make_rocksdb();
+TEST_CASE("a flush cut hard-links the flushed files and its meta holds no entries") {
+  auto b = make_rocksdb<flush_cut>();
   states s(*b);
   for (int64_t k = 0; k < 1000; ++k)
     fill(*b, s, k, 0);
@@ -100,8 +128,36 @@ TEST_CASE("a native snapshot hard-links the flushed files and its meta holds no 
   CHECK_FALSE(fs::exists(dir)); // the hard links go with the snapshot
 }
 
-TEST_CASE("a native snapshot restores into an instance with the same key groups") {
-  auto b = make_rocksdb();
+TEST_CASE("a log cut flushes nothing: the snapshot holds the log up to the cut") {
+  auto b = make_rocksdb<log_cut>();
+  states s(*b);
+  for (int64_t k = 0; k < 1000; ++k)
+    fill(*b, s, k, 0);
+  auto snap = b->snapshot_native(1);
+  REQUIRE(snap);
+  auto files = files_in(snap->local_dir);
+  CHECK(files.count("CURRENT") == 1);
+  bool any_sst = false;
+  uint64_t logged = 0;
+  for (auto& f : files) {
+    any_sst = any_sst || f.find(".sst") != std::string::npos;
+    if (f.find(".log") != std::string::npos && snap->valid_sizes.count(f))
+      logged += snap->valid_sizes.at(f);
+  }
+  CHECK_FALSE(any_sst); // no flush: the entries are in the log
+  CHECK(logged > 1000 * 3 * 8);
+  // The linked log keeps growing with the instance; the snapshot's part
+  // does not.
+  auto before = snap->valid_sizes;
+  for (int64_t k = 0; k < 1000; ++k)
+    fill(*b, s, k, 1);
+  (void) b->snapshot_native(2);
+  CHECK(snap->valid_sizes == before);
+}
+
+TEST_CASE_TEMPLATE("a native snapshot restores into an instance with the same key groups", Cut,
+                   flush_cut, log_cut) {
+  auto b = make_rocksdb<Cut>();
   states s(*b);
   for (int64_t k = 0; k < 500; ++k)
     fill(*b, s, k, 0);
@@ -109,8 +165,10 @@ TEST_CASE("a native snapshot restores into an instance with the same key groups"
   // Writes after the cut are not in the snapshot.
   for (int64_t k = 0; k < 500; ++k)
     fill(*b, s, k, 1);
+  // A later snapshot writes those to the log the first one linked.
+  auto later = b->snapshot_native(2);
   auto src = source_of(*snap, all_groups);
-  auto r = make_rocksdb();
+  auto r = make_rocksdb<Cut>();
   states rs(*r);
   r->restore_native({src});
   for (int64_t k = 0; k < 500; ++k)
@@ -121,13 +179,14 @@ TEST_CASE("a native snapshot restores into an instance with the same key groups"
   CHECK(r->snapshot_native(2));
 }
 
-TEST_CASE("a native snapshot restores from 2 into 3 subtasks, each with only its key groups") {
+TEST_CASE_TEMPLATE("a native snapshot restores from 2 into 3 subtasks, each with only its key groups",
+                   Cut, flush_cut, log_cut) {
   const int64_t n = 2000;
   std::vector<std::unique_ptr<keyed_state_backend<int64_t>>> old;
   std::vector<std::shared_ptr<native_snapshot>> snaps;
   for (int32_t i = 0; i < 2; ++i) {
     auto range = key_group_range_for_subtask(max_p, 2, i);
-    old.push_back(make_rocksdb(range));
+    old.push_back(make_rocksdb<Cut>(range));
     states s(*old.back());
     for (int64_t k = 0; k < n; ++k)
       if (range.contains(key_group_of(k, max_p))) {
@@ -146,7 +205,7 @@ TEST_CASE("a native snapshot restores from 2 into 3 subtasks, each with only its
       if (theirs.start <= range.end && range.start <= theirs.end)
         sources.push_back(source_of(*snaps[j], theirs));
     }
-    auto r = make_rocksdb(range);
+    auto r = make_rocksdb<Cut>(range);
     states rs(*r);
     r->restore_native(sources);
     for (uint32_t idx = 0; idx < 3; ++idx)
@@ -165,7 +224,7 @@ TEST_CASE("a native snapshot restores from 2 into 3 subtasks, each with only its
 }
 
 TEST_CASE("the heap backend cannot restore a native snapshot and says what to do") {
-  auto b = make_rocksdb();
+  auto b = make_rocksdb<log_cut>();
   states s(*b);
   fill(*b, s, 1, 0);
   auto snap = b->snapshot_native(1);
@@ -178,12 +237,12 @@ TEST_CASE("the heap backend cannot restore a native snapshot and says what to do
 }
 
 TEST_CASE("a state that gained a TTL cannot come back from a native snapshot") {
-  auto b = make_rocksdb();
+  auto b = make_rocksdb<log_cut>();
   value_state<int64_t> v(*b, value_state_descriptor<int64_t>("v"));
   b->set_current_key(1);
   v.update(1);
   auto snap = b->snapshot_native(1);
-  auto r = make_rocksdb();
+  auto r = make_rocksdb<log_cut>();
   value_state_descriptor<int64_t> d("v");
   d.ttl.ttl = std::chrono::milliseconds(1000);
   value_state<int64_t> rv(*r, d);

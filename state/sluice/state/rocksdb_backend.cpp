@@ -6,13 +6,13 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
-#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -186,8 +186,18 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   o.db.keep_log_file_num = 1;
   // The instance is a working copy, deleted on close: never flush it then.
   o.db.avoid_flush_during_shutdown = true;
-  // Durability comes from checkpoints, as in Flink: no write-ahead log.
-  o.write.disableWAL = true;
+  // Durability comes from checkpoints, as in Flink: no write-ahead log for
+  // crash recovery. Native snapshots cut at the log's end do keep one
+  // (written out in bulk, never synced): it is part of the snapshot.
+  log_cut_ = config.native_snapshots && config.cut == rocksdb_config::snapshot_cut::log;
+  o.write.disableWAL = !log_cut_;
+  if (log_cut_) {
+    o.db.manual_wal_flush = true;
+    // Old log files live until every column's memtable holding their data
+    // was flushed; a rarely written state must not keep them forever (each
+    // snapshot copies the logs' live part).
+    o.db.max_total_wal_size = 4 * o.column.write_buffer_size;
+  }
   o.read.verify_checksums = false;
 
   rocksdb::DB* db = nullptr;
@@ -225,31 +235,65 @@ std::shared_ptr<native_snapshot> rocksdb_backend_core::snapshot_native(int64_t i
   auto dir = path_ + ".chk-" + std::to_string(id);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
-  // The WAL is off, so the memtables reach the files only by a flush. The
-  // checkpoint's own flush would first wait until a flush cannot stall
-  // writes (L0 below its slowdown trigger), i.e. for compactions: flush here
-  // without that wait, so the cut costs only the flush itself.
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  fo.allow_write_stall = true;
-  std::vector<rocksdb::ColumnFamilyHandle*> all;
-  for (auto* c : columns_)
-    if (c != nullptr)
-      all.push_back(c);
-  auto st = all.empty() ? rocksdb::Status::OK() : db_->Flush(fo, all);
-  check(st.ok(), st.ToString(), "flush");
-  rocksdb::Checkpoint* raw = nullptr;
-  st = rocksdb::Checkpoint::Create(db_.get(), &raw);
-  check(st.ok(), st.ToString(), "checkpoint");
-  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
-  // Nothing was written since the flush (one thread uses the instance), so
-  // the checkpoint needs no flush of its own (no WAL size reaches the
-  // maximum). SST files are hard-linked, the small MANIFEST, OPTIONS and
-  // CURRENT copied.
-  st = cp->CreateCheckpoint(dir, std::numeric_limits<uint64_t>::max());
-  if (!st.ok()) {
+  std::filesystem::create_directories(dir, ec);
+  check(!ec, ec.message(), "create the snapshot directory");
+  rocksdb::Status st;
+  if (log_cut_) {
+    // The log holds every write the memtables do: write out its buffered
+    // tail, and the cut is the log's length. Nothing waits for a flush.
+    st = db_->FlushWAL(false);
+    check(st.ok(), st.ToString(), "write out the log");
+  } else {
+    // The memtables reach the files only by a flush. RocksDB's own flush
+    // would first wait until a flush cannot stall writes (L0 below its
+    // slowdown trigger), i.e. for compactions: flush without that wait, so
+    // the cut costs only the flush itself.
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> all;
+    for (auto* c : columns_)
+      if (c != nullptr)
+        all.push_back(c);
+    st = all.empty() ? rocksdb::Status::OK() : db_->Flush(fo, all);
+    check(st.ok(), st.ToString(), "flush");
+  }
+  // One consistent view of the instance's files, kept from deletion while
+  // they are linked. Nothing is written meanwhile (one thread uses the
+  // instance), so the view is the state at the barrier. SST files are
+  // immutable; the log and the MANIFEST only grow, so a link plus their
+  // length now is their content at the cut.
+  st = db_->DisableFileDeletions();
+  check(st.ok(), st.ToString(), "hold file deletions");
+  struct deletions_again {
+    rocksdb::DB* db;
+    ~deletions_again() { (void) db->EnableFileDeletions(false); }
+  } again{db_.get()};
+  rocksdb::LiveFilesStorageInfoOptions lo;
+  lo.wal_size_for_flush = std::numeric_limits<uint64_t>::max(); // never flush here
+  std::vector<rocksdb::LiveFileStorageInfo> files;
+  st = db_->GetLiveFilesStorageInfo(lo, &files);
+  check(st.ok(), st.ToString(), "list the live files");
+  try {
+    for (const auto& f : files) {
+      auto name = f.relative_filename;
+      if (!name.empty() && name.front() == '/')
+        name.erase(0, 1);
+      auto to = std::filesystem::path(dir) / name;
+      if (!f.replacement_contents.empty()) {
+        std::ofstream out(to, std::ios::binary | std::ios::trunc);
+        out << f.replacement_contents;
+        check(static_cast<bool>(out.flush()), "cannot write " + to.string(), "snapshot");
+        continue;
+      }
+      std::filesystem::create_hard_link(std::filesystem::path(f.directory) / name, to, ec);
+      check(!ec, "cannot link " + name + ": " + ec.message(), "snapshot");
+      if (f.trim_to_size)
+        snap->valid_sizes[name] = f.size;
+    }
+  } catch (...) {
     std::filesystem::remove_all(dir, ec);
-    check(false, st.ToString(), "native checkpoint");
+    throw;
   }
   snap->local_dir = dir;
   return snap;

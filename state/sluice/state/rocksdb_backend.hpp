@@ -49,6 +49,18 @@ struct rocksdb_config {
   /// default): faster first reads of new keys, at about 10 bits per key of
   /// pinned memory that the managed budget does not bound.
   bool use_bloom_filter = false;
+  /// How a native snapshot cuts the instance (sluice.state.rocksdb.snapshot-cut).
+  /// `log` (default): every write also goes to a write-ahead log that is
+  /// buffered in memory and written out when its buffer fills or a snapshot
+  /// is taken; the snapshot hard-links the files and records the log's
+  /// length, and the writer copies that prefix, so the subtask never waits
+  /// for a memtable flush. `flush`: the memtables are flushed into SST files
+  /// on the subtask's thread first (Flink's way; no log).
+  enum class snapshot_cut { log, flush };
+  snapshot_cut cut = snapshot_cut::log;
+  /// Set by the runtime when this instance will take native snapshots
+  /// (checkpoints on, incremental): only then is a log kept.
+  bool native_snapshots = false;
 };
 
 /// The key-type independent half of the RocksDB backend: byte-level access
@@ -123,6 +135,7 @@ private:
   void delete_foreign_key_groups();
 
   std::string path_;
+  bool log_cut_ = false; ///< snapshots cut at the log's end (rocksdb_config::cut)
   std::string instance_; ///< random; names this instance's shared files
   std::shared_ptr<native_upload_ledger> ledger_ = std::make_shared<native_upload_ledger>();
   std::unique_ptr<rocksdb::DB> db_;
