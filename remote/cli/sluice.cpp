@@ -1,6 +1,10 @@
-// The `sluice` command line. So far: `sluice functions run module.yaml`,
-// which runs a stateful-functions application from a StateFun module file
-// alone (remote functions, HTTP ingress, egresses) until SIGINT or SIGTERM.
+// The `sluice` command line: `sluice functions run module.yaml`, which runs
+// a stateful-functions application from a StateFun module file alone (remote
+// functions, HTTP ingress, egresses) until SIGINT or SIGTERM; `sluice
+// jobmanager`, a session cluster's daemon; and the client commands run,
+// list, cancel, stop and savepoint against its REST API.
+
+#include "cluster_commands.hpp"
 
 #include "sluice/remote/app/functions_app.hpp"
 #include "sluice/remote/errors.hpp"
@@ -67,6 +71,29 @@ int run_functions(const std::string& module_file, remote::app::functions_app_opt
   }
 }
 
+/// Reads `--config FILE` then the `-D key=value` overrides into `settings`;
+/// prints the error and returns false on bad input.
+bool load_cli_settings(const std::string& config_file, const std::vector<std::string>& overrides,
+                       std::map<std::string, std::string>& settings) {
+  if (!config_file.empty()) {
+    auto file = remote::load_settings(config_file);
+    if (!file) {
+      std::cerr << "sluice: " << remote::describe(file.error()) << "\n";
+      return false;
+    }
+    settings = std::move(*file);
+  }
+  for (auto& o : overrides) {
+    auto kv = remote::parse_setting_override(o);
+    if (!kv) {
+      std::cerr << "sluice: " << remote::describe(kv.error()) << "\n";
+      return false;
+    }
+    settings[kv->first] = kv->second;
+  }
+  return true;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +131,69 @@ int main(int argc, char** argv) {
                   "checkpoint directory (state.checkpoints.dir; default: a new one under /tmp)");
   run->add_option("--state-backend", backend,
                   "function state: rocksdb or hashmap (state.backend.type, rocksdb)");
+
+  // The session cluster: the JobManager daemon and the REST client commands.
+  auto* jobmanager = cli.add_subcommand(
+    "jobmanager", "run a JobManager (REST API, job libraries; TaskManagers in-process) until "
+                  "interrupted");
+  std::string jm_config;
+  jobmanager->add_option("--config,-c", jm_config,
+                         "settings YAML (rest.port, rest.address, web.upload.dir and the job "
+                         "keys: parallelism.default, execution.checkpointing.*, ...)")
+    ->check(CLI::ExistingFile);
+  std::vector<std::string> jm_overrides;
+  jobmanager->add_option("-D", jm_overrides, "a setting key=value, over the file's");
+  int rest_port = -1;
+  jobmanager->add_option("--rest-port", rest_port, "REST port (rest.port, 8081; 0 = any free)")
+    ->check(CLI::Range(0, 65535));
+
+  std::string job_manager = "127.0.0.1:8081";
+  auto add_address = [&](CLI::App* c) {
+    c->add_option("-m,--jobmanager", job_manager, "the JobManager's REST address host:port "
+                                                  "(127.0.0.1:8081)");
+  };
+  auto* run_cmd = cli.add_subcommand(
+    "run", "upload a job library (job.so) to the JobManager and run it: sluice run [options] "
+           "job.so [args...]");
+  sluice::cli::run_options run_opts;
+  add_address(run_cmd);
+  run_cmd->add_flag("-d,--detached", run_opts.detached, "return once the job is submitted");
+  run_cmd->add_option("-p,--parallelism", run_opts.parallelism, "the job's default parallelism")
+    ->check(CLI::Range(1, 32768));
+  run_cmd->add_option("-s,--fromSavepoint", run_opts.savepoint,
+                      "start from this savepoint (or retained checkpoint) directory");
+  run_cmd->add_flag("-n,--allowNonRestoredState", run_opts.allow_non_restored_state,
+                    "skip savepoint state of operators the job no longer has");
+  run_cmd->add_option("-c,--entry", run_opts.entry, "the entry symbol (sluice_job_main)");
+  // Everything from the library on is the job's: its own --flags included.
+  run_cmd->prefix_command();
+
+  auto* list_cmd = cli.add_subcommand("list", "list the JobManager's jobs");
+  add_address(list_cmd);
+  bool list_all = false, list_running = false, list_scheduled = false;
+  list_cmd->add_flag("-a,--all", list_all, "also ended jobs");
+  list_cmd->add_flag("-r,--running", list_running, "running jobs only");
+  list_cmd->add_flag("-s,--scheduled", list_scheduled, "scheduled jobs only");
+
+  std::string job_id;
+  auto* cancel_cmd = cli.add_subcommand("cancel", "cancel a job");
+  add_address(cancel_cmd);
+  cancel_cmd->add_option("jobid", job_id, "the job's id")->required();
+
+  auto* stop_cmd = cli.add_subcommand("stop", "stop a job with a savepoint");
+  add_address(stop_cmd);
+  bool drain = false;
+  std::string target_dir;
+  stop_cmd->add_flag("-d,--drain", drain,
+                     "emit the maximum watermark first, so every window and timer fires");
+  stop_cmd->add_option("-p,--savepointPath", target_dir, "the savepoint's directory");
+  stop_cmd->add_option("jobid", job_id, "the job's id")->required();
+
+  auto* savepoint_cmd = cli.add_subcommand("savepoint", "take a savepoint of a running job");
+  add_address(savepoint_cmd);
+  savepoint_cmd->add_option("jobid", job_id, "the job's id")->required();
+  savepoint_cmd->add_option("directory", target_dir, "the savepoint's directory");
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,22 +204,8 @@ int main(int argc, char** argv) {
       options.port = static_cast<uint16_t>(port);
     if (!bind.empty())
       options.bind_address = bind;
-    if (!config_file.empty()) {
-      auto file = sluice::remote::load_settings(config_file);
-      if (!file) {
-        std::cerr << "sluice: " << sluice::remote::describe(file.error()) << "\n";
-        return 2;
-      }
-      options.settings = std::move(*file);
-    }
-    for (auto& o : overrides) {
-      auto kv = sluice::remote::parse_setting_override(o);
-      if (!kv) {
-        std::cerr << "sluice: " << sluice::remote::describe(kv.error()) << "\n";
-        return 2;
-      }
-      options.settings[kv->first] = kv->second;
-    }
+    if (!load_cli_settings(config_file, overrides, options.settings))
+      return 2;
     auto flag = [&](const std::string& value, const char* key) {
       if (!value.empty())
         options.settings[key] = value;
@@ -140,5 +216,35 @@ int main(int argc, char** argv) {
     flag(backend, "state.backend.type");
     return run_functions(module_file, options);
   }
+  if (jobmanager->parsed()) {
+    std::map<std::string, std::string> settings;
+    if (!load_cli_settings(jm_config, jm_overrides, settings))
+      return 2;
+    if (rest_port >= 0)
+      settings["rest.port"] = std::to_string(rest_port);
+    return sluice::cli::run_job_manager(settings);
+  }
+  if (run_cmd->parsed()) {
+    auto rest = run_cmd->remaining();
+    if (rest.empty()) {
+      std::cerr << "sluice: run needs a job library: sluice run [options] job.so [args...]\n";
+      return 2;
+    }
+    run_opts.job_manager = job_manager;
+    run_opts.library = rest.front();
+    run_opts.args.assign(rest.begin() + 1, rest.end());
+    return sluice::cli::run_job(run_opts);
+  }
+  if (list_cmd->parsed())
+    return sluice::cli::list_jobs(job_manager, list_all         ? "all"
+                                               : list_running   ? "running"
+                                               : list_scheduled ? "scheduled"
+                                                                : "");
+  if (cancel_cmd->parsed())
+    return sluice::cli::cancel_job(job_manager, job_id);
+  if (stop_cmd->parsed())
+    return sluice::cli::stop_job(job_manager, job_id, drain, target_dir);
+  if (savepoint_cmd->parsed())
+    return sluice::cli::savepoint_job(job_manager, job_id, target_dir);
   return 0;
 }

@@ -880,11 +880,14 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
 } // namespace
 
 rest_api::rest_api(std::shared_ptr<const actors::cluster_view> view, size_t operation_threads,
-                   size_t max_queued_operations)
+                   size_t max_queued_operations,
+                   const std::function<void(router&)>& extra_routes)
     : state_(std::make_shared<state>()) {
   state_->view = std::move(view);
   state_->max_queued = std::max<size_t>(1, max_queued_operations);
   add_routes(state_);
+  if (extra_routes)
+    extra_routes(*state_->routes);
   for (size_t i = 0; i < std::max<size_t>(1, operation_threads); ++i)
     state_->workers.emplace_back([s = state_.get()] { s->work(); });
 }
@@ -908,17 +911,19 @@ rest_server::rest_server(std::unique_ptr<rest_api> api, std::unique_ptr<http_ser
     , http_(std::move(http)) {}
 
 caf::expected<std::unique_ptr<rest_server>>
-rest_server::start(std::shared_ptr<const actors::cluster_view> view, rest_config config) {
+rest_server::start(std::shared_ptr<const actors::cluster_view> view, rest_config config,
+                   const std::function<void(router&)>& extra_routes) {
   auto api = std::make_unique<rest_api>(std::move(view), config.operation_threads,
-                                        config.max_queued_operations);
+                                        config.max_queued_operations, extra_routes);
   auto http = http_server::start(api->routes(), config);
   if (!http)
     return http.error();
   return std::unique_ptr<rest_server>{new rest_server(std::move(api), std::move(*http))};
 }
 
-caf::expected<std::unique_ptr<rest_server>> rest_server::start_local(rest_config config) {
-  return start(actors::local_job_registry::global(), std::move(config));
+caf::expected<std::unique_ptr<rest_server>>
+rest_server::start_local(rest_config config, const std::function<void(router&)>& extra_routes) {
+  return start(actors::local_job_registry::global(), std::move(config), extra_routes);
 }
 
 rest_server::~rest_server() {

@@ -1,0 +1,273 @@
+#include "sluice/remote/cluster/job_manager.hpp"
+
+#include "sluice/actors/cluster.hpp"
+#include "sluice/job.hpp"
+#include "sluice/remote/cluster/multipart.hpp"
+#include "sluice/remote/errors.hpp"
+#include "sluice/runtime/settings.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+namespace sluice::remote::cluster {
+
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+/// The keys the JobManager takes out before the rest go to apply_settings.
+job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest) {
+  job_manager_settings s;
+  auto take = [&](const char* key) -> std::optional<std::string> {
+    auto i = rest.find(key);
+    if (i == rest.end())
+      return std::nullopt;
+    auto v = i->second;
+    rest.erase(i);
+    return v;
+  };
+  if (auto v = take("rest.bind-address"))
+    s.rest_address = *v;
+  if (auto v = take("rest.address"))
+    s.rest_address = *v;
+  if (auto v = take("rest.port"))
+    s.rest_port = static_cast<uint16_t>(runtime::parse_setting_int("rest.port", *v, 0, 65535));
+  if (auto v = take("rest.server.max-content-length"))
+    s.max_content_length = runtime::parse_memory_size("rest.server.max-content-length", *v);
+  if (auto v = take("web.upload.dir"))
+    s.upload_dir = *v;
+  // Read by the REST client side or by later issue-6 work; known, not used here.
+  take("jobmanager.rpc.address");
+  take("jobmanager.rpc.port");
+  return s;
+}
+
+rest::rest_response jar_error(const caf::error& err) {
+  return rest::error_response(400, describe(err));
+}
+
+} // namespace
+
+caf::expected<std::unique_ptr<job_manager>>
+job_manager::start(const std::map<std::string, std::string>& settings) {
+  auto rest = settings;
+  job_manager_settings cluster;
+  runtime::configuration config;
+  std::vector<std::string> warnings;
+  try {
+    cluster = read_cluster_keys(rest);
+    warnings = runtime::apply_settings(config, rest);
+  } catch (const std::exception& e) {
+    return make_error(remote_errc::invalid_configuration, e.what());
+  }
+  bool made = false;
+  if (cluster.upload_dir.empty()) {
+    auto pattern = (fs::temp_directory_path() / "sluice-jobmanager-XXXXXX").string();
+    if (!mkdtemp(pattern.data()))
+      return make_error(remote_errc::invalid_configuration,
+                        "cannot make an upload directory under " +
+                          fs::temp_directory_path().string());
+    cluster.upload_dir = pattern;
+    made = true;
+  } else {
+    std::error_code ec;
+    fs::create_directories(cluster.upload_dir, ec);
+    if (ec)
+      return make_error(remote_errc::invalid_configuration,
+                        "web.upload.dir: cannot create '" + cluster.upload_dir +
+                          "': " + ec.message());
+  }
+  std::unique_ptr<job_manager> jm{new job_manager(cluster, config, std::move(warnings))};
+  jm->made_upload_dir_ = made;
+  rest::rest_config rc;
+  rc.bind_address = cluster.rest_address;
+  rc.port = cluster.rest_port;
+  rc.max_body_bytes = cluster.max_content_length;
+  // Running a library loads it and starts its mini-cluster on an I/O
+  // thread; a second thread keeps the API answering meanwhile.
+  rc.threads = 2;
+  auto* self = jm.get();
+  auto server = rest::rest_server::start_local(rc, [self](rest::router& r) { self->add_routes(r); });
+  if (!server)
+    return make_error(remote_errc::server_failed,
+                      "cannot serve REST on " + cluster.rest_address + ":" +
+                        std::to_string(cluster.rest_port) + ": " + describe(server.error()));
+  jm->rest_ = std::move(*server);
+  return jm;
+}
+
+job_manager::job_manager(job_manager_settings settings, runtime::configuration job_config,
+                         std::vector<std::string> warnings)
+    : settings_(std::move(settings))
+    , job_config_(std::move(job_config))
+    , warnings_(std::move(warnings))
+    , jars_(settings_.upload_dir)
+    , executor_(std::make_shared<actors::local_executor>()) {}
+
+job_manager::~job_manager() {
+  stop();
+}
+
+uint16_t job_manager::rest_port() const {
+  return rest_ ? rest_->port() : 0;
+}
+
+caf::expected<std::string> job_manager::run(const std::string& jar_id,
+                                            const job_run_request& request) {
+  auto jar = jars_.find(jar_id);
+  if (!jar)
+    return make_error(remote_errc::invalid_request, "unknown jar id '" + jar_id + "'");
+  auto client = run_job_library(jar->path, jar->name, request, job_config_, executor_);
+  if (!client)
+    return client.error();
+  // A job the executor refused (bad savepoint, bad settings) is FAILED
+  // already: say why instead of handing out its id.
+  if (auto ended = (*client)->wait_for(std::chrono::milliseconds(0));
+      ended && ended->status == runtime::job_status::failed)
+    return make_error(remote_errc::invalid_request,
+                      "job library '" + jar->name + "': " + ended->error);
+  auto id = (*client)->job_id();
+  std::lock_guard<std::mutex> guard{mtx_};
+  jobs_[id] = std::move(*client);
+  return id;
+}
+
+void job_manager::release_ended_jobs() {
+  std::vector<std::shared_ptr<runtime::job_client>> ended;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto i = jobs_.begin(); i != jobs_.end();) {
+      if (runtime::is_globally_terminal(i->second->status())) {
+        ended.push_back(std::move(i->second));
+        i = jobs_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+  }
+  // Mini-clusters shut down here, outside the lock.
+  ended.clear();
+}
+
+void job_manager::stop() {
+  if (rest_)
+    rest_->stop();
+  std::map<std::string, std::shared_ptr<runtime::job_client>> jobs;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    jobs.swap(jobs_);
+  }
+  for (auto& [id, client] : jobs)
+    client->cancel();
+  for (auto& [id, client] : jobs)
+    (void) client->wait_for(std::chrono::seconds(10));
+  jobs.clear();
+  if (made_upload_dir_) {
+    std::error_code ec;
+    fs::remove_all(settings_.upload_dir, ec);
+    made_upload_dir_ = false;
+  }
+}
+
+void job_manager::add_routes(rest::router& r) {
+  r.add("POST", "/jars/upload", [this](const rest::rest_request& req) {
+    std::string name;
+    std::string bytes;
+    if (req.content_type.rfind("multipart/", 0) == 0) {
+      auto file = parse_form_file(req.content_type, req.body, "jarfile");
+      if (!file)
+        return jar_error(file.error());
+      name = file->file_name;
+      bytes = std::move(file->bytes);
+    } else {
+      // A raw body: the file name comes in ?filename=.
+      auto i = req.query.find("filename");
+      name = i == req.query.end() ? std::string("job.so") : i->second;
+      bytes = req.body;
+    }
+    auto jar = jars_.add(name, bytes);
+    if (!jar)
+      return jar_error(jar.error());
+    return rest::json_response(200,
+                               json{{"filename", jar->path}, {"status", "success"}}.dump());
+  });
+  r.add("GET", "/jars", [this](const rest::rest_request&) {
+    json files = json::array();
+    for (const auto& j : jars_.list())
+      files.push_back({{"id", j.id},
+                       {"name", j.name},
+                       {"uploaded", j.uploaded_ms},
+                       {"entry", json::array({{{"name", std::string(default_job_entry)},
+                                               {"description", nullptr}}})}});
+    return rest::json_response(
+      200, json{{"address", "http://" + settings_.rest_address + ":" + std::to_string(rest_port())},
+                {"files", files}}
+             .dump());
+  });
+  r.add("DELETE", "/jars/:jarid", [this](const rest::rest_request& req) {
+    if (!jars_.remove(req.params.at("jarid")))
+      return rest::error_response(404, "unknown jar id '" + req.params.at("jarid") + "'");
+    return rest::json_response(200, "{}");
+  });
+  r.add("POST", "/jars/:jarid/run", [this](const rest::rest_request& req) {
+    const auto& id = req.params.at("jarid");
+    if (!jars_.find(id))
+      return rest::error_response(404, "unknown jar id '" + id + "'");
+    job_run_request run;
+    if (!req.body.empty()) {
+      json body;
+      try {
+        body = json::parse(req.body);
+      } catch (const std::exception& e) {
+        return rest::error_response(400, std::string("malformed JSON body: ") + e.what());
+      }
+      if (!body.is_object())
+        return rest::error_response(400, "the run request must be a JSON object");
+      try {
+        auto text = [&](const char* key) -> std::string {
+          auto i = body.find(key);
+          if (i == body.end() || i->is_null())
+            return {};
+          if (!i->is_string())
+            throw std::invalid_argument(std::string("'") + key + "' must be a string");
+          return i->get<std::string>();
+        };
+        run.entry = text("entryClass");
+        run.savepoint_path = text("savepointPath");
+        if (auto list = body.find("programArgsList"); list != body.end() && !list->is_null()) {
+          if (!list->is_array())
+            throw std::invalid_argument("'programArgsList' must be an array of strings");
+          for (const auto& a : *list) {
+            if (!a.is_string())
+              throw std::invalid_argument("'programArgsList' must be an array of strings");
+            run.args.push_back(a.get<std::string>());
+          }
+        } else {
+          run.args = split_program_args(text("programArgs"));
+        }
+        if (auto p = body.find("parallelism"); p != body.end() && !p->is_null()) {
+          if (!p->is_number_integer() || p->get<int64_t>() < 1 || p->get<int64_t>() > 32768)
+            throw std::invalid_argument("'parallelism' must be an integer from 1 to 32768");
+          run.parallelism = p->get<int32_t>();
+        }
+        if (auto a = body.find("allowNonRestoredState"); a != body.end() && !a->is_null()) {
+          if (!a->is_boolean())
+            throw std::invalid_argument("'allowNonRestoredState' must be true or false");
+          run.allow_non_restored_state = a->get<bool>();
+        }
+      } catch (const std::exception& e) {
+        return rest::error_response(400, e.what());
+      }
+    }
+    auto job = this->run(id, run);
+    if (!job)
+      return rest::error_response(400, describe(job.error()));
+    return rest::json_response(200, json{{"jobid", *job}}.dump());
+  });
+}
+
+} // namespace sluice::remote::cluster

@@ -1,0 +1,88 @@
+#pragma once
+
+#include "sluice/remote/cluster/job_library.hpp"
+#include "sluice/remote/rest/rest_api.hpp"
+#include "sluice/runtime/job.hpp"
+
+#include <caf/expected.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+/// The JobManager of a session cluster on one machine (`sluice
+/// jobmanager`): the REST API over the jobs it runs, plus Flink's /jars
+/// endpoints to upload job libraries and run them. TaskManagers are
+/// in-process for now: each job runs on its own local mini-cluster, so one
+/// job's failure never touches another's subtasks.
+namespace sluice::remote::cluster {
+
+/// The cluster keys the JobManager reads itself (the others go to
+/// runtime::apply_settings for every job it runs).
+struct job_manager_settings {
+  /// rest.address / rest.bind-address (127.0.0.1).
+  std::string rest_address = "127.0.0.1";
+  /// rest.port (8081; 0 = pick a free one).
+  uint16_t rest_port = 8081;
+  /// rest.server.max-content-length (100 MiB, Flink's): the largest upload.
+  uint64_t max_content_length = 100ull * 1024 * 1024;
+  /// web.upload.dir: where uploaded libraries are kept (empty = a new
+  /// directory under the system's temp directory, removed on stop).
+  std::string upload_dir;
+};
+
+/// A running JobManager. Thread-safe; `stop` (or destruction) stops the REST
+/// server and cancels the jobs still running.
+class job_manager {
+public:
+  /// Reads `settings` (the cluster keys above, then every other key through
+  /// runtime::apply_settings: unknown keys become warnings), makes the upload
+  /// directory and serves REST. Errors (`invalid_configuration`) name the
+  /// key and value; a port in use fails with `server_failed`.
+  [[nodiscard]] static caf::expected<std::unique_ptr<job_manager>>
+  start(const std::map<std::string, std::string>& settings);
+
+  ~job_manager();
+  job_manager(const job_manager&) = delete;
+  job_manager& operator=(const job_manager&) = delete;
+
+  /// The REST server's bound port.
+  [[nodiscard]] uint16_t rest_port() const;
+  /// The cluster keys in effect.
+  [[nodiscard]] const job_manager_settings& settings() const noexcept { return settings_; }
+  /// One line per setting key nobody reads.
+  [[nodiscard]] const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+
+  /// Uploads and runs a library as `POST /jars/upload` + `/jars/:id/run`
+  /// do; returns the job id.
+  [[nodiscard]] caf::expected<std::string> run(const std::string& jar_id,
+                                               const job_run_request& request);
+  /// The uploaded libraries.
+  [[nodiscard]] jar_store& jars() noexcept { return jars_; }
+
+  /// Lets go of ended jobs (their mini-clusters shut down); they stay in
+  /// the REST history. Call now and then.
+  void release_ended_jobs();
+  /// Stops serving and cancels running jobs (idempotent).
+  void stop();
+
+private:
+  job_manager(job_manager_settings settings, runtime::configuration job_config,
+              std::vector<std::string> warnings);
+  void add_routes(rest::router& r);
+
+  job_manager_settings settings_;
+  runtime::configuration job_config_;
+  std::vector<std::string> warnings_;
+  bool made_upload_dir_ = false;
+  jar_store jars_;
+  std::shared_ptr<runtime::job_executor> executor_;
+  std::mutex mtx_;
+  std::map<std::string, std::shared_ptr<runtime::job_client>> jobs_;
+  std::unique_ptr<rest::rest_server> rest_;
+};
+
+} // namespace sluice::remote::cluster
