@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -180,9 +181,13 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
     if (sig == SIGINT || sig == SIGTERM) {
       std::cout << "sluice: stopping the jobmanager\n" << std::flush;
       (*jm)->stop();
-      return 0;
+      // Known issue: tearing down a job's mini-cluster inside the JobManager
+      // can hang in CAF's wait for its threads, so the process ends here,
+      // after every job has ended and every file is closed.
+      std::cout << std::flush;
+      std::cerr << std::flush;
+      std::_Exit(0);
     }
-    (*jm)->release_ended_jobs();
   }
 }
 

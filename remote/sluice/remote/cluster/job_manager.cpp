@@ -136,36 +136,15 @@ caf::expected<std::string> job_manager::run(const std::string& jar_id,
   return id;
 }
 
-void job_manager::release_ended_jobs() {
-  std::vector<std::shared_ptr<runtime::job_client>> ended;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    for (auto i = jobs_.begin(); i != jobs_.end();) {
-      if (runtime::is_globally_terminal(i->second->status())) {
-        ended.push_back(std::move(i->second));
-        i = jobs_.erase(i);
-      } else {
-        ++i;
-      }
-    }
-  }
-  // Mini-clusters shut down here, outside the lock.
-  ended.clear();
-}
-
 void job_manager::stop() {
   if (rest_)
     rest_->stop();
-  std::map<std::string, std::shared_ptr<runtime::job_client>> jobs;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    jobs.swap(jobs_);
-  }
-  for (auto& [id, client] : jobs)
-    client->cancel();
-  for (auto& [id, client] : jobs)
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [id, client] : jobs_)
+    if (!runtime::is_globally_terminal(client->status()))
+      client->cancel();
+  for (auto& [id, client] : jobs_)
     (void) client->wait_for(std::chrono::seconds(10));
-  jobs.clear();
   if (made_upload_dir_) {
     std::error_code ec;
     fs::remove_all(settings_.upload_dir, ec);

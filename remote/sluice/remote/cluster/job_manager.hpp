@@ -63,10 +63,9 @@ public:
   /// The uploaded libraries.
   [[nodiscard]] jar_store& jars() noexcept { return jars_; }
 
-  /// Lets go of ended jobs (their mini-clusters shut down); they stay in
-  /// the REST history. Call now and then.
-  void release_ended_jobs();
-  /// Stops serving and cancels running jobs (idempotent).
+  /// Stops serving, cancels running jobs and waits (up to 10 s each) for
+  /// them to end (idempotent). Their mini-clusters are kept, not torn down:
+  /// see docs/architecture.md, "Session cluster on one machine" (known issue).
   void stop();
 
 private:

@@ -1,0 +1,274 @@
+// The session cluster as a user drives it: `sluice jobmanager` as a child
+// process on a free loopback port, and the `sluice` client commands (run,
+// list, savepoint, stop, cancel) against its REST API, with job libraries
+// (examples/wordcount_job, tests/jobs/test_jobs.cpp).
+
+#include "child_process.hpp"
+
+#include <doctest/doctest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <string>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using sluice::test::child_process;
+using namespace std::chrono_literals;
+
+/// A command's exit code and its stdout and stderr, interleaved.
+struct cli_result {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs `sluice <args>` to its end.
+cli_result sluice_cli(const std::string& args) {
+  std::string command = std::string(SLUICE_BINARY) + " " + args + " 2>&1";
+  cli_result r;
+  FILE* p = popen(command.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    r.output.append(buf, n);
+  int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+/// The final count per word in "(word,count)" lines (an optional "N> "
+/// subtask prefix is skipped): the largest count seen.
+std::map<std::string, long> final_counts(const std::string& lines) {
+  std::map<std::string, long> out;
+  std::regex line(R"(\(([a-z]+),([0-9]+)\))");
+  for (std::sregex_iterator i(lines.begin(), lines.end(), line), end; i != end; ++i) {
+    auto& c = out[(*i)[1].str()];
+    c = std::max(c, std::stol((*i)[2].str()));
+  }
+  return out;
+}
+
+/// Every line of the finished part files in `dir` (hidden parts skipped).
+std::string finished_parts(const fs::path& dir) {
+  std::string all;
+  if (!fs::exists(dir))
+    return all;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (f.path().filename().string().front() == '.')
+      continue;
+    std::ifstream in(f.path());
+    all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return all;
+}
+
+/// A port nobody listens on (bound, then closed).
+int closed_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// The job id in "Job has been submitted with JobID <id>".
+std::string submitted_id(const std::string& output) {
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(output, m, std::regex("submitted with JobID ([0-9a-f]{32})")),
+                  output);
+  return m[1].str();
+}
+
+/// A JobManager on a free port with its own directories, stopped at the end.
+struct job_manager_fixture {
+  fs::path dir;
+  std::unique_ptr<child_process> jm;
+  std::string address;
+
+  job_manager_fixture() {
+    char pattern[] = "/tmp/sluice-cli-test-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    dir = pattern;
+    jm = std::make_unique<child_process>(std::vector<std::string>{
+      SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D",
+      "web.upload.dir=" + (dir / "uploads").string(), "-D", "parallelism.default=2"});
+    auto line = jm->wait_for_line("REST API on http://127.0.0.1:", 30s);
+    REQUIRE_MESSAGE(line, "the jobmanager did not start");
+    address = "127.0.0.1:" + std::to_string(sluice::test::number_after(*line, "127.0.0.1:"));
+  }
+  ~job_manager_fixture() {
+    CHECK(jm->stop(SIGTERM, 30s) == 0);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string m() const { return "-m " + address + " "; }
+};
+
+/// Waits until `sluice list -a` shows `text`.
+bool list_shows(const job_manager_fixture& f, const std::string& text,
+                std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (sluice_cli("list -a " + f.m()).output.find(text) != std::string::npos)
+      return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_SUITE("integration.cluster_cli") {
+
+TEST_CASE("sluice run counts the words of the bundled input as examples/word_count does") {
+  job_manager_fixture f;
+  auto input = std::string(EXAMPLE_DATA) + "/words.txt";
+  auto out = f.dir / "counts";
+  auto run = sluice_cli("run " + f.m() + WORDCOUNT_JOB + " --input " + input +
+                        " --parallelism 2 --output " + out.string());
+  REQUIRE_MESSAGE(run.exit_code == 0, run.output);
+  auto id = submitted_id(run.output);
+  CHECK(run.output.find("Job with JobID " + id + " has finished.") != std::string::npos);
+
+  std::string reference;
+  {
+    FILE* p = popen((std::string(WORD_COUNT) + " --input " + input + " --parallelism 2").c_str(),
+                    "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+      reference.append(buf, n);
+    REQUIRE(pclose(p) == 0);
+  }
+  auto want = final_counts(reference);
+  REQUIRE(!want.empty());
+  CHECK(final_counts(finished_parts(out)) == want);
+
+  auto list = sluice_cli("list -a " + f.m());
+  CHECK(list.exit_code == 0);
+  CHECK(list.output.find(id + " : Streaming WordCount (FINISHED)") != std::string::npos);
+  CHECK(list.output.find("No running jobs.") != std::string::npos);
+}
+
+TEST_CASE("a long-running job is listed, savepointed, stopped with a savepoint, resumed and "
+          "cancelled through the CLI") {
+  job_manager_fixture f;
+  auto run = sluice_cli("run -d " + f.m() + TEST_JOBS + " --output " + (f.dir / "a").string());
+  REQUIRE_MESSAGE(run.exit_code == 0, run.output);
+  auto id = submitted_id(run.output);
+  REQUIRE(list_shows(f, id + " : endless counts (RUNNING)", 30s));
+  auto running = sluice_cli("list -r " + f.m());
+  CHECK(running.output.find("Running/Restarting Jobs") != std::string::npos);
+  CHECK(running.output.find(id) != std::string::npos);
+
+  auto sp = sluice_cli("savepoint " + f.m() + id + " " + (f.dir / "sp").string());
+  REQUIRE_MESSAGE(sp.exit_code == 0, sp.output);
+  CHECK(sp.output.find("Triggering savepoint for job " + id + ".") != std::string::npos);
+  CHECK(sp.output.find("Savepoint completed. Path: ") != std::string::npos);
+
+  auto stop = sluice_cli("stop -p " + (f.dir / "stop").string() + " " + f.m() + id);
+  REQUIRE_MESSAGE(stop.exit_code == 0, stop.output);
+  CHECK(stop.output.find("Suspending job \"" + id + "\" with a savepoint.") != std::string::npos);
+  std::smatch m;
+  REQUIRE(std::regex_search(stop.output, m, std::regex("Savepoint completed. Path: (\\S+)")));
+  auto savepoint = m[1].str();
+  CHECK(list_shows(f, id + " : endless counts (FINISHED)", 30s));
+
+  auto resumed = sluice_cli("run -d -p 3 -s " + savepoint + " " + f.m() + TEST_JOBS +
+                            " --output " + (f.dir / "b").string());
+  REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.output);
+  auto id2 = submitted_id(resumed.output);
+  REQUIRE(list_shows(f, id2 + " : endless counts (RUNNING)", 30s));
+  auto cancel = sluice_cli("cancel " + f.m() + id2);
+  CHECK_MESSAGE(cancel.exit_code == 0, cancel.output);
+  CHECK(cancel.output.find("Cancelling job " + id2 + ".") != std::string::npos);
+  CHECK(cancel.output.find("Cancelled job " + id2 + ".") != std::string::npos);
+  CHECK(sluice_cli("list -a " + f.m()).output.find(id2 + " : endless counts (CANCELED)") !=
+        std::string::npos);
+}
+
+TEST_CASE("bad job ids, libraries and addresses fail with a clear message and a non-zero exit") {
+  job_manager_fixture f;
+  auto unknown = "0123456789abcdef0123456789abcdef";
+  for (auto cmd : {"cancel ", "stop ", "savepoint "}) {
+    auto r = sluice_cli(std::string(cmd) + f.m() + unknown);
+    CHECK(r.exit_code != 0);
+    CHECK_MESSAGE(r.output.find(std::string("unknown job id '") + unknown + "'") !=
+                    std::string::npos,
+                  r.output);
+  }
+
+  auto missing = sluice_cli("run " + f.m() + "/nonexistent/job.so");
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.output.find("cannot read job library '/nonexistent/job.so'") != std::string::npos);
+
+  auto not_a_library = f.dir / "words.so";
+  fs::copy_file(std::string(EXAMPLE_DATA) + "/words.txt", not_a_library);
+  auto bad = sluice_cli("run " + f.m() + not_a_library.string());
+  CHECK(bad.exit_code != 0);
+  CHECK_MESSAGE(bad.output.find("job library 'words.so': cannot be loaded") != std::string::npos,
+                bad.output);
+
+  auto no_entry = sluice_cli("run -c no_such_entry " + f.m() + TEST_JOBS);
+  CHECK(no_entry.exit_code != 0);
+  CHECK_MESSAGE(no_entry.output.find("has no entry symbol 'no_such_entry'") != std::string::npos,
+                no_entry.output);
+
+  auto throws = sluice_cli("run -c throwing_job_main " + f.m() + TEST_JOBS);
+  CHECK(throws.exit_code != 0);
+  CHECK_MESSAGE(throws.output.find("failed while building its pipeline: no pipeline today") !=
+                  std::string::npos,
+                throws.output);
+
+  auto executes = sluice_cli("run -c executing_job_main " + f.m() + TEST_JOBS);
+  CHECK(executes.exit_code != 0);
+  CHECK(executes.output.find("the entry called execute()") != std::string::npos);
+
+  auto bad_args = sluice_cli("run " + f.m() + TEST_JOBS + " --nope");
+  CHECK(bad_args.exit_code != 0);
+  CHECK(bad_args.output.find("returned 2: usage: --output DIR") != std::string::npos);
+
+  auto bad_savepoint = sluice_cli("run -s " + (f.dir / "no-savepoint").string() + " " + f.m() +
+                                  TEST_JOBS + " --output " + (f.dir / "c").string());
+  CHECK(bad_savepoint.exit_code != 0);
+  CHECK_MESSAGE(bad_savepoint.output.find("cannot run job") != std::string::npos,
+                bad_savepoint.output);
+
+  auto port = std::to_string(closed_port());
+  for (auto cmd : {"list ", "cancel 0123456789abcdef0123456789abcdef "}) {
+    auto r = sluice_cli(std::string(cmd) + "-m 127.0.0.1:" + port);
+    CHECK(r.exit_code != 0);
+    CHECK_MESSAGE(r.output.find("cannot reach the JobManager at 127.0.0.1:" + port) !=
+                    std::string::npos,
+                  r.output);
+  }
+  // Nothing the bad runs uploaded stays behind.
+  CHECK(fs::is_empty(f.dir / "uploads"));
+}
+
+TEST_CASE("the jobmanager refuses an invalid setting, naming it") {
+  auto bad = sluice_cli("jobmanager --rest-port 0 -D parallelism.default=many");
+  CHECK(bad.exit_code == 2);
+  CHECK_MESSAGE(bad.output.find("parallelism.default") != std::string::npos, bad.output);
+  auto port = sluice_cli("jobmanager -D rest.port=http");
+  CHECK(port.exit_code == 2);
+  CHECK_MESSAGE(port.output.find("rest.port") != std::string::npos, port.output);
+}
+
+}
