@@ -306,52 +306,54 @@ int cancel_job(const std::string& job_manager, const std::string& job_id) {
   return 0;
 }
 
-int stop_job(const std::string& job_manager, const std::string& job_id, bool drain,
-             const std::string& directory) {
+namespace {
+
+/// The common steps of stop and savepoint: check the job exists, print
+/// `intro`, trigger the operation at `target` with `body`, and wait for the
+/// savepoint's location, printed after "Savepoint completed. Path: ".
+int savepoint_operation(const std::string& job_manager, const std::string& job_id,
+                        const std::string& intro, const std::string& target, const json& body,
+                        const std::string& what) {
   int rc = 0;
   auto client = connect(job_manager, rc);
   if (!client)
     return rc;
   if (auto details = job_details(*client, job_id); !details)
     return fail(remote::describe(details.error()));
-  std::cout << "Suspending job \"" << job_id << "\" with a savepoint.\n" << std::flush;
-  json body{{"drain", drain}};
-  if (!directory.empty())
-    body["targetDirectory"] = directory;
-  auto triggered = call(*client, "POST", "/jobs/" + job_id + "/stop", body.dump(), {200, 202});
+  std::cout << intro << "\n" << std::flush;
+  auto triggered = call(*client, "POST", "/jobs/" + job_id + target, body.dump(), {200, 202});
   if (!triggered)
-    return fail("cannot stop job " + job_id + ": " + remote::describe(triggered.error()));
+    return fail("cannot " + what + ": " + remote::describe(triggered.error()));
   auto location = wait_for_savepoint(*client, job_id, triggered->value("request-id", ""));
   if (!location)
-    return fail("stopping job " + job_id + " failed: " + remote::describe(location.error()));
+    return fail("could not " + what + ": " + remote::describe(location.error()));
   std::cout << "Savepoint completed. Path: " << *location << "\n";
   return 0;
 }
 
+} // namespace
+
+int stop_job(const std::string& job_manager, const std::string& job_id, bool drain,
+             const std::string& directory) {
+  json body{{"drain", drain}};
+  if (!directory.empty())
+    body["targetDirectory"] = directory;
+  return savepoint_operation(job_manager, job_id,
+                             "Suspending job \"" + job_id + "\" with a savepoint.", "/stop", body,
+                             "stop job " + job_id);
+}
+
 int savepoint_job(const std::string& job_manager, const std::string& job_id,
                   const std::string& directory) {
-  int rc = 0;
-  auto client = connect(job_manager, rc);
-  if (!client)
-    return rc;
-  if (auto details = job_details(*client, job_id); !details)
-    return fail(remote::describe(details.error()));
-  std::cout << "Triggering savepoint for job " << job_id << ".\n" << std::flush;
   json body{{"cancel-job", false}};
   if (!directory.empty())
     body["target-directory"] = directory;
-  auto triggered =
-    call(*client, "POST", "/jobs/" + job_id + "/savepoints", body.dump(), {200, 202});
-  if (!triggered)
-    return fail("cannot trigger a savepoint of job " + job_id + ": " +
-                remote::describe(triggered.error()));
-  auto location = wait_for_savepoint(*client, job_id, triggered->value("request-id", ""));
-  if (!location)
-    return fail("the savepoint of job " + job_id + " failed: " +
-                remote::describe(location.error()));
-  std::cout << "Savepoint completed. Path: " << *location << "\n"
-            << "You can resume your program from this savepoint with the run command.\n";
-  return 0;
+  auto rc = savepoint_operation(job_manager, job_id,
+                                "Triggering savepoint for job " + job_id + ".", "/savepoints",
+                                body, "take a savepoint of job " + job_id);
+  if (rc == 0)
+    std::cout << "You can resume your program from this savepoint with the run command.\n";
+  return rc;
 }
 
 } // namespace sluice::cli
