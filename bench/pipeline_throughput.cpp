@@ -5,6 +5,7 @@
 //   ratio b/c
 //
 //   pipeline_throughput [--records N] [--profile balanced|throughput]
+//                       [--max-throughput M]  (messages per actor turn; 0 = CAF's unbounded)
 
 #include "sluice/sluice.hpp"
 
@@ -26,6 +27,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 size_t batch_bytes = 0;
 uint32_t credits = 0;
 size_t step_records = 0;
+int64_t max_throughput = -1;
 
 sluice::configuration make_config(const std::string& profile) {
   sluice::configuration cfg;
@@ -38,6 +40,8 @@ sluice::configuration make_config(const std::string& profile) {
     cfg.credits_per_channel = credits;
   if (step_records > 0)
     cfg.source_step_records = step_records;
+  if (max_throughput >= 0)
+    cfg.scheduler_max_throughput = static_cast<uint32_t>(max_throughput);
   return cfg;
 }
 
@@ -112,10 +116,12 @@ int main(int argc, char** argv) {
       step_records = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--only" && i + 1 < argc)
       only = argv[++i];
+    else if (arg == "--max-throughput" && i + 1 < argc)
+      max_throughput = std::strtoll(argv[++i], nullptr, 10);
     else if (arg == "--credits" && i + 1 < argc)
       credits = static_cast<uint32_t>(std::strtoul(argv[++i], nullptr, 10));
     else {
-      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C] [--step S] [--only a|b|c]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--records N] [--profile balanced|throughput] [--batch-bytes B] [--credits C] [--step S] [--max-throughput M] [--only a|b|c]\n", argv[0]);
       return 2;
     }
   }

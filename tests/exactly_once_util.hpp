@@ -4,6 +4,9 @@
 
 #include "sluice/sluice.hpp"
 
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -163,6 +166,44 @@ inline size_t kill_randomly(runtime::job_client& job, const std::string& sink_ta
         60s);
   }
   return done;
+}
+
+/// After a run with a failure plan (examples/exactly_once_job.hpp) and
+/// `killed` kills: every planned exception happened, failures caused
+/// restarts, and there were at least 20 failures in all.
+template <class Plan>
+void check_failures_injected(const Plan& plan, size_t killed, runtime::job_client& job) {
+  MESSAGE("injected " << plan.injected() << " exceptions, killed " << killed
+                      << " subtasks; restarts " << job.restarts());
+  CHECK(plan.injected() == plan.planned());
+  // Failures of several subtasks in one attempt lead to one restart.
+  CHECK(job.restarts() >= 5);
+  CHECK(killed >= 1);
+  CHECK(plan.injected() + killed >= 20);
+}
+
+/// Checkpoints the job completed so far (its checkpoint statistics).
+inline int64_t completed_checkpoints(runtime::job_client& job) {
+  return nlohmann::json::parse(job.checkpoint_stats_json())["counts"]["completed"].get<int64_t>();
+}
+
+/// `kills` times: once the job runs and has completed two more
+/// checkpoints, kills a random one of `subtasks` subtasks of `vertex`, and
+/// waits for the restart (a kill lands once the subtask reads it).
+inline void kill_between_checkpoints(runtime::job_client& job, int32_t vertex, int32_t subtasks,
+                                     int kills, uint64_t seed) {
+  using namespace std::chrono_literals;
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < kills; ++round) {
+    REQUIRE_MESSAGE(eventually([&] {
+      return job.status() == runtime::job_status::running && job.restarts() >= round;
+    }, 30s), "round " << round << ": restarts " << job.restarts());
+    auto before = completed_checkpoints(job);
+    REQUIRE_MESSAGE(eventually([&] { return completed_checkpoints(job) >= before + 2; }, 30s),
+                    "round " << round << ": no checkpoint completed");
+    job.kill_subtask(vertex, static_cast<int32_t>(rng() % static_cast<uint64_t>(subtasks)));
+    REQUIRE(eventually([&] { return job.restarts() >= round + 1; }, 30s));
+  }
 }
 
 } // namespace sluice::test::exactly_once

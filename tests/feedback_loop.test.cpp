@@ -1,13 +1,12 @@
 #include "sluice/sluice.hpp"
 #include "exactly_once_job.hpp"
+#include "exactly_once_util.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>
-#include <random>
 
 using namespace sluice;
 using namespace std::chrono_literals;
@@ -63,13 +62,7 @@ TEST_CASE("records go around a feedback loop until done and every one leaves it 
 
 TEST_CASE("a loop's in-flight records survive failures: exactly once with checkpoints") {
   sluice::test::temp_dir dir;
-  configuration cfg;
-  cfg.parallelism = 2;
-  cfg.checkpoints.interval = 40ms;
-  cfg.checkpoints.directory = (fs::path(dir.path()) / "checkpoints").string();
-  cfg.restart.type = runtime::restart_strategy_type::fixed_delay;
-  cfg.restart.fixed_delay.attempts = 100;
-  cfg.restart.fixed_delay.delay = 0ms;
+  auto cfg = sluice::test::exactly_once::checkpointed(dir.path(), state::backend_kind::rocksdb, 2);
   stream_environment env(cfg);
   file_sink_options sink;
   sink.directory = (fs::path(dir.path()) / "out").string();
@@ -78,23 +71,8 @@ TEST_CASE("a loop's in-flight records survive failures: exactly once with checkp
     .sink_to_files(sink)
     .uid("sink");
   auto job = env.execute_async("loop under failures");
-  std::mt19937_64 rng(5);
-  int kills = 0;
-  for (int round = 0; round < 4; ++round) {
-    // A kill lands once the subtask reads it; the restart follows.
-    REQUIRE_MESSAGE(sluice::test::eventually([&] {
-      return job->status() == runtime::job_status::running && job->restarts() >= round;
-    }, 30s), "restarts " << job->restarts() << ", status " << static_cast<int>(job->status()));
-    // Let some checkpoints complete, then kill a subtask of the loop.
-    auto before = nlohmann::json::parse(job->checkpoint_stats_json())["counts"]["completed"].get<int64_t>();
-    REQUIRE_MESSAGE(sluice::test::eventually([&] {
-      return nlohmann::json::parse(job->checkpoint_stats_json())["counts"]["completed"].get<int64_t>() >= before + 2;
-    }, 30s), "round " << round << ", restarts " << job->restarts());
-    job->kill_subtask(1, static_cast<int32_t>(rng() % 2));
-    ++kills;
-    // The kill lands once the subtask reads it; wait for its restart.
-    REQUIRE(sluice::test::eventually([&] { return job->restarts() >= round + 1; }, 30s));
-  }
+  const int kills = 4;
+  sluice::test::exactly_once::kill_between_checkpoints(*job, 1, 2, kills, 5);
   // Everything committed: every id exactly once.
   std::map<std::string, int> seen;
   CHECK(sluice::test::eventually([&] {
@@ -113,7 +91,6 @@ TEST_CASE("a loop's in-flight records survive failures: exactly once with checkp
   for (auto& [id, n] : seen)
     dup += n > 1;
   CHECK(dup == 0);
-  CHECK(kills == 4);
   // One restart per kill: every restore (with the loop's channel state) worked.
   CHECK(job->restarts() == kills);
 }

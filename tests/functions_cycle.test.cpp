@@ -2,10 +2,10 @@
 #include "sluice/functions/application.hpp"
 #include "sluice/functions/serialization.hpp"
 #include "exactly_once_job.hpp"
+#include "exactly_once_util.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <random>
 #include <thread>
 
 using namespace sluice;
@@ -160,10 +159,6 @@ std::string egress_line(const fn::envelope& e) {
   return fn::typed_as<std::string>(e.payload).value_or("?");
 }
 
-int64_t completed(runtime::job_client& job) {
-  return nlohmann::json::parse(job.checkpoint_stats_json())["counts"]["completed"].get<int64_t>();
-}
-
 } // namespace
 
 TEST_SUITE("integration.functions") {
@@ -195,15 +190,8 @@ TEST_CASE("functions message each other in a cycle and report to the egress") {
 void run_cycle_under_failures(bool unaligned,
                               std::shared_ptr<fn::function_registry> registry = ping_pong()) {
   sluice::test::temp_dir dir;
-  configuration cfg;
+  auto cfg = sluice::test::exactly_once::checkpointed(dir.path(), state::backend_kind::rocksdb, 2);
   cfg.checkpoints.unaligned = unaligned;
-  cfg.parallelism = 2;
-  cfg.state.backend = state::backend_kind::rocksdb;
-  cfg.checkpoints.interval = 40ms;
-  cfg.checkpoints.directory = (fs::path(dir.path()) / "checkpoints").string();
-  cfg.restart.type = runtime::restart_strategy_type::fixed_delay;
-  cfg.restart.fixed_delay.attempts = 100;
-  cfg.restart.fixed_delay.delay = 0ms;
   stream_environment env(cfg);
   file_sink_options sink;
   sink.directory = (fs::path(dir.path()) / "out").string();
@@ -212,18 +200,8 @@ void run_cycle_under_failures(bool unaligned,
     .sink_to_files(sink)
     .uid("egress");
   auto job = env.execute_async("ping pong under failures");
-  std::mt19937_64 rng(11);
   const int kills = 3;
-  for (int round = 0; round < kills; ++round) {
-    REQUIRE(sluice::test::eventually([&] {
-      return job->status() == runtime::job_status::running && job->restarts() >= round;
-    }, 30s));
-    auto before = completed(*job);
-    REQUIRE(sluice::test::eventually([&] { return completed(*job) >= before + 2; }, 30s));
-    job->kill_subtask(1, static_cast<int32_t>(rng() % 2));
-    // The kill lands once the subtask reads it; wait for its restart.
-    REQUIRE(sluice::test::eventually([&] { return job->restarts() >= round + 1; }, 30s));
-  }
+  sluice::test::exactly_once::kill_between_checkpoints(*job, 1, 2, kills, 11);
   std::map<std::string, int> seen;
   auto read = [&] {
     seen.clear();

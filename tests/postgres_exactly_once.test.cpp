@@ -164,13 +164,7 @@ void run_with_failures(state::backend_kind backend, int32_t p, int64_t lines, in
   auto killed = kill_randomly(*job, sink_name, kills, static_cast<uint64_t>(lines) / 50, seed + 1);
   auto r = job->wait();
   REQUIRE_MESSAGE(r.ok(), r.error);
-  MESSAGE("injected " << plan->injected() << " exceptions, killed " << killed
-                      << " subtasks; restarts " << job->restarts());
-  CHECK(plan->injected() == plan->planned());
-  // Failures of several subtasks in one attempt lead to one restart.
-  CHECK(job->restarts() >= 5);
-  CHECK(killed >= 1);
-  CHECK(plan->injected() + killed >= 20);
+  sluice::test::exactly_once::check_failures_injected(*plan, killed, *job);
   check_table(db, input);
 }
 
@@ -321,7 +315,9 @@ TEST_SUITE("integration.exactly_once.postgres") {
     using action = commit_interceptor::action;
     database db;
     sluice::test::temp_dir dir;
-    const int64_t lines = 100000;
+    // Enough input that all six actions happen before it runs out, also on
+    // a loaded machine under ASan (where checkpoints complete less often).
+    const int64_t lines = 300000;
     auto input = write_input(fs::path(dir.path()), lines, 23, 99);
     const std::vector<action> plan{action::hold_for_kill, action::fail,
                                    action::hold_for_kill, action::fail,

@@ -144,8 +144,9 @@ mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_p
   // records are all filtered out never waits for credit and sends itself a
   // step message after every step, so it would hold a worker forever and
   // starve the JobMaster (cancel, checkpoints) and every other subtask:
-  // actors yield after this many messages.
-  cfg_.set("scheduler.max-throughput", size_t{64});
+  // actors yield after a bounded number of messages.
+  if (config.scheduler_max_throughput > 0)
+    cfg_.set("scheduler.max-throughput", static_cast<size_t>(config.scheduler_max_throughput));
   if (config.scheduler_profile == "throughput") {
     // Idle workers keep polling and steal at once, so a woken subtask runs
     // on the other core instead of queueing behind its producer

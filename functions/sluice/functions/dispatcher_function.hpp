@@ -8,19 +8,6 @@
 
 namespace sluice::functions {
 
-/// Brings the result of an async invocation back to the dispatcher
-/// subtask's thread. The runtime implements it (the completion hop); until
-/// one is set, async functions fail into dead letters saying so.
-class completion_route {
-public:
-  virtual ~completion_route() = default;
-  /// Called on any thread, once per invocation. Must arrange, on the
-  /// subtask's thread, a call of dispatcher_function::complete(target,
-  /// result, ctx, out) with `target` as the operator's current key (as a
-  /// timer firing for that key would be).
-  virtual void post(const address& target, async_result result) = 0;
-};
-
 /// The dispatcher as an operator: a keyed process function over envelopes
 /// keyed by target address (`key_by(envelope_target{})`). Its output holds
 /// the messages functions send (route the to-function ones back into the
@@ -46,8 +33,7 @@ public:
       : base()
       , dispatcher_host()
       , registry_(other.registry_)
-      , options_(other.options_)
-      , route_(other.route_) {}
+      , options_(other.options_) {}
   dispatcher_function& operator=(const dispatcher_function&) = delete;
 
   void open(const runtime::runtime_context& ctx) override {
@@ -61,13 +47,8 @@ public:
     resumed_ = false;
     input_ = ctx.input_control();
     holding_ = false;
-    if (!route_ && keyed_actions())
-      own_route_ = std::make_shared<mailbox_route>(keyed_actions(), this);
   }
-  void close() override {
-    own_route_.reset();
-    core_.reset();
-  }
+  void close() override { core_.reset(); }
 
   void process_element(const envelope& e, base::context& ctx,
                        runtime::collector<envelope>& out) override {
@@ -92,7 +73,8 @@ public:
   }
 
   /// The result of an async invocation of `target`, on the subtask's thread
-  /// with `target` as the current key (see completion_route).
+  /// with `target` as the current key: the keyed action completion_for()
+  /// posts to the subtask's keyed mailbox.
   void complete(const address& target, async_result result, base::context& ctx,
                 runtime::collector<envelope>& out) {
     enter(ctx, out);
@@ -103,10 +85,6 @@ public:
     sync_input_hold();
   }
 
-  /// Where async completions go, instead of the subtask's mailbox (which a
-  /// running subtask provides); set before the job runs (copies share it).
-  void set_completion_route(std::shared_ptr<completion_route> route) { route_ = std::move(route); }
-
   /// Whether an async function's backlog reached max_batch_requests: the
   /// runtime should hold this subtask's input until it is false.
   [[nodiscard]] bool backpressured() const noexcept { return core_ && core_->backpressured(); }
@@ -115,27 +93,6 @@ public:
   [[nodiscard]] dispatcher& core() { return *core_; }
 
 private:
-  /// The completion hop when the runtime gives the function a keyed
-  /// mailbox: a result becomes a keyed action of its address, run on the
-  /// subtask's thread with that address as the current key.
-  class mailbox_route final : public completion_route {
-  public:
-    mailbox_route(std::shared_ptr<base::keyed_mailbox> mailbox, dispatcher_function* fn)
-        : mailbox_(std::move(mailbox))
-        , fn_(fn) {}
-    void post(const address& target, async_result result) override {
-      // The action runs only while the subtask (and so `fn_`) runs.
-      mailbox_->post(target, [fn = fn_, target, result = std::move(result)](
-                               base::context& ctx, runtime::collector<envelope>& out) mutable {
-        fn->complete(target, std::move(result), ctx, out);
-      });
-    }
-
-  private:
-    std::shared_ptr<base::keyed_mailbox> mailbox_;
-    dispatcher_function* fn_;
-  };
-
   /// Holds the subtask's input while an async function's backlog is full
   /// (dispatch answered backpressure), and releases it once drained.
   void sync_input_hold() {
@@ -166,17 +123,25 @@ private:
   // dispatcher_host
   runtime::timer_service& timers() override { return ctx_->timer_service(); }
   void emit(envelope&& e) override { out_->collect(std::move(e)); }
+  /// The completion hop: called on any thread, the result becomes a keyed
+  /// action of `target`, run on the subtask's thread with that address as
+  /// the current key (only while the subtask, and so this function, runs).
+  /// Without a running subtask there is no mailbox, and async invocations
+  /// fail into dead letters that say so.
   async_completion completion_for(const address& target) override {
-    auto route = route_ ? route_ : own_route_;
-    if (!route)
+    auto mailbox = keyed_actions();
+    if (!mailbox)
       return {};
-    return [route, target](async_result r) { route->post(target, std::move(r)); };
+    return [mailbox, target, fn = this](async_result r) {
+      mailbox->post(target, [fn, target, r = std::move(r)](base::context& ctx,
+                                                           runtime::collector<envelope>& out) mutable {
+        fn->complete(target, std::move(r), ctx, out);
+      });
+    };
   }
 
   std::shared_ptr<const function_registry> registry_;
   dispatcher_options options_;
-  std::shared_ptr<completion_route> route_;
-  std::shared_ptr<completion_route> own_route_;
   std::unique_ptr<dispatcher> core_;
   runtime::input_hold* input_ = nullptr;
   bool holding_ = false;

@@ -38,6 +38,10 @@ struct configuration {
   /// "throughput": idle workers keep polling (uses both cores fully for one
   /// pipeline; burns CPU while idle).
   std::string scheduler_profile = "balanced";
+  /// Messages an actor handles before it yields its worker thread (0 =
+  /// until its mailbox is empty, CAF 0.17's default, which lets a source
+  /// that never waits for credit hold a worker forever).
+  uint32_t scheduler_max_throughput = 64;
   /// TaskManagers of the local mini-cluster.
   int32_t taskmanagers = 1;
   /// Slots per TaskManager; 0 = as many as the job needs.

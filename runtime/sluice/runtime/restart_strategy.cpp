@@ -1,9 +1,13 @@
 #include "sluice/runtime/restart_strategy.hpp"
 
+#include "sluice/runtime/internal/setting_text.hpp"
+#include "sluice/runtime/settings.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <random>
 #include <stdexcept>
@@ -12,6 +16,10 @@
 namespace sluice::runtime {
 
 namespace {
+
+using internal::bad_value;
+using internal::lower;
+using internal::trim;
 
 using std::chrono::milliseconds;
 using time_point = std::chrono::steady_clock::time_point;
@@ -34,11 +42,6 @@ constexpr std::string_view key_ed_jitter = "restart-strategy.exponential-delay.j
 constexpr std::string_view key_ed_attempts =
     "restart-strategy.exponential-delay.attempts-before-reset-backoff";
 
-[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view why) {
-  throw std::invalid_argument("invalid value '" + std::string(value) + "' for '" +
-                              std::string(key) + "': " + std::string(why));
-}
-
 [[noreturn]] void out_of_range(std::string_view key, const std::string& value,
                                std::string_view rule) {
   throw std::invalid_argument("'" + std::string(key) + "' is " + value + ", but must be " +
@@ -49,41 +52,9 @@ std::string ms_string(milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
-std::string_view trim(std::string_view s) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 int parse_int(std::string_view key, std::string_view raw) {
-  auto text = trim(raw);
-  int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec == std::errc::result_out_of_range)
-    bad_value(key, raw, "out of the range of a 32-bit integer");
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
-    bad_value(key, raw, "not an integer");
-  return value;
-}
-
-double parse_double(std::string_view key, std::string_view raw) {
-  auto text = trim(raw);
-  double value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty() ||
-      !std::isfinite(value))
-    bad_value(key, raw, "not a finite number");
-  return value;
+  return static_cast<int>(parse_setting_int(key, raw, std::numeric_limits<int>::min(),
+                                            std::numeric_limits<int>::max()));
 }
 
 restart_strategy_type parse_type(std::string_view key, std::string_view raw) {
@@ -196,11 +167,11 @@ restart_config parse_restart_config(const std::map<std::string, std::string>& se
     } else if (key == key_ed_max) {
       config.exponential_delay.max_backoff = parse_flink_duration(value, key);
     } else if (key == key_ed_multiplier) {
-      config.exponential_delay.backoff_multiplier = parse_double(key, value);
+      config.exponential_delay.backoff_multiplier = parse_setting_double(key, value);
     } else if (key == key_ed_threshold) {
       config.exponential_delay.reset_backoff_threshold = parse_flink_duration(value, key);
     } else if (key == key_ed_jitter) {
-      config.exponential_delay.jitter_factor = parse_double(key, value);
+      config.exponential_delay.jitter_factor = parse_setting_double(key, value);
     } else if (key == key_ed_attempts) {
       config.exponential_delay.attempts_before_reset_backoff = parse_int(key, value);
     } else {

@@ -1,3 +1,4 @@
+#include "sluice/runtime/internal/setting_text.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include "sluice/runtime/restart_strategy.hpp"
@@ -14,26 +15,9 @@ namespace sluice::runtime {
 
 namespace {
 
-[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view why) {
-  throw std::invalid_argument("invalid value '" + std::string(value) + "' for '" +
-                              std::string(key) + "': " + std::string(why));
-}
-
-std::string_view trim(std::string_view s) {
-  auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using internal::bad_value;
+using internal::lower;
+using internal::trim;
 
 using setter = std::function<void(configuration&, const std::string& key, const std::string& value)>;
 
@@ -83,6 +67,10 @@ const std::map<std::string, setter>& setters() {
       if (p != "balanced" && p != "throughput")
         bad_value(k, v, "use balanced or throughput");
       c.scheduler_profile = p;
+    };
+    t["sluice.scheduler.max-throughput"] = [](configuration& c, const std::string& k,
+                                              const std::string& v) {
+      c.scheduler_max_throughput = static_cast<uint32_t>(parse_setting_int(k, v, 0, 1 << 20));
     };
     t["sluice.network.credits-per-channel"] = [](configuration& c, const std::string& k,
                                                  const std::string& v) {

@@ -74,20 +74,6 @@ std::set<std::string> files_in(const std::string& dir) {
   return out;
 }
 
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const state_error& e) {
-    return e.what();
-  }
-  return "<no state_error>";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
 } // namespace
 
 TEST_SUITE("state.native_snapshot") {

@@ -107,6 +107,32 @@ std::string random_instance_id() {
   return out;
 }
 
+/// Opens the RocksDB instance in `dir` with every column it has (read-only
+/// for a snapshot to copy from); `names` and `handles` match by index.
+/// Throws state_error naming `origin` and `dir`.
+std::unique_ptr<rocksdb::DB> open_every_column(const rocksdb::Options& db_options,
+                                               const rocksdb::ColumnFamilyOptions& column,
+                                               const std::string& dir, const std::string& origin,
+                                               bool read_only, std::vector<std::string>& names,
+                                               std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  auto fail = [&](const std::string& what, const rocksdb::Status& st) {
+    throw state_error("restore: " + origin + ": cannot " + what + " RocksDB in " + dir + ": " +
+                      st.ToString());
+  };
+  auto st = rocksdb::DB::ListColumnFamilies(db_options, dir, &names);
+  if (!st.ok())
+    fail("list the columns of", st);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (auto& n : names)
+    descs.emplace_back(n, column);
+  rocksdb::DB* db = nullptr;
+  st = read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, descs, &handles, &db)
+                 : rocksdb::DB::Open(db_options, dir, descs, &handles, &db);
+  if (!st.ok())
+    fail("open", st);
+  return std::unique_ptr<rocksdb::DB>(db);
+}
+
 } // namespace
 
 struct rocksdb_backend_core::options_holder {
@@ -234,23 +260,9 @@ void rocksdb_backend_core::checkpoint_completed(int64_t id) { ledger_->confirm(i
 void rocksdb_backend_core::checkpoint_aborted(int64_t id) { ledger_->forget(id); }
 
 void rocksdb_backend_core::open_with_columns(const std::string& origin) {
-  auto fail = [&](const std::string& what, const rocksdb::Status& st) {
-    throw state_error("restore: " + origin + ": cannot " + what + " RocksDB in " + path_ + ": " +
-                      st.ToString());
-  };
   std::vector<std::string> names;
-  auto st = rocksdb::DB::ListColumnFamilies(options_->db, path_, &names);
-  if (!st.ok())
-    fail("list the columns of", st);
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (auto& n : names)
-    descs.emplace_back(n, options_->column);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* db = nullptr;
-  st = rocksdb::DB::Open(options_->db, path_, descs, &handles, &db);
-  if (!st.ok())
-    fail("open", st);
-  db_.reset(db);
+  db_ = open_every_column(options_->db, options_->column, path_, origin, false, names, handles);
   columns_.assign(states_.size(), nullptr);
   std::string unknown;
   for (size_t i = 0; i < handles.size(); ++i) {
@@ -294,23 +306,10 @@ void rocksdb_backend_core::delete_foreign_key_groups() {
 }
 
 void rocksdb_backend_core::copy_key_groups(const native_restore_source& src) {
-  auto fail = [&](const std::string& what, const rocksdb::Status& st) {
-    throw state_error("restore: " + src.origin + ": cannot " + what + " RocksDB in " + src.dir +
-                      ": " + st.ToString());
-  };
   std::vector<std::string> names;
-  auto st = rocksdb::DB::ListColumnFamilies(options_->db, src.dir, &names);
-  if (!st.ok())
-    fail("list the columns of", st);
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (auto& n : names)
-    descs.emplace_back(n, options_->column);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  st = rocksdb::DB::OpenForReadOnly(options_->db, src.dir, descs, &handles, &raw);
-  if (!st.ok())
-    fail("open", st);
-  std::unique_ptr<rocksdb::DB> db(raw);
+  auto db =
+    open_every_column(options_->db, options_->column, src.dir, src.origin, true, names, handles);
   auto release = [&] {
     for (auto* h : handles)
       db->DestroyColumnFamilyHandle(h);
@@ -341,14 +340,15 @@ void rocksdb_backend_core::copy_key_groups(const native_restore_source& src) {
       for (iter->Seek(lo); iter->Valid(); iter->Next()) {
         batch.Put(target, iter->key(), iter->value());
         if (batch.GetDataSize() >= (size_t{4} << 20)) {
-          st = db_->Write(options_->write, &batch);
+          auto st = db_->Write(options_->write, &batch);
           check(st.ok(), st.ToString(), "write");
           batch.Clear();
         }
       }
       if (!iter->status().ok())
-        fail("read", iter->status());
-      st = db_->Write(options_->write, &batch);
+        throw state_error("restore: " + src.origin + ": cannot read RocksDB in " + src.dir + ": " +
+                          iter->status().ToString());
+      auto st = db_->Write(options_->write, &batch);
       check(st.ok(), st.ToString(), "write");
     }
   } catch (...) {

@@ -93,20 +93,6 @@ void check_key(keyed_state_backend<int64_t>& b, operator_states& s, int64_t k) {
   CHECK_FALSE(s.sum.get().has_value());
 }
 
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const state_error& e) {
-    return e.what();
-  }
-  return "<no state_error>";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
 std::vector<std::string_view> views(const std::vector<std::string>& v) {
   return {v.begin(), v.end()};
 }

@@ -52,4 +52,20 @@ struct window_ns {
   SLUICE_SERIALIZABLE(start, end)
 };
 
+/// The message of the state_error `fn` throws ("<no state_error>" if none).
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const state_error& e) {
+    return e.what();
+  }
+  return "<no state_error>";
+}
+
+/// Whether `s` contains `part`.
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 } // namespace sluice::state::testing

@@ -45,8 +45,8 @@ struct recorded {
 TEST_SUITE("remote.ingress.replies") {
 
 TEST_CASE("a reply completes its request once; a second or unknown one is dropped") {
+  recorded got; // outlives the registry, which completes what waits on destruction
   reply_registry r(10);
-  recorded got;
   auto id = r.add(10s, got.record());
   REQUIRE(id);
   CHECK(r.waiting() == 1);
@@ -60,8 +60,8 @@ TEST_CASE("a reply completes its request once; a second or unknown one is droppe
 }
 
 TEST_CASE("a request without a reply times out, and its late reply is dropped") {
+  recorded got; // outlives the registry, which completes what waits on destruction
   reply_registry r(10);
-  recorded got;
   auto slow = r.add(30ms, got.record());
   auto answered = r.add(10s, got.record());
   REQUIRE(slow);
@@ -74,8 +74,8 @@ TEST_CASE("a request without a reply times out, and its late reply is dropped") 
 }
 
 TEST_CASE("ids are unique and the registry refuses beyond its capacity") {
+  recorded got; // outlives the registry, which completes what waits on destruction
   reply_registry r(2);
-  recorded got;
   auto a = r.add(10s, got.record());
   auto b = r.add(10s, got.record());
   REQUIRE(a);
@@ -88,8 +88,8 @@ TEST_CASE("ids are unique and the registry refuses beyond its capacity") {
 }
 
 TEST_CASE("shut_down ends waiting requests and refuses new ones") {
+  recorded got; // outlives the registry, which completes what waits on destruction
   reply_registry r(10);
-  recorded got;
   REQUIRE(r.add(10s, got.record()));
   r.shut_down();
   REQUIRE(got.size() == 1);
