@@ -6,6 +6,7 @@
 #include "child_process.hpp"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -112,12 +113,47 @@ struct job_manager_fixture {
     address = "127.0.0.1:" + std::to_string(sluice::test::number_after(*line, "127.0.0.1:"));
   }
   ~job_manager_fixture() {
-    CHECK(jm->stop(SIGTERM, 30s) == 0);
+    if (jm->pid() > 0) // a test may have stopped it already
+      CHECK(jm->stop(SIGTERM, 30s) == 0);
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
   std::string m() const { return "-m " + address + " "; }
 };
+
+/// The body of `GET path` from the REST API at `address` (host:port); empty
+/// unless the answer is 200.
+std::string http_get(const std::string& address, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return {};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + address +
+                          "\r\nConnection: close\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0)
+        reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  auto body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos)
+    return {};
+  return reply.substr(body + 4);
+}
+
+/// How many threads process `pid` runs.
+size_t thread_count(pid_t pid) {
+  auto tasks = fs::path("/proc") / std::to_string(pid) / "task";
+  return static_cast<size_t>(std::distance(fs::directory_iterator(tasks), fs::directory_iterator()));
+}
 
 /// Waits until `sluice list -a` shows `text`.
 bool list_shows(const job_manager_fixture& f, const std::string& text,
@@ -125,6 +161,36 @@ bool list_shows(const job_manager_fixture& f, const std::string& text,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (sluice_cli("list -a " + f.m()).output.find(text) != std::string::npos)
+      return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+/// Waits until every task of job `id` is RUNNING: the job turns RUNNING
+/// before its tasks do, and a savepoint needs them all running.
+bool tasks_running(const job_manager_fixture& f, const std::string& id,
+                   std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto overview = nlohmann::json::parse(http_get(f.address, "/jobs/overview"), nullptr, false);
+    if (overview.is_object())
+      for (const auto& j : overview["jobs"])
+        if (j.value("jid", "") == id && j["tasks"].value("total", 0) > 0 &&
+            j["tasks"].value("running", 0) == j["tasks"].value("total", 0))
+          return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+/// Waits until the JobManager holds no job's mini-cluster: each job brings
+/// its own TaskManagers, and GET /overview counts those still alive.
+bool no_task_managers(const job_manager_fixture& f, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto overview = nlohmann::json::parse(http_get(f.address, "/overview"), nullptr, false);
+    if (overview.is_object() && overview.value("taskmanagers", -1) == 0)
       return true;
     std::this_thread::yield();
   }
@@ -173,6 +239,7 @@ TEST_CASE("a long-running job is listed, savepointed, stopped with a savepoint, 
   REQUIRE_MESSAGE(run.exit_code == 0, run.output);
   auto id = submitted_id(run.output);
   REQUIRE(list_shows(f, id + " : endless counts (RUNNING)", 30s));
+  REQUIRE(tasks_running(f, id, 30s));
   auto running = sluice_cli("list -r " + f.m());
   CHECK(running.output.find("Running/Restarting Jobs") != std::string::npos);
   CHECK(running.output.find(id) != std::string::npos);
@@ -201,6 +268,48 @@ TEST_CASE("a long-running job is listed, savepointed, stopped with a savepoint, 
   CHECK(cancel.output.find("Cancelled job " + id2 + ".") != std::string::npos);
   CHECK(sluice_cli("list -a " + f.m()).output.find(id2 + " : endless counts (CANCELED)") !=
         std::string::npos);
+}
+
+TEST_CASE("the jobmanager releases every ended job's mini-cluster and stops promptly") {
+  job_manager_fixture f;
+  auto input = std::string(EXAMPLE_DATA) + "/words.txt";
+  auto word_count = [&](int i) {
+    auto r = sluice_cli("run " + f.m() + WORDCOUNT_JOB + " --input " + input + " --output " +
+                        (f.dir / ("counts" + std::to_string(i))).string());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  };
+  word_count(0);
+  REQUIRE(no_task_managers(f, 30s));
+  auto threads = thread_count(f.jm->pid());
+  for (int i = 1; i <= 3; ++i)
+    word_count(i);
+  // Endless jobs, one stopped with a savepoint (taken on a REST operation
+  // thread) and one cancelled: their clusters go too.
+  auto endless = [&](const std::string& out) {
+    auto r = sluice_cli("run -d " + f.m() + TEST_JOBS + " --output " + (f.dir / out).string());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    auto id = submitted_id(r.output);
+    REQUIRE(tasks_running(f, id, 30s));
+    return id;
+  };
+  auto stopped = endless("a");
+  auto stop = sluice_cli("stop -p " + (f.dir / "sp").string() + " " + f.m() + stopped);
+  REQUIRE_MESSAGE(stop.exit_code == 0, stop.output);
+  auto cancelled = endless("b");
+  auto cancel = sluice_cli("cancel " + f.m() + cancelled);
+  REQUIRE_MESSAGE(cancel.exit_code == 0, cancel.output);
+
+  CHECK(no_task_managers(f, 30s));
+  CHECK(thread_count(f.jm->pid()) <= threads);
+  // The history stays.
+  auto list = sluice_cli("list -a " + f.m());
+  CHECK(list.output.find(stopped + " : endless counts (FINISHED)") != std::string::npos);
+  CHECK(list.output.find(cancelled + " : endless counts (CANCELED)") != std::string::npos);
+  CHECK(http_get(f.address, "/jobs/" + stopped).find("\"FINISHED\"") != std::string::npos);
+
+  auto before = std::chrono::steady_clock::now();
+  CHECK(f.jm->stop(SIGTERM, 30s) == 0);
+  CHECK(std::chrono::steady_clock::now() - before < 5s);
 }
 
 TEST_CASE("bad job ids, libraries and addresses fail with a clear message and a non-zero exit") {

@@ -181,12 +181,7 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
     if (sig == SIGINT || sig == SIGTERM) {
       std::cout << "sluice: stopping the jobmanager\n" << std::flush;
       (*jm)->stop();
-      // Known issue: tearing down a job's mini-cluster inside the JobManager
-      // can hang in CAF's wait for its threads, so the process ends here,
-      // after every job has ended and every file is closed.
-      std::cout << std::flush;
-      std::cerr << std::flush;
-      std::_Exit(0);
+      return 0;
     }
   }
 }

@@ -106,7 +106,8 @@ job_manager::job_manager(job_manager_settings settings, runtime::configuration j
     , job_config_(std::move(job_config))
     , warnings_(std::move(warnings))
     , jars_(settings_.upload_dir)
-    , executor_(std::make_shared<actors::local_executor>()) {}
+    , executor_(std::make_shared<actors::local_executor>())
+    , reaper_([this] { reap(); }) {}
 
 job_manager::~job_manager() {
   stop();
@@ -136,15 +137,58 @@ caf::expected<std::string> job_manager::run(const std::string& jar_id,
   return id;
 }
 
+size_t job_manager::held_jobs() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return jobs_.size();
+}
+
+void job_manager::reap() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  while (!stopping_) {
+    // Polled: a job's end is signalled on its own board, and a 100 ms delay
+    // in giving back an ended job's threads costs nothing.
+    reap_cv_.wait_for(lock, std::chrono::milliseconds(100));
+    std::vector<std::shared_ptr<runtime::job_client>> ended;
+    for (auto i = jobs_.begin(); i != jobs_.end();) {
+      if (runtime::is_globally_terminal(i->second->status())) {
+        ended.push_back(std::move(i->second));
+        i = jobs_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    // Tearing a mini-cluster down joins its threads: not under the lock
+    // the REST handlers take. A REST operation may still hold a client for
+    // a moment; then the last reference goes on that (non-CAF) thread.
+    lock.unlock();
+    ended.clear();
+    lock.lock();
+  }
+}
+
 void job_manager::stop() {
+  // The REST threads go first: no request can start a job or hold a client
+  // once they are joined.
   if (rest_)
     rest_->stop();
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (auto& [id, client] : jobs_)
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  reap_cv_.notify_all();
+  if (reaper_.joinable())
+    reaper_.join();
+  std::map<std::string, std::shared_ptr<runtime::job_client>> jobs;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    jobs.swap(jobs_);
+  }
+  for (auto& [id, client] : jobs)
     if (!runtime::is_globally_terminal(client->status()))
       client->cancel();
-  for (auto& [id, client] : jobs_)
+  for (auto& [id, client] : jobs)
     (void) client->wait_for(std::chrono::seconds(10));
+  jobs.clear();
   if (made_upload_dir_) {
     std::error_code ec;
     fs::remove_all(settings_.upload_dir, ec);

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 /// The JobManager of a session cluster on one machine (`sluice
@@ -63,15 +65,23 @@ public:
   /// The uploaded libraries.
   [[nodiscard]] jar_store& jars() noexcept { return jars_; }
 
-  /// Stops serving, cancels running jobs and waits (up to 10 s each) for
-  /// them to end (idempotent). Their mini-clusters are kept, not torn down:
-  /// see docs/architecture.md, "Session cluster on one machine" (known issue).
+  /// How many jobs' mini-clusters the JobManager holds: the jobs that have
+  /// not reached a globally terminal state yet, plus ended ones the reaper
+  /// has not released yet (at most ~100 ms after they end).
+  [[nodiscard]] size_t held_jobs() const;
+
+  /// Stops serving, cancels running jobs, waits (up to 10 s each) for them
+  /// to end and releases every mini-cluster (idempotent).
   void stop();
 
 private:
   job_manager(job_manager_settings settings, runtime::configuration job_config,
               std::vector<std::string> warnings);
   void add_routes(rest::router& r);
+  /// The reaper thread: releases the clients (and so the mini-clusters) of
+  /// ended jobs, on a thread that is neither a CAF worker of the cluster it
+  /// tears down nor a REST thread.
+  void reap();
 
   job_manager_settings settings_;
   runtime::configuration job_config_;
@@ -79,9 +89,13 @@ private:
   bool made_upload_dir_ = false;
   jar_store jars_;
   std::shared_ptr<runtime::job_executor> executor_;
-  std::mutex mtx_;
+  mutable std::mutex mtx_;
+  std::condition_variable reap_cv_;
+  bool stopping_ = false;
+  /// The jobs still held, by id (guarded by mtx_).
   std::map<std::string, std::shared_ptr<runtime::job_client>> jobs_;
   std::unique_ptr<rest::rest_server> rest_;
+  std::thread reaper_;
 };
 
 } // namespace sluice::remote::cluster
