@@ -247,7 +247,9 @@ TEST_CASE("a long-running job is listed, savepointed, stopped with a savepoint, 
   auto sp = sluice_cli("savepoint " + f.m() + id + " " + (f.dir / "sp").string());
   REQUIRE_MESSAGE(sp.exit_code == 0, sp.output);
   CHECK(sp.output.find("Triggering savepoint for job " + id + ".") != std::string::npos);
-  CHECK(sp.output.find("Savepoint completed. Path: ") != std::string::npos);
+  std::smatch taken;
+  REQUIRE(std::regex_search(sp.output, taken, std::regex("Savepoint completed. Path: (\\S+)")));
+  auto first_savepoint = taken[1].str();
 
   auto stop = sluice_cli("stop -p " + (f.dir / "stop").string() + " " + f.m() + id);
   REQUIRE_MESSAGE(stop.exit_code == 0, stop.output);
@@ -268,6 +270,101 @@ TEST_CASE("a long-running job is listed, savepointed, stopped with a savepoint, 
   CHECK(cancel.output.find("Cancelled job " + id2 + ".") != std::string::npos);
   CHECK(sluice_cli("list -a " + f.m()).output.find(id2 + " : endless counts (CANCELED)") !=
         std::string::npos);
+
+  // The first savepoint is no longer needed: dispose of it (no JobManager
+  // involved; the path is the one `savepoint` printed).
+  auto dispose = sluice_cli("savepoint -d " + first_savepoint);
+  CHECK_MESSAGE(dispose.exit_code == 0, dispose.output);
+  CHECK(dispose.output.find("Disposing savepoint '" + first_savepoint + "'.") != std::string::npos);
+  CHECK(dispose.output.find("Savepoint '" + first_savepoint + "' disposed.") != std::string::npos);
+  CHECK_FALSE(fs::exists(first_savepoint));
+  CHECK(fs::exists(savepoint)); // the stop's savepoint stays
+  // A retained checkpoint (here: the stop's savepoint, marked a checkpoint)
+  // is not disposed of as a savepoint.
+  auto checkpoint = f.dir / "chk-7";
+  fs::copy(savepoint, checkpoint, fs::copy_options::recursive);
+  std::string metadata;
+  {
+    std::ifstream in(checkpoint / "_metadata");
+    metadata.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto flag = metadata.find("\"savepoint\": true");
+  REQUIRE(flag != std::string::npos);
+  metadata.replace(flag, 17, "\"savepoint\": false");
+  std::ofstream(checkpoint / "_metadata", std::ios::trunc) << metadata;
+  auto not_savepoint = sluice_cli("savepoint -d " + checkpoint.string());
+  CHECK(not_savepoint.exit_code != 0);
+  CHECK_MESSAGE(not_savepoint.output.find("is a checkpoint, not a savepoint") != std::string::npos,
+                not_savepoint.output);
+  CHECK(fs::exists(checkpoint / "_metadata"));
+  auto again = sluice_cli("savepoint -d " + first_savepoint);
+  CHECK(again.exit_code != 0);
+  CHECK_MESSAGE(again.output.find("could not dispose savepoint '" + first_savepoint + "'") !=
+                  std::string::npos,
+                again.output);
+  // Flink prints locations as file: URIs; those are taken too.
+  auto uri = sluice_cli("savepoint -d file:" + savepoint);
+  CHECK_MESSAGE(uri.exit_code == 0, uri.output);
+  CHECK_FALSE(fs::exists(savepoint));
+}
+
+TEST_CASE("sluice savepoint -d refuses a directory that is not a savepoint and leaves it alone") {
+  char pattern[] = "/tmp/sluice-dispose-test-XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  fs::path dir = pattern;
+  std::ofstream(dir / "keep.txt") << "precious\n";
+  auto r = sluice_cli("savepoint -d " + dir.string());
+  CHECK(r.exit_code != 0);
+  CHECK_MESSAGE(r.output.find("could not dispose savepoint '" + dir.string() +
+                              "': " + (dir / "_metadata").string()) != std::string::npos,
+                r.output);
+  CHECK(r.output.find("disposed.") == std::string::npos);
+  CHECK(fs::exists(dir / "keep.txt"));
+
+  auto both = sluice_cli("savepoint -d " + dir.string() + " 0123456789abcdef0123456789abcdef");
+  CHECK(both.exit_code == 2);
+  auto neither = sluice_cli("savepoint");
+  CHECK(neither.exit_code == 2);
+  CHECK(neither.output.find("savepoint needs a job id") != std::string::npos);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+TEST_CASE("sluice info prints a job library's execution plan without a JobManager") {
+  auto info = sluice_cli(std::string("info -p 3 ") + WORDCOUNT_JOB + " --input " + EXAMPLE_DATA +
+                         "/words.txt --output /nonexistent/out");
+  REQUIRE_MESSAGE(info.exit_code == 0, info.output);
+  auto begin = info.output.find("----------------------- Execution Plan -----------------------\n");
+  REQUIRE(begin != std::string::npos);
+  auto json_begin = info.output.find('{', begin);
+  auto json_end = info.output.find("\n------", json_begin);
+  REQUIRE(json_end != std::string::npos);
+  auto plan = nlohmann::json::parse(info.output.substr(json_begin, json_end - json_begin), nullptr,
+                                    false);
+  REQUIRE(plan.is_object());
+  CHECK(plan["name"] == "Streaming WordCount");
+  REQUIRE(plan["nodes"].size() == 2);
+  for (const auto& n : plan["nodes"])
+    CHECK(n["parallelism"] == 3);
+  CHECK(plan["nodes"][1]["inputs"][0]["ship_strategy"] == "HASH");
+  CHECK_FALSE(fs::exists("/nonexistent/out")); // built, not run
+
+  auto missing = sluice_cli("info /nonexistent/job.so");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output.find("cannot read job library '/nonexistent/job.so'") != std::string::npos);
+  auto no_entry = sluice_cli(std::string("info -c no_such_entry ") + TEST_JOBS);
+  CHECK(no_entry.exit_code == 1);
+  CHECK(no_entry.output.find("has no entry symbol 'no_such_entry'") != std::string::npos);
+  auto bad_args = sluice_cli(std::string("info ") + TEST_JOBS + " --nope");
+  CHECK(bad_args.exit_code == 1);
+  CHECK(bad_args.output.find("returned 2: usage: --output DIR") != std::string::npos);
+  auto throws = sluice_cli(std::string("info -c throwing_job_main ") + TEST_JOBS);
+  CHECK(throws.exit_code == 1);
+  CHECK(throws.output.find("failed while building its pipeline: no pipeline today") !=
+        std::string::npos);
+  CHECK(throws.output.find("Execution Plan") == std::string::npos);
+  auto none = sluice_cli("info");
+  CHECK(none.exit_code == 2);
 }
 
 TEST_CASE("the jobmanager releases every ended job's mini-cluster and stops promptly") {

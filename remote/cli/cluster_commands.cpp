@@ -1,15 +1,19 @@
 #include "cluster_commands.hpp"
 
+#include "sluice/remote/cluster/job_library.hpp"
 #include "sluice/remote/cluster/job_manager.hpp"
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/cluster/rest_client.hpp"
 #include "sluice/remote/errors.hpp"
+#include "sluice/runtime/checkpoint_storage.hpp"
+#include "sluice/runtime/job_graph.hpp"
+#include "sluice/runtime/settings.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -184,6 +188,58 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
       return 0;
     }
   }
+}
+
+namespace {
+
+/// A path as Flink prints savepoint locations (`file:` URIs) or a plain path.
+std::string local_path(const std::string& p) {
+  if (p.rfind("file://", 0) == 0)
+    return p.substr(7);
+  if (p.rfind("file:", 0) == 0)
+    return p.substr(5);
+  return p;
+}
+
+} // namespace
+
+int print_job_info(const info_options& options) {
+  runtime::configuration config;
+  try {
+    for (const auto& w : runtime::apply_settings(config, options.settings))
+      std::cerr << "sluice: warning: " << w << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "sluice: " << e.what() << "\n";
+    return 2;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(options.library, ec))
+    return fail("cannot read job library '" + options.library + "'");
+  remote::cluster::job_run_request request;
+  request.entry = options.entry;
+  request.args = options.args;
+  request.parallelism = options.parallelism;
+  auto name = options.library.substr(options.library.rfind('/') + 1);
+  auto job = remote::cluster::build_job_library(options.library, name, request, config);
+  if (!job)
+    return fail(remote::describe(job.error()));
+  std::cout << "----------------------- Execution Plan -----------------------\n"
+            << job->graph->plan_json() << "\n"
+            << "--------------------------------------------------------------\n";
+  return 0;
+}
+
+int dispose_savepoint(const std::string& path) {
+  auto dir = local_path(path);
+  std::cout << "Disposing savepoint '" << path << "'.\n" << std::flush;
+  try {
+    // Reads the _metadata first: a directory that is no savepoint is left alone.
+    runtime::dispose_savepoint(dir);
+  } catch (const std::exception& e) {
+    return fail("could not dispose savepoint '" + path + "': " + e.what());
+  }
+  std::cout << "Savepoint '" << path << "' disposed.\n";
+  return 0;
 }
 
 int run_job(const run_options& options) {

@@ -27,6 +27,26 @@ struct run_options {
   std::vector<std::string> args;
 };
 
+/// Options of `sluice info`.
+struct info_options {
+  int32_t parallelism = 0; ///< -p; 0 = parallelism.default
+  std::string entry;       ///< -c
+  std::string library;     ///< job.so
+  std::vector<std::string> args;
+  /// The settings the job is built with (conf/sluice-conf.yaml).
+  std::map<std::string, std::string> settings;
+};
+
+/// `sluice info`: loads the library in this process, builds its pipeline
+/// and prints the execution plan JSON, framed as `flink info` frames it.
+/// 0 = printed; 1 = the library is missing or its entry failed; 2 = bad
+/// settings.
+int print_job_info(const info_options& options);
+
+/// `sluice savepoint -d <path>`: deletes a savepoint directory here after
+/// checking it is one (its `_metadata` says savepoint). 0 = disposed.
+int dispose_savepoint(const std::string& path);
+
 /// `sluice run`: uploads the library, runs it, and (unless detached) waits
 /// for the job to end. 0 = submitted (detached) or FINISHED.
 int run_job(const run_options& options);

@@ -1,8 +1,9 @@
 // The `sluice` command line: `sluice functions run module.yaml`, which runs
 // a stateful-functions application from a StateFun module file alone (remote
 // functions, HTTP ingress, egresses) until SIGINT or SIGTERM; `sluice
-// jobmanager`, a session cluster's daemon; and the client commands run,
-// list, cancel, stop and savepoint against its REST API.
+// jobmanager`, a session cluster's daemon; the client commands run, list,
+// cancel, stop and savepoint against its REST API; and the local commands
+// info (a job library's execution plan) and savepoint -d (dispose).
 
 #include "cluster_commands.hpp"
 
@@ -168,6 +169,15 @@ int main(int argc, char** argv) {
   // Everything from the library on is the job's: its own --flags included.
   run_cmd->prefix_command();
 
+  auto* info_cmd = cli.add_subcommand(
+    "info", "print the execution plan of a job library, built here: sluice info [options] "
+            "job.so [args...]");
+  sluice::cli::info_options info_opts;
+  info_cmd->add_option("-p,--parallelism", info_opts.parallelism, "the job's default parallelism")
+    ->check(CLI::Range(1, 32768));
+  info_cmd->add_option("-c,--entry", info_opts.entry, "the entry symbol (sluice_job_main)");
+  info_cmd->prefix_command();
+
   auto* list_cmd = cli.add_subcommand("list", "list the JobManager's jobs");
   add_address(list_cmd);
   bool list_all = false, list_running = false, list_scheduled = false;
@@ -189,9 +199,14 @@ int main(int argc, char** argv) {
   stop_cmd->add_option("-p,--savepointPath", target_dir, "the savepoint's directory");
   stop_cmd->add_option("jobid", job_id, "the job's id")->required();
 
-  auto* savepoint_cmd = cli.add_subcommand("savepoint", "take a savepoint of a running job");
+  auto* savepoint_cmd = cli.add_subcommand(
+    "savepoint", "take a savepoint of a running job (sluice savepoint <jobid> [dir]), or dispose "
+                 "of one (sluice savepoint -d <path>)");
   add_address(savepoint_cmd);
-  savepoint_cmd->add_option("jobid", job_id, "the job's id")->required();
+  std::string dispose_path;
+  savepoint_cmd->add_option("-d,--dispose", dispose_path,
+                            "delete this savepoint (checked to be one first)");
+  savepoint_cmd->add_option("jobid", job_id, "the job's id");
   savepoint_cmd->add_option("directory", target_dir, "the savepoint's directory");
 
   try {
@@ -235,6 +250,16 @@ int main(int argc, char** argv) {
     run_opts.args.assign(rest.begin() + 1, rest.end());
     return sluice::cli::run_job(run_opts);
   }
+  if (info_cmd->parsed()) {
+    auto rest = info_cmd->remaining();
+    if (rest.empty()) {
+      std::cerr << "sluice: info needs a job library: sluice info [options] job.so [args...]\n";
+      return 2;
+    }
+    info_opts.library = rest.front();
+    info_opts.args.assign(rest.begin() + 1, rest.end());
+    return sluice::cli::print_job_info(info_opts);
+  }
   if (list_cmd->parsed())
     return sluice::cli::list_jobs(job_manager, list_all         ? "all"
                                                : list_running   ? "running"
@@ -244,7 +269,19 @@ int main(int argc, char** argv) {
     return sluice::cli::cancel_job(job_manager, job_id);
   if (stop_cmd->parsed())
     return sluice::cli::stop_job(job_manager, job_id, drain, target_dir);
-  if (savepoint_cmd->parsed())
+  if (savepoint_cmd->parsed()) {
+    if (!dispose_path.empty()) {
+      if (!job_id.empty()) {
+        std::cerr << "sluice: savepoint -d takes a savepoint path and no job id\n";
+        return 2;
+      }
+      return sluice::cli::dispose_savepoint(dispose_path);
+    }
+    if (job_id.empty()) {
+      std::cerr << "sluice: savepoint needs a job id: sluice savepoint <jobid> [directory]\n";
+      return 2;
+    }
     return sluice::cli::savepoint_job(job_manager, job_id, target_dir);
+  }
   return 0;
 }

@@ -103,10 +103,10 @@ bool jar_store::remove(const std::string& id) {
   return false;
 }
 
-caf::expected<std::shared_ptr<runtime::job_client>>
-run_job_library(const std::string& path, const std::string& display_name,
-                const job_run_request& request, const runtime::configuration& cluster_config,
-                std::shared_ptr<runtime::job_executor> executor) {
+caf::expected<built_job> build_job_library(const std::string& path,
+                                          const std::string& display_name,
+                                          const job_run_request& request,
+                                          const runtime::configuration& cluster_config) {
   auto failed = [&](const std::string& what) {
     return make_error(remote_errc::invalid_request, "job library '" + display_name + "': " + what);
   };
@@ -164,10 +164,24 @@ run_job_library(const std::string& path, const std::string& display_name,
     return failed("entry '" + entry_name + "' returned " + std::to_string(rc) +
                   (ctx.failure().empty() ? std::string() : ": " + ctx.failure()));
   try {
-    auto graph = env.job(ctx.job_name());
-    return executor->submit(graph, env.config());
+    return built_job{env.job(ctx.job_name()), env.config()};
   } catch (const std::exception& e) {
     return failed(std::string("its pipeline cannot run: ") + e.what());
+  }
+}
+
+caf::expected<std::shared_ptr<runtime::job_client>>
+run_job_library(const std::string& path, const std::string& display_name,
+                const job_run_request& request, const runtime::configuration& cluster_config,
+                std::shared_ptr<runtime::job_executor> executor) {
+  auto job = build_job_library(path, display_name, request, cluster_config);
+  if (!job)
+    return job.error();
+  try {
+    return executor->submit(job->graph, job->config);
+  } catch (const std::exception& e) {
+    return make_error(remote_errc::invalid_request, "job library '" + display_name +
+                                                      "': its pipeline cannot run: " + e.what());
   }
 }
 

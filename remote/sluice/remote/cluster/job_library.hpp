@@ -72,14 +72,31 @@ struct job_run_request {
   bool allow_non_restored_state = false;
 };
 
+/// A job library's pipeline, built and not yet submitted.
+struct built_job {
+  /// The job graph the entry built, named as the entry named it.
+  std::shared_ptr<const runtime::job_graph> graph;
+  /// The configuration to run it with (the cluster's plus the request's).
+  runtime::configuration config;
+};
+
+/// Loads the library at `path` (dlopen; it stays loaded for the life of
+/// the process, as jobs execute its code) and calls its entry with
+/// `request.args` on an environment configured by `cluster_config` and the
+/// request; returns the job it built (what `sluice info` prints). Errors
+/// (`invalid_request`), each naming the library: it cannot be loaded (the
+/// loader's message), it has no such entry symbol, the entry threw or
+/// returned non-zero (with its `fail` message), the entry called execute()
+/// itself, or the pipeline is invalid (no sink...).
+[[nodiscard]] caf::expected<built_job>
+build_job_library(const std::string& path, const std::string& display_name,
+                  const job_run_request& request, const runtime::configuration& cluster_config);
+
 /// Loads the library at `path` (dlopen; it stays loaded for the life of
 /// the process, as running jobs execute its code), calls its entry with
 /// `request.args` on an environment configured by `cluster_config` and the
 /// request, and submits the pipeline to `executor`. Returns the job's
-/// client. Errors (`invalid_request`), each naming the library: it cannot
-/// be loaded (the loader's message), it has no such entry symbol, the entry
-/// threw or returned non-zero (with its `fail` message), the entry called
-/// execute() itself, or the pipeline is invalid (no sink...).
+/// client. Errors as `build_job_library`.
 [[nodiscard]] caf::expected<std::shared_ptr<runtime::job_client>>
 run_job_library(const std::string& path, const std::string& display_name,
                 const job_run_request& request, const runtime::configuration& cluster_config,
