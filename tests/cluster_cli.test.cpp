@@ -33,9 +33,10 @@ struct cli_result {
   std::string output;
 };
 
-/// Runs `sluice <args>` to its end.
-cli_result sluice_cli(const std::string& args) {
-  std::string command = std::string(SLUICE_BINARY) + " " + args + " 2>&1";
+/// Runs `sluice <args>` to its end; `env` (e.g. "SLUICE_CONF_DIR=/x ")
+/// prefixes the shell command.
+cli_result sluice_cli(const std::string& args, const std::string& env = "") {
+  std::string command = env + std::string(SLUICE_BINARY) + " " + args + " 2>&1";
   cli_result r;
   FILE* p = popen(command.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -100,17 +101,35 @@ struct job_manager_fixture {
   fs::path dir;
   std::unique_ptr<child_process> jm;
   std::string address;
+  /// The lines the jobmanager printed before serving (stderr included when
+  /// started with `shell_command`).
+  std::vector<std::string> startup;
 
-  job_manager_fixture() {
+  job_manager_fixture() : job_manager_fixture("") {}
+
+  /// With `shell_command` ("" = the default arguments): the jobmanager
+  /// started by `sh -c "<shell_command> 2>&1"` instead, e.g. with
+  /// SLUICE_CONF_DIR set.
+  explicit job_manager_fixture(const std::string& shell_command) {
     char pattern[] = "/tmp/sluice-cli-test-XXXXXX";
     REQUIRE(mkdtemp(pattern) != nullptr);
     dir = pattern;
-    jm = std::make_unique<child_process>(std::vector<std::string>{
-      SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D",
-      "web.upload.dir=" + (dir / "uploads").string(), "-D", "parallelism.default=2"});
-    auto line = jm->wait_for_line("REST API on http://127.0.0.1:", 30s);
-    REQUIRE_MESSAGE(line, "the jobmanager did not start");
-    address = "127.0.0.1:" + std::to_string(sluice::test::number_after(*line, "127.0.0.1:"));
+    if (shell_command.empty())
+      jm = std::make_unique<child_process>(std::vector<std::string>{
+        SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D",
+        "web.upload.dir=" + (dir / "uploads").string(), "-D", "parallelism.default=2"});
+    else
+      jm = std::make_unique<child_process>(
+        std::vector<std::string>{"/bin/sh", "-c", shell_command + " 2>&1"});
+    for (;;) {
+      auto line = jm->wait_for_line("sluice: ", 30s);
+      REQUIRE_MESSAGE(line, "the jobmanager did not start");
+      startup.push_back(*line);
+      if (line->find("REST API on http://127.0.0.1:") != std::string::npos) {
+        address = "127.0.0.1:" + std::to_string(sluice::test::number_after(*line, "127.0.0.1:"));
+        break;
+      }
+    }
   }
   ~job_manager_fixture() {
     if (jm->pid() > 0) // a test may have stopped it already
@@ -475,6 +494,85 @@ TEST_CASE("the jobmanager refuses an invalid setting, naming it") {
   auto port = sluice_cli("jobmanager -D rest.port=http");
   CHECK(port.exit_code == 2);
   CHECK_MESSAGE(port.output.find("rest.port") != std::string::npos, port.output);
+  for (auto kv : {"state.savepoints.dir=s3://bucket/savepoints", "taskmanager.numberOfTaskSlots=0",
+                  "jobmanager.rpc.port=70000", "rest.address=example.org",
+                  "heartbeat.interval=soon", "heartbeat.timeout=1s"}) {
+    auto r = sluice_cli(std::string("jobmanager --rest-port 0 -D ") + kv);
+    CHECK(r.exit_code == 2);
+    auto key = std::string(kv).substr(0, std::string(kv).find('='));
+    CHECK_MESSAGE(r.output.find(key) != std::string::npos, r.output);
+  }
+  auto no_conf = sluice_cli("jobmanager --rest-port 0", "SLUICE_CONF_DIR=/nonexistent/conf ");
+  CHECK(no_conf.exit_code == 2);
+  CHECK_MESSAGE(no_conf.output.find("SLUICE_CONF_DIR=/nonexistent/conf: no sluice-conf.yaml "
+                                    "there") != std::string::npos,
+                no_conf.output);
+}
+
+TEST_CASE("the documented conf/sluice-conf.yaml is accepted as it is, without a warning") {
+  job_manager_fixture f(std::string("exec ") + SLUICE_BINARY + " jobmanager --config " +
+                        REPO_CONF + " --rest-port 0");
+  for (const auto& line : f.startup)
+    CHECK_MESSAGE(line.find("warning") == std::string::npos, line);
+  CHECK(f.startup.front() ==
+        "sluice: configuration from " + std::string(REPO_CONF) + "/sluice-conf.yaml");
+}
+
+TEST_CASE("sluice-conf.yaml from SLUICE_CONF_DIR configures the jobmanager; -D overrides it; "
+          "state.savepoints.dir is where savepoints go by default") {
+  char pattern[] = "/tmp/sluice-conf-test-XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  fs::path dir = pattern;
+  fs::create_directories(dir / "conf");
+  std::ofstream(dir / "conf" / "sluice-conf.yaml")
+    << "jobmanager.rpc.address: localhost\n"
+    << "jobmanager.rpc.port: 6123\n"
+    << "rest.address: localhost\n"
+    << "rest.port: 0\n"
+    << "web.upload.dir: " << (dir / "uploads").string() << "\n"
+    << "taskmanager.numberOfTaskSlots: 4\n"
+    << "parallelism.default: 2\n"
+    << "heartbeat.interval: 5 s\n"
+    << "heartbeat.timeout: 30 s\n"
+    << "state.backend: hashmap\n"
+    << "state.checkpoints.dir: " << (dir / "checkpoints").string() << "\n"
+    << "state.savepoints.dir: file://" << (dir / "savepoints").string() << "\n";
+  auto env = "SLUICE_CONF_DIR=" + (dir / "conf").string() + " ";
+  {
+    job_manager_fixture f(env + "exec " + SLUICE_BINARY + " jobmanager -D parallelism.default=1");
+    for (const auto& line : f.startup)
+      CHECK_MESSAGE(line.find("warning") == std::string::npos, line);
+    CHECK(f.startup.front() ==
+          "sluice: configuration from " + (dir / "conf" / "sluice-conf.yaml").string());
+
+    auto run = sluice_cli("run -d " + f.m() + TEST_JOBS + " --output " + (dir / "out").string());
+    REQUIRE_MESSAGE(run.exit_code == 0, run.output);
+    auto id = submitted_id(run.output);
+    REQUIRE(tasks_running(f, id, 30s));
+    // parallelism.default=1 from -D, not 2 from the file: two tasks.
+    CHECK(http_get(f.address, "/jobs/overview").find("\"total\":2") != std::string::npos);
+
+    auto savepoints = (dir / "savepoints").string() + "/";
+    auto sp = sluice_cli("savepoint " + f.m() + id);
+    REQUIRE_MESSAGE(sp.exit_code == 0, sp.output);
+    std::smatch m;
+    REQUIRE(std::regex_search(sp.output, m, std::regex("Savepoint completed. Path: (\\S+)")));
+    CHECK_MESSAGE(m[1].str().rfind(savepoints, 0) == 0, sp.output);
+    CHECK(fs::exists(m[1].str() + "/_metadata"));
+    auto stop = sluice_cli("stop " + f.m() + id);
+    REQUIRE_MESSAGE(stop.exit_code == 0, stop.output);
+    REQUIRE(std::regex_search(stop.output, m, std::regex("Savepoint completed. Path: (\\S+)")));
+    CHECK_MESSAGE(m[1].str().rfind(savepoints, 0) == 0, stop.output);
+    CHECK(fs::exists(m[1].str() + "/_metadata"));
+  }
+  // sluice info builds with the same file (parallelism.default: 2), and the
+  // JobManager's own keys in it are no warning.
+  auto info = sluice_cli(std::string("info ") + TEST_JOBS + " --output /nonexistent", env);
+  CHECK_MESSAGE(info.exit_code == 0, info.output);
+  CHECK(info.output.find("\"parallelism\":2") != std::string::npos);
+  CHECK(info.output.find("warning") == std::string::npos);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }

@@ -205,8 +205,11 @@ std::string local_path(const std::string& p) {
 
 int print_job_info(const info_options& options) {
   runtime::configuration config;
+  auto job_settings = options.settings;
+  for (const auto& key : remote::cluster::job_manager_keys())
+    job_settings.erase(key);
   try {
-    for (const auto& w : runtime::apply_settings(config, options.settings))
+    for (const auto& w : runtime::apply_settings(config, job_settings))
       std::cerr << "sluice: warning: " << w << "\n";
   } catch (const std::exception& e) {
     std::cerr << "sluice: " << e.what() << "\n";

@@ -16,6 +16,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -97,6 +99,36 @@ bool load_cli_settings(const std::string& config_file, const std::vector<std::st
 
 } // namespace
 
+/// The settings file a cluster command reads: `--config` (a file, or a
+/// directory holding sluice-conf.yaml), else sluice-conf.yaml in
+/// $SLUICE_CONF_DIR, else none (""). Prints the error and returns false when
+/// the file named that way is missing.
+bool find_conf_file(const std::string& config_option, std::string& file) {
+  namespace fs = std::filesystem;
+  constexpr const char* conf_name = "sluice-conf.yaml";
+  std::error_code ec;
+  if (!config_option.empty()) {
+    file = fs::is_directory(config_option, ec) ? (fs::path(config_option) / conf_name).string()
+                                                : config_option;
+    if (!fs::is_regular_file(file, ec)) {
+      std::cerr << "sluice: --config " << config_option << ": no " << conf_name << " in it\n";
+      return false;
+    }
+    return true;
+  }
+  const char* dir = std::getenv("SLUICE_CONF_DIR");
+  if (dir == nullptr || *dir == '\0') {
+    file.clear();
+    return true;
+  }
+  file = (fs::path(dir) / conf_name).string();
+  if (!fs::is_regular_file(file, ec)) {
+    std::cerr << "sluice: SLUICE_CONF_DIR=" << dir << ": no " << conf_name << " there\n";
+    return false;
+  }
+  return true;
+}
+
 int main(int argc, char** argv) {
   CLI::App cli{"sluice: stream processing and stateful functions"};
   cli.require_subcommand(1);
@@ -139,9 +171,9 @@ int main(int argc, char** argv) {
                   "interrupted");
   std::string jm_config;
   jobmanager->add_option("--config,-c", jm_config,
-                         "settings YAML (rest.port, rest.address, web.upload.dir and the job "
-                         "keys: parallelism.default, execution.checkpointing.*, ...)")
-    ->check(CLI::ExistingFile);
+                         "settings YAML, or a directory holding sluice-conf.yaml (default: "
+                         "$SLUICE_CONF_DIR/sluice-conf.yaml; see conf/sluice-conf.yaml)")
+    ->check(CLI::ExistingPath);
   std::vector<std::string> jm_overrides;
   jobmanager->add_option("-D", jm_overrides, "a setting key=value, over the file's");
   int rest_port = -1;
@@ -233,8 +265,12 @@ int main(int argc, char** argv) {
   }
   if (jobmanager->parsed()) {
     std::map<std::string, std::string> settings;
-    if (!load_cli_settings(jm_config, jm_overrides, settings))
+    std::string conf_file;
+    if (!find_conf_file(jm_config, conf_file) ||
+        !load_cli_settings(conf_file, jm_overrides, settings))
       return 2;
+    if (!conf_file.empty())
+      std::cout << "sluice: configuration from " << conf_file << "\n" << std::flush;
     if (rest_port >= 0)
       settings["rest.port"] = std::to_string(rest_port);
     return sluice::cli::run_job_manager(settings);
@@ -256,6 +292,10 @@ int main(int argc, char** argv) {
       std::cerr << "sluice: info needs a job library: sluice info [options] job.so [args...]\n";
       return 2;
     }
+    // The job is built with the settings a JobManager would give it.
+    std::string conf_file;
+    if (!find_conf_file({}, conf_file) || !load_cli_settings(conf_file, {}, info_opts.settings))
+      return 2;
     info_opts.library = rest.front();
     info_opts.args.assign(rest.begin() + 1, rest.end());
     return sluice::cli::print_job_info(info_opts);

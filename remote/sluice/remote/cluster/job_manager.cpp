@@ -4,6 +4,7 @@
 #include "sluice/job.hpp"
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/errors.hpp"
+#include "sluice/runtime/restart_strategy.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+
+#include <arpa/inet.h>
 
 namespace sluice::remote::cluster {
 
@@ -30,27 +33,80 @@ job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest)
     rest.erase(i);
     return v;
   };
-  if (auto v = take("rest.bind-address"))
-    s.rest_address = *v;
+  auto path = [](const char* key, const std::string& v) {
+    // Flink writes directories as file: URIs; other schemes are not local.
+    auto p = v;
+    if (p.rfind("file://", 0) == 0)
+      p = p.substr(7);
+    else if (p.rfind("file:", 0) == 0)
+      p = p.substr(5);
+    if (p.empty() || p.find("://") != std::string::npos)
+      throw std::invalid_argument(std::string(key) + ": '" + v +
+                                  "' is not a local directory (a path or a file: URI)");
+    return p;
+  };
+  auto address = [](const char* key, const std::string& v) {
+    if (v.empty() || v.find_first_of(" \t/") != std::string::npos)
+      throw std::invalid_argument(std::string(key) + ": '" + v + "' is not a host name or address");
+    return v;
+  };
+  // The server binds an IP address; localhost is the one name it knows.
+  auto bind_address = [](const char* key, const std::string& v) {
+    if (v == "localhost")
+      return std::string("127.0.0.1");
+    in6_addr ip{};
+    if (inet_pton(AF_INET, v.c_str(), &ip) != 1 && inet_pton(AF_INET6, v.c_str(), &ip) != 1)
+      throw std::invalid_argument(std::string(key) + ": '" + v +
+                                  "' is not an IP address or localhost");
+    return v;
+  };
+  // rest.address is where clients connect; rest.bind-address, when given,
+  // is where the server listens.
   if (auto v = take("rest.address"))
-    s.rest_address = *v;
+    s.rest_address = bind_address("rest.address", *v);
+  if (auto v = take("rest.bind-address"))
+    s.rest_address = bind_address("rest.bind-address", *v);
   if (auto v = take("rest.port"))
     s.rest_port = static_cast<uint16_t>(runtime::parse_setting_int("rest.port", *v, 0, 65535));
   if (auto v = take("rest.server.max-content-length"))
     s.max_content_length = runtime::parse_memory_size("rest.server.max-content-length", *v);
   if (auto v = take("web.upload.dir"))
-    s.upload_dir = *v;
-  // Read by the REST client side or by later issue-6 work; known, not used here.
-  take("jobmanager.rpc.address");
-  take("jobmanager.rpc.port");
+    s.upload_dir = path("web.upload.dir", *v);
+  if (auto v = take("state.savepoints.dir"))
+    s.savepoints_dir = path("state.savepoints.dir", *v);
+  if (auto v = take("jobmanager.rpc.address"))
+    s.rpc_address = address("jobmanager.rpc.address", *v);
+  if (auto v = take("jobmanager.rpc.port"))
+    s.rpc_port =
+      static_cast<uint16_t>(runtime::parse_setting_int("jobmanager.rpc.port", *v, 1, 65535));
+  if (auto v = take("heartbeat.interval"))
+    s.heartbeat_interval = runtime::parse_flink_duration(*v, "heartbeat.interval");
+  if (auto v = take("heartbeat.timeout"))
+    s.heartbeat_timeout = runtime::parse_flink_duration(*v, "heartbeat.timeout");
+  if (s.heartbeat_interval.count() <= 0)
+    throw std::invalid_argument("heartbeat.interval must be positive");
+  if (s.heartbeat_timeout < s.heartbeat_interval)
+    throw std::invalid_argument("heartbeat.timeout (" + std::to_string(s.heartbeat_timeout.count()) +
+                                " ms) must not be shorter than heartbeat.interval (" +
+                                std::to_string(s.heartbeat_interval.count()) + " ms)");
   return s;
 }
+
+const std::vector<std::string> cluster_keys = {
+  "heartbeat.interval",   "heartbeat.timeout",    "jobmanager.rpc.address",
+  "jobmanager.rpc.port",  "rest.address",         "rest.bind-address",
+  "rest.port",            "rest.server.max-content-length",
+  "state.savepoints.dir", "web.upload.dir"};
 
 rest::rest_response jar_error(const caf::error& err) {
   return rest::error_response(400, describe(err));
 }
 
 } // namespace
+
+const std::vector<std::string>& job_manager_keys() {
+  return cluster_keys;
+}
 
 caf::expected<std::unique_ptr<job_manager>>
 job_manager::start(const std::map<std::string, std::string>& settings) {
@@ -87,6 +143,7 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
   rc.bind_address = cluster.rest_address;
   rc.port = cluster.rest_port;
   rc.max_body_bytes = cluster.max_content_length;
+  rc.default_savepoint_directory = cluster.savepoints_dir;
   // Running a library loads it and starts its mini-cluster on an I/O
   // thread; a second thread keeps the API answering meanwhile.
   rc.threads = 2;

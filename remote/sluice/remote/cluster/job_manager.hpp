@@ -6,10 +6,11 @@
 
 #include <caf/expected.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,7 +26,7 @@ namespace sluice::remote::cluster {
 /// The cluster keys the JobManager reads itself (the others go to
 /// runtime::apply_settings for every job it runs).
 struct job_manager_settings {
-  /// rest.address / rest.bind-address (127.0.0.1).
+  /// rest.bind-address, else rest.address (127.0.0.1): where REST listens.
   std::string rest_address = "127.0.0.1";
   /// rest.port (8081; 0 = pick a free one).
   uint16_t rest_port = 8081;
@@ -34,7 +35,24 @@ struct job_manager_settings {
   /// web.upload.dir: where uploaded libraries are kept (empty = a new
   /// directory under the system's temp directory, removed on stop).
   std::string upload_dir;
+  /// state.savepoints.dir (a path or file: URI): where savepoint and stop
+  /// put savepoints when the request names no directory (empty = the job's
+  /// <checkpoint directory>/savepoints).
+  std::string savepoints_dir;
+  /// jobmanager.rpc.address / jobmanager.rpc.port: checked, not used yet
+  /// (TaskManagers are in-process; the cluster transport will listen here).
+  std::string rpc_address = "localhost";
+  uint16_t rpc_port = 6123;
+  /// heartbeat.interval / heartbeat.timeout (Flink's 10 s / 50 s): checked
+  /// (positive, timeout >= interval), not used yet (no TaskManager
+  /// processes to watch).
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::chrono::milliseconds heartbeat_timeout{50000};
 };
+
+/// The keys `job_manager_settings` reads (the JobManager's own; every other
+/// key configures the jobs it runs).
+[[nodiscard]] const std::vector<std::string>& job_manager_keys();
 
 /// A running JobManager. Thread-safe; `stop` (or destruction) stops the REST
 /// server and cancels the jobs still running.

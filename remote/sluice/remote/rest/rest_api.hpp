@@ -23,10 +23,12 @@ namespace sluice::remote::rest {
 class rest_api {
 public:
   /// `extra_routes` (if set) adds routes beyond Flink's job endpoints (the
-  /// JobManager's /jars) before any request is served.
+  /// JobManager's /jars) before any request is served;
+  /// `default_savepoint_directory` is state.savepoints.dir (see rest_config).
   rest_api(std::shared_ptr<const actors::cluster_view> view, size_t operation_threads,
            size_t max_queued_operations,
-           const std::function<void(router&)>& extra_routes = {});
+           const std::function<void(router&)>& extra_routes = {},
+           std::string default_savepoint_directory = {});
   /// Waits for running operations; queued ones fail ("server stopped").
   ~rest_api();
   rest_api(const rest_api&) = delete;
