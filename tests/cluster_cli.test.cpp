@@ -518,7 +518,7 @@ TEST_CASE("the documented conf/sluice-conf.yaml is accepted as it is, without a 
         "sluice: configuration from " + std::string(REPO_CONF) + "/sluice-conf.yaml");
 }
 
-TEST_CASE("sluice-conf.yaml from SLUICE_CONF_DIR configures the jobmanager; -D overrides it; "
+TEST_CASE("sluice-conf.yaml from SLUICE_CONF_DIR configures the jobmanager, -D overrides it, and "
           "state.savepoints.dir is where savepoints go by default") {
   char pattern[] = "/tmp/sluice-conf-test-XXXXXX";
   REQUIRE(mkdtemp(pattern) != nullptr);
