@@ -15,6 +15,8 @@ extern "C" int sluice_job_main(int argc, char** argv, sluice::job_context& ctx) 
     return 2;
   }
   using count = std::pair<std::string, int64_t>;
+  sluice::file_sink_options sink;
+  sink.directory = argv[2];
   auto& env = ctx.env();
   env.from_generator(sluice::stream_environment::unbounded,
                      [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; }, 200)
@@ -22,7 +24,7 @@ extern "C" int sluice_job_main(int argc, char** argv, sluice::job_context& ctx) 
     .key_by([](const count& c) { return c.first; })
     .sum(&count::second)
     .uid("counts")
-    .sink_to_files(sluice::file_sink_options{argv[2]})
+    .sink_to_files(sink)
     .uid("files");
   ctx.set_job_name("endless counts");
   return 0;
