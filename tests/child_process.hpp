@@ -85,6 +85,9 @@ public:
     }
   }
 
+  /// The process id (-1 once it has been waited for).
+  pid_t pid() const noexcept { return pid_; }
+
   /// Sends `sig` and waits for the exit; the exit code (128 + signal when
   /// killed by one), or nothing after `timeout` (then it is killed).
   std::optional<int> stop(int sig, std::chrono::milliseconds timeout) {

@@ -135,7 +135,27 @@ caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
 
 // ---- mini-cluster ------------------------------------------------------------
 
+namespace {
+
+/// Drops, when it goes out of scope, the calling thread's reference to the
+/// logger of the last actor system it used. CAF 0.17 keeps a thread-local
+/// strong reference to the logger of the last system a thread constructed,
+/// spawned on or made a scoped_actor on, and ~actor_system waits until that
+/// logger is destroyed. A mini-cluster used from one thread (the JobManager's
+/// REST threads submit jobs and take savepoints) and destroyed on another
+/// would wait forever while the first thread lives. Every non-actor thread
+/// that touches a mini-cluster's system holds one of these.
+struct release_thread_logger {
+  release_thread_logger() = default;
+  release_thread_logger(const release_thread_logger&) = delete;
+  release_thread_logger& operator=(const release_thread_logger&) = delete;
+  ~release_thread_logger() { caf::logger::set_current_actor_system(nullptr); }
+};
+
+} // namespace
+
 mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_per_taskmanager) {
+  release_thread_logger release;
   auto threads = config.scheduler_threads;
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
@@ -260,6 +280,7 @@ private:
   std::string savepoint(const std::string& directory, bool stop, bool drain) {
     if (!job_master_)
       throw runtime::checkpoint_error("the job is not running");
+    release_thread_logger release; // outlives `self`
     caf::scoped_actor self{cluster_->system()};
     std::string path, error;
     self->request(job_master_, std::chrono::minutes(10), savepoint_atom::value, directory, stop,
@@ -344,6 +365,7 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
       return refused(std::string("cannot run job: ") + e.what());
     }
   }
+  release_thread_logger release; // outlives `self`
   caf::scoped_actor self{cluster->system()};
   caf::actor job_master;
   std::string error;

@@ -39,6 +39,8 @@ enum class remote_errc : uint8_t {
   /// An application's settings do not work together (no functions, two
   /// ingresses, a bad option), or its job could not start.
   invalid_configuration,
+  /// A server (e.g. the JobManager's REST API) could not be reached.
+  unreachable,
 };
 
 /// The category atom of remote/ errors.

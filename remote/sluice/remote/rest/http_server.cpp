@@ -62,6 +62,7 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
     r.method = std::move(req.method);
     if (!parse_target(req.target, r.path, r.query))
       return to_reply(error_response(400, "malformed request target: " + req.target));
+    r.content_type = std::move(req.content_type);
     r.body = std::move(req.body);
     return to_reply(routes->handle(std::move(r)));
   };

@@ -33,6 +33,10 @@ struct rest_config {
   /// threads, and how many such operations may wait for a thread.
   size_t operation_threads = 2;
   size_t max_queued_operations = 64;
+  /// state.savepoints.dir: where savepoint and stop requests that name no
+  /// target directory put their savepoint (empty = the job's default,
+  /// <checkpoint directory>/savepoints).
+  std::string default_savepoint_directory;
 };
 
 /// An HTTP/1.1 server (Boost.Beast) on its own I/O threads, keep-alive,

@@ -361,6 +361,9 @@ struct rest_api::state {
   std::condition_variable cv;
   std::deque<std::function<void(bool stopping)>> queue;
   size_t max_queued = 64;
+  /// Where savepoints without a target directory go (empty = the job's
+  /// default).
+  std::string default_savepoint_dir;
   bool stopping = false;
   std::vector<std::thread> workers;
   std::map<std::string, operation> operations; ///< by trigger id
@@ -505,14 +508,16 @@ struct savepoint_fields {
   std::string trigger = random_trigger_id();
 };
 
-bool read_savepoint_fields(const json& body, const char* dir_key, const char* flag_key,
-                           savepoint_fields& out, rest_response& bad) {
+bool read_savepoint_fields(const api_state& st, const json& body, const char* dir_key,
+                           const char* flag_key, savepoint_fields& out, rest_response& bad) {
   std::string format = "CANONICAL";
   if (!optional_field(body, dir_key, out.target, bad) ||
       !optional_field(body, flag_key, out.flag, bad) ||
       !optional_field(body, "triggerId", out.trigger, bad) ||
       !optional_field(body, "formatType", format, bad))
     return false;
+  if (out.target.empty())
+    out.target = st.default_savepoint_dir;
   if (!valid_trigger_id(out.trigger)) {
     bad = error_response(400, "triggerId must be 32 lower-case hex digits");
     return false;
@@ -669,7 +674,7 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     if (!body)
       return err;
     savepoint_fields f;
-    if (!read_savepoint_fields(*body, "target-directory", "cancel-job", f, err))
+    if (!read_savepoint_fields(*st, *body, "target-directory", "cancel-job", f, err))
       return err;
     auto client = running_client(*st, *j, "take a savepoint of", err);
     if (!client)
@@ -688,7 +693,7 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     if (!body)
       return err;
     savepoint_fields f;
-    if (!read_savepoint_fields(*body, "targetDirectory", "drain", f, err))
+    if (!read_savepoint_fields(*st, *body, "targetDirectory", "drain", f, err))
       return err;
     auto client = running_client(*st, *j, "stop", err);
     if (!client)
@@ -880,11 +885,16 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
 } // namespace
 
 rest_api::rest_api(std::shared_ptr<const actors::cluster_view> view, size_t operation_threads,
-                   size_t max_queued_operations)
+                   size_t max_queued_operations,
+                   const std::function<void(router&)>& extra_routes,
+                   std::string default_savepoint_directory)
     : state_(std::make_shared<state>()) {
   state_->view = std::move(view);
   state_->max_queued = std::max<size_t>(1, max_queued_operations);
+  state_->default_savepoint_dir = std::move(default_savepoint_directory);
   add_routes(state_);
+  if (extra_routes)
+    extra_routes(*state_->routes);
   for (size_t i = 0; i < std::max<size_t>(1, operation_threads); ++i)
     state_->workers.emplace_back([s = state_.get()] { s->work(); });
 }
@@ -908,17 +918,20 @@ rest_server::rest_server(std::unique_ptr<rest_api> api, std::unique_ptr<http_ser
     , http_(std::move(http)) {}
 
 caf::expected<std::unique_ptr<rest_server>>
-rest_server::start(std::shared_ptr<const actors::cluster_view> view, rest_config config) {
+rest_server::start(std::shared_ptr<const actors::cluster_view> view, rest_config config,
+                   const std::function<void(router&)>& extra_routes) {
   auto api = std::make_unique<rest_api>(std::move(view), config.operation_threads,
-                                        config.max_queued_operations);
+                                        config.max_queued_operations, extra_routes,
+                                        config.default_savepoint_directory);
   auto http = http_server::start(api->routes(), config);
   if (!http)
     return http.error();
   return std::unique_ptr<rest_server>{new rest_server(std::move(api), std::move(*http))};
 }
 
-caf::expected<std::unique_ptr<rest_server>> rest_server::start_local(rest_config config) {
-  return start(actors::local_job_registry::global(), std::move(config));
+caf::expected<std::unique_ptr<rest_server>>
+rest_server::start_local(rest_config config, const std::function<void(router&)>& extra_routes) {
+  return start(actors::local_job_registry::global(), std::move(config), extra_routes);
 }
 
 rest_server::~rest_server() {

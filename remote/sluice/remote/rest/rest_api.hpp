@@ -6,6 +6,7 @@
 
 #include <caf/expected.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,8 +22,13 @@ namespace sluice::remote::rest {
 /// I/O threads never wait for them. Thread-safe.
 class rest_api {
 public:
+  /// `extra_routes` (if set) adds routes beyond Flink's job endpoints (the
+  /// JobManager's /jars) before any request is served;
+  /// `default_savepoint_directory` is state.savepoints.dir (see rest_config).
   rest_api(std::shared_ptr<const actors::cluster_view> view, size_t operation_threads,
-           size_t max_queued_operations);
+           size_t max_queued_operations,
+           const std::function<void(router&)>& extra_routes = {},
+           std::string default_savepoint_directory = {});
   /// Waits for running operations; queued ones fail ("server stopped").
   ~rest_api();
   rest_api(const rest_api&) = delete;
@@ -44,12 +50,13 @@ class rest_server {
 public:
   /// Starts serving `view`; errors as `http_server::start`.
   [[nodiscard]] static caf::expected<std::unique_ptr<rest_server>>
-  start(std::shared_ptr<const actors::cluster_view> view, rest_config config = {});
+  start(std::shared_ptr<const actors::cluster_view> view, rest_config config = {},
+        const std::function<void(router&)>& extra_routes = {});
   /// Starts serving the jobs submitted in this process
   /// (`actors::local_job_registry::global()`), for programs that run on the
   /// local mini-cluster.
   [[nodiscard]] static caf::expected<std::unique_ptr<rest_server>>
-  start_local(rest_config config = {});
+  start_local(rest_config config = {}, const std::function<void(router&)>& extra_routes = {});
 
   ~rest_server();
   rest_server(const rest_server&) = delete;

@@ -17,6 +17,8 @@ struct rest_request {
   std::map<std::string, std::string> query;
   /// Values of the pattern's `:name` segments.
   std::map<std::string, std::string> params;
+  /// The Content-Type header (empty if none).
+  std::string content_type;
   std::string body;
 };
 

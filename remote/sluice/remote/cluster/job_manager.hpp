@@ -1,0 +1,119 @@
+#pragma once
+
+#include "sluice/remote/cluster/job_library.hpp"
+#include "sluice/remote/rest/rest_api.hpp"
+#include "sluice/runtime/job.hpp"
+
+#include <caf/expected.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+/// The JobManager of a session cluster on one machine (`sluice
+/// jobmanager`): the REST API over the jobs it runs, plus Flink's /jars
+/// endpoints to upload job libraries and run them. TaskManagers are
+/// in-process for now: each job runs on its own local mini-cluster, so one
+/// job's failure never touches another's subtasks.
+namespace sluice::remote::cluster {
+
+/// The cluster keys the JobManager reads itself (the others go to
+/// runtime::apply_settings for every job it runs).
+struct job_manager_settings {
+  /// rest.bind-address, else rest.address (127.0.0.1): where REST listens.
+  std::string rest_address = "127.0.0.1";
+  /// rest.port (8081; 0 = pick a free one).
+  uint16_t rest_port = 8081;
+  /// rest.server.max-content-length (100 MiB, Flink's): the largest upload.
+  uint64_t max_content_length = 100ull * 1024 * 1024;
+  /// web.upload.dir: where uploaded libraries are kept (empty = a new
+  /// directory under the system's temp directory, removed on stop).
+  std::string upload_dir;
+  /// state.savepoints.dir (a path or file: URI): where savepoint and stop
+  /// put savepoints when the request names no directory (empty = the job's
+  /// <checkpoint directory>/savepoints).
+  std::string savepoints_dir;
+  /// jobmanager.rpc.address / jobmanager.rpc.port: checked, not used yet
+  /// (TaskManagers are in-process; the cluster transport will listen here).
+  std::string rpc_address = "localhost";
+  uint16_t rpc_port = 6123;
+  /// heartbeat.interval / heartbeat.timeout (Flink's 10 s / 50 s): checked
+  /// (positive, timeout >= interval), not used yet (no TaskManager
+  /// processes to watch).
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::chrono::milliseconds heartbeat_timeout{50000};
+};
+
+/// The keys `job_manager_settings` reads (the JobManager's own; every other
+/// key configures the jobs it runs).
+[[nodiscard]] const std::vector<std::string>& job_manager_keys();
+
+/// A running JobManager. Thread-safe; `stop` (or destruction) stops the REST
+/// server and cancels the jobs still running.
+class job_manager {
+public:
+  /// Reads `settings` (the cluster keys above, then every other key through
+  /// runtime::apply_settings: unknown keys become warnings), makes the upload
+  /// directory and serves REST. Errors (`invalid_configuration`) name the
+  /// key and value; a port in use fails with `server_failed`.
+  [[nodiscard]] static caf::expected<std::unique_ptr<job_manager>>
+  start(const std::map<std::string, std::string>& settings);
+
+  ~job_manager();
+  job_manager(const job_manager&) = delete;
+  job_manager& operator=(const job_manager&) = delete;
+
+  /// The REST server's bound port.
+  [[nodiscard]] uint16_t rest_port() const;
+  /// The cluster keys in effect.
+  [[nodiscard]] const job_manager_settings& settings() const noexcept { return settings_; }
+  /// One line per setting key nobody reads.
+  [[nodiscard]] const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+
+  /// Uploads and runs a library as `POST /jars/upload` + `/jars/:id/run`
+  /// do; returns the job id.
+  [[nodiscard]] caf::expected<std::string> run(const std::string& jar_id,
+                                               const job_run_request& request);
+  /// The uploaded libraries.
+  [[nodiscard]] jar_store& jars() noexcept { return jars_; }
+
+  /// How many jobs' mini-clusters the JobManager holds: the jobs that have
+  /// not reached a globally terminal state yet, plus ended ones the reaper
+  /// has not released yet (at most ~100 ms after they end).
+  [[nodiscard]] size_t held_jobs() const;
+
+  /// Stops serving, cancels running jobs, waits (up to 10 s each) for them
+  /// to end and releases every mini-cluster (idempotent).
+  void stop();
+
+private:
+  job_manager(job_manager_settings settings, runtime::configuration job_config,
+              std::vector<std::string> warnings);
+  void add_routes(rest::router& r);
+  /// The reaper thread: releases the clients (and so the mini-clusters) of
+  /// ended jobs, on a thread that is neither a CAF worker of the cluster it
+  /// tears down nor a REST thread.
+  void reap();
+
+  job_manager_settings settings_;
+  runtime::configuration job_config_;
+  std::vector<std::string> warnings_;
+  bool made_upload_dir_ = false;
+  jar_store jars_;
+  std::shared_ptr<runtime::job_executor> executor_;
+  mutable std::mutex mtx_;
+  std::condition_variable reap_cv_;
+  bool stopping_ = false;
+  /// The jobs still held, by id (guarded by mtx_).
+  std::map<std::string, std::shared_ptr<runtime::job_client>> jobs_;
+  std::unique_ptr<rest::rest_server> rest_;
+  std::thread reaper_;
+};
+
+} // namespace sluice::remote::cluster

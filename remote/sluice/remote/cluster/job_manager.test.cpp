@@ -1,0 +1,88 @@
+#include "sluice/remote/cluster/job_manager.hpp"
+
+#include "sluice/remote/errors.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+using namespace sluice::remote;
+using namespace sluice::remote::cluster;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The error text of a JobManager that does not start with `settings`.
+std::string start_error(std::map<std::string, std::string> settings) {
+  settings.emplace("rest.port", "0");
+  auto jm = job_manager::start(settings);
+  REQUIRE_FALSE(jm);
+  CHECK(is(jm.error(), remote_errc::invalid_configuration));
+  return describe(jm.error());
+}
+
+} // namespace
+
+TEST_SUITE("remote.cluster.job_manager") {
+
+TEST_CASE("the cluster keys are read without a warning and state.savepoints.dir takes a file URI") {
+  auto jm = job_manager::start({{"rest.port", "0"},
+                                {"rest.address", "localhost"},
+                                {"state.savepoints.dir", "file:///tmp/sluice-sp-test"},
+                                {"jobmanager.rpc.address", "jm.example.org"},
+                                {"jobmanager.rpc.port", "6123"},
+                                {"heartbeat.interval", "5 s"},
+                                {"heartbeat.timeout", "30 s"},
+                                {"taskmanager.numberOfTaskSlots", "4"}});
+  REQUIRE_MESSAGE(jm, describe(jm.error()));
+  CHECK((*jm)->warnings().empty());
+  const auto& s = (*jm)->settings();
+  CHECK(s.rest_address == "127.0.0.1");
+  CHECK(s.savepoints_dir == "/tmp/sluice-sp-test");
+  CHECK(s.rpc_address == "jm.example.org");
+  CHECK(s.heartbeat_interval == std::chrono::seconds(5));
+  CHECK(s.heartbeat_timeout == std::chrono::seconds(30));
+  CHECK((*jm)->rest_port() != 0);
+  CHECK((*jm)->held_jobs() == 0);
+  auto upload_dir = s.upload_dir;
+  CHECK(fs::is_directory(upload_dir));
+
+  auto before = std::chrono::steady_clock::now();
+  (*jm)->stop();
+  (*jm)->stop(); // idempotent
+  CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(2));
+  CHECK_FALSE(fs::exists(upload_dir));
+}
+
+TEST_CASE("every key the JobManager reads is listed as its own, and an unknown key is a warning") {
+  const auto& keys = job_manager_keys();
+  for (auto key : {"rest.port", "rest.address", "rest.bind-address", "state.savepoints.dir",
+                   "heartbeat.interval", "heartbeat.timeout", "jobmanager.rpc.address",
+                   "jobmanager.rpc.port", "web.upload.dir", "rest.server.max-content-length"})
+    CHECK_MESSAGE(std::find(keys.begin(), keys.end(), key) != keys.end(), key);
+  auto jm = job_manager::start({{"rest.port", "0"}, {"no.such.key", "1"}});
+  REQUIRE(jm);
+  REQUIRE((*jm)->warnings().size() == 1);
+  CHECK((*jm)->warnings().front().find("no.such.key") != std::string::npos);
+}
+
+TEST_CASE("invalid cluster keys stop the start, naming the key") {
+  CHECK(start_error({{"state.savepoints.dir", "s3://bucket/sp"}}).find("state.savepoints.dir") !=
+        std::string::npos);
+  CHECK(start_error({{"rest.bind-address", "not-an-ip"}}).find("rest.bind-address") !=
+        std::string::npos);
+  CHECK(start_error({{"jobmanager.rpc.port", "0"}}).find("jobmanager.rpc.port") !=
+        std::string::npos);
+  CHECK(start_error({{"jobmanager.rpc.address", ""}}).find("jobmanager.rpc.address") !=
+        std::string::npos);
+  CHECK(start_error({{"heartbeat.interval", "0 ms"}}).find("heartbeat.interval") !=
+        std::string::npos);
+  CHECK(start_error({{"heartbeat.timeout", "1 s"}}).find("heartbeat.timeout") !=
+        std::string::npos);
+  CHECK(start_error({{"taskmanager.numberOfTaskSlots", "-1"}})
+          .find("taskmanager.numberOfTaskSlots") != std::string::npos);
+}
+
+}

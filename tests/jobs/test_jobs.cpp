@@ -1,0 +1,43 @@
+// Job libraries for tests/cluster_cli.test.cpp: a job that runs until it is
+// cancelled or stopped (the default entry), and entries that fail.
+
+#include "sluice/job.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+/// Counts generated keys k0..k9 (200 records/s) into the file sink of
+/// `--output DIR` until cancelled or stopped.
+extern "C" int sluice_job_main(int argc, char** argv, sluice::job_context& ctx) {
+  if (argc != 3 || std::string(argv[1]) != "--output") {
+    ctx.fail("usage: --output DIR");
+    return 2;
+  }
+  using count = std::pair<std::string, int64_t>;
+  sluice::file_sink_options sink;
+  sink.directory = argv[2];
+  auto& env = ctx.env();
+  env.from_generator(sluice::stream_environment::unbounded,
+                     [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; }, 200)
+    .uid("keys")
+    .key_by([](const count& c) { return c.first; })
+    .sum(&count::second)
+    .uid("counts")
+    .sink_to_files(sink)
+    .uid("files");
+  ctx.set_job_name("endless counts");
+  return 0;
+}
+
+/// Throws while it builds its pipeline.
+extern "C" int throwing_job_main(int, char**, sluice::job_context&) {
+  throw std::runtime_error("no pipeline today");
+}
+
+/// Calls execute() itself, which a job library must not do.
+extern "C" int executing_job_main(int, char**, sluice::job_context& ctx) {
+  ctx.env().from_elements(1, 2, 3).print();
+  (void) ctx.env().execute("should not run");
+  return 0;
+}
