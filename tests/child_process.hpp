@@ -70,8 +70,8 @@ public:
         nl = buffer_.find('\n');
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
       if (left <= 0)
         return std::nullopt;
       pollfd p{out_, POLLIN, 0};
@@ -82,6 +82,29 @@ public:
       if (n <= 0)
         return std::nullopt; // exited
       buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  /// Everything the program writes until it closes its output (exits), or
+  /// nothing if `timeout` passes first.
+  std::optional<std::string> read_all(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string out = std::move(buffer_);
+    buffer_.clear();
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0)
+        return std::nullopt;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+        continue;
+      char buf[4096];
+      auto n = ::read(out_, buf, sizeof(buf));
+      if (n <= 0)
+        return out;
+      out.append(buf, static_cast<size_t>(n));
     }
   }
 

@@ -24,6 +24,7 @@ struct test_reply {
   std::string body;
   std::string www_authenticate;
   std::string retry_after;
+  std::string cache_control;
   bool keep_alive = false;
 };
 
@@ -31,7 +32,8 @@ struct test_reply {
 /// server closed it. Not thread-safe.
 class test_http_client {
 public:
-  explicit test_http_client(uint16_t port) : port_(port) {}
+  explicit test_http_client(uint16_t port)
+      : port_(port) {}
 
   /// Sends one request; `bearer` adds an Authorization header. A body is
   /// sent as `content_type` (application/json when that is empty; none when
@@ -75,6 +77,7 @@ public:
       out.content_type = std::string(res[http::field::content_type]);
       out.www_authenticate = std::string(res[http::field::www_authenticate]);
       out.retry_after = std::string(res[http::field::retry_after]);
+      out.cache_control = std::string(res[http::field::cache_control]);
       out.body = std::move(res.body());
       out.keep_alive = res.keep_alive();
       if (!out.keep_alive) {
@@ -95,6 +98,7 @@ public:
     http::read(*stream_, buffer_, res);
     test_reply out;
     out.status = res.result_int();
+    out.content_type = std::string(res[http::field::content_type]);
     out.body = std::move(res.body());
     stream_.reset();
     buffer_.clear();

@@ -19,7 +19,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 internal::http_reply to_reply(rest_response res) {
-  return {res.status, std::move(res.content_type), std::move(res.body), {}};
+  return {res.status, std::move(res.content_type), std::move(res.body), std::move(res.headers)};
 }
 
 } // namespace
@@ -47,20 +47,23 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
   lc.max_body_bytes = config.max_body_bytes;
   lc.idle_timeout = config.idle_timeout;
   auto handle = [routes, token = config.bearer_token](internal::http_request&& req) {
-    if (!token.empty()) {
+    rest_request r;
+    bool target_ok = parse_target(req.target, r.path, r.query);
+    // The dashboard's static files are open (the page then sends the token
+    // with its API calls); everything else needs the token when one is set.
+    if (!token.empty() && !(target_ok && !routes->needs_token(req.method, r.path))) {
       std::string_view auth = req.authorization;
       constexpr std::string_view scheme = "Bearer ";
       if (auth.size() <= scheme.size() || auth.substr(0, scheme.size()) != scheme ||
           !same_secret(auth.substr(scheme.size()), token)) {
         auto reply = to_reply(
-          error_response(401, auth.empty() ? "missing bearer token" : "wrong bearer token"));
+            error_response(401, auth.empty() ? "missing bearer token" : "wrong bearer token"));
         reply.headers.emplace_back("WWW-Authenticate", "Bearer");
         return reply;
       }
     }
-    rest_request r;
     r.method = std::move(req.method);
-    if (!parse_target(req.target, r.path, r.query))
+    if (!target_ok)
       return to_reply(error_response(400, "malformed request target: " + req.target));
     r.body = std::move(req.body);
     return to_reply(routes->handle(std::move(r)));
@@ -68,8 +71,8 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
   auto errors = [](unsigned status, const std::string& message) {
     return to_reply(error_response(status, message));
   };
-  auto listener = internal::http_listener::start(std::move(lc), std::move(handle),
-                                                 std::move(errors));
+  auto listener =
+      internal::http_listener::start(std::move(lc), std::move(handle), std::move(errors));
   if (!listener)
     return listener.error();
   auto p = std::make_unique<impl>();

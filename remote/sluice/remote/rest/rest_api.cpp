@@ -1,5 +1,7 @@
 #include "sluice/remote/rest/rest_api.hpp"
 
+#include "sluice/remote/rest/dashboard.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
@@ -885,6 +887,7 @@ rest_api::rest_api(std::shared_ptr<const actors::cluster_view> view, size_t oper
   state_->view = std::move(view);
   state_->max_queued = std::max<size_t>(1, max_queued_operations);
   add_routes(state_);
+  add_dashboard_routes(*state_->routes);
   for (size_t i = 0; i < std::max<size_t>(1, operation_threads); ++i)
     state_->workers.emplace_back([s = state_.get()] { s->work(); });
 }
