@@ -70,8 +70,8 @@ public:
         nl = buffer_.find('\n');
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
       if (left <= 0)
         return std::nullopt;
       pollfd p{out_, POLLIN, 0};
@@ -93,8 +93,8 @@ public:
     buffer_.clear();
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
       if (left <= 0)
         return std::nullopt;
       pollfd p{out_, POLLIN, 0};

@@ -253,6 +253,12 @@ TEST_SUITE("dashboard") {
       CHECK(overview.find("data-job-id=\"" + jid + "\"") != std::string::npos);
       CHECK(overview.find(">" + html_text(name) + "</a>") != std::string::npos);
 
+      auto overview_shot = artifacts / "dashboard-overview.png";
+      fs::remove(overview_shot);
+      run_chromium(chromium, dir.path() + "/p9", "--screenshot=" + overview_shot.string(),
+                   base + "/#/overview", 1500ms);
+      CHECK(fs::exists(overview_shot));
+
       auto jobs =
           run_chromium(chromium, dir.path() + "/p2", "--dump-dom", base + "/#/jobs", 1500ms);
       auto row = element(jobs, "<tr class=\"job-row\" data-job-id=\"" + jid + "\">", "</tr>");
@@ -265,6 +271,24 @@ TEST_SUITE("dashboard") {
       CHECK(tms.find("class=\"taskmanager-row\"") != std::string::npos);
       CHECK(tms.find("class=\"num tm-slots\">") != std::string::npos);
       CHECK(tms.find("id=\"error\" class=\"error\" hidden=\"\"") != std::string::npos);
+    }
+
+    SUBCASE("with a bearer token the page sends the one given in the URL fragment") {
+      remote::rest::rest_config cfg;
+      cfg.bearer_token = "dash-s3cret";
+      auto guarded = remote::rest::rest_server::start_local(cfg);
+      REQUIRE_MESSAGE(guarded, remote::describe(guarded.error()));
+      auto guarded_base = "http://127.0.0.1:" + std::to_string((*guarded)->port());
+      auto dom = run_chromium(chromium, dir.path() + "/p7", "--dump-dom",
+                              guarded_base + "/#/jobs?token=dash-s3cret", 1500ms);
+      CHECK(dom.find("data-job-id=\"" + jid + "\"") != std::string::npos);
+      CHECK(dom.find("id=\"error\" class=\"error\" hidden=\"\"") != std::string::npos);
+      // Without it, the page says why it shows nothing.
+      dom = run_chromium(chromium, dir.path() + "/p8", "--dump-dom", guarded_base + "/#/jobs",
+                         1500ms);
+      CHECK(dom.find("data-job-id=") == std::string::npos);
+      CHECK(dom.find("401 missing bearer token") != std::string::npos);
+      CHECK(dom.find("#token=") != std::string::npos);
     }
 
     SUBCASE("the job page: graph, vertices with live numbers, checkpoints") {

@@ -32,8 +32,7 @@ struct test_reply {
 /// server closed it. Not thread-safe.
 class test_http_client {
 public:
-  explicit test_http_client(uint16_t port)
-      : port_(port) {}
+  explicit test_http_client(uint16_t port) : port_(port) {}
 
   /// Sends one request; `bearer` adds an Authorization header. A body is
   /// sent as `content_type` (application/json when that is empty; none when

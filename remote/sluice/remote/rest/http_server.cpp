@@ -57,7 +57,7 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
       if (auth.size() <= scheme.size() || auth.substr(0, scheme.size()) != scheme ||
           !same_secret(auth.substr(scheme.size()), token)) {
         auto reply = to_reply(
-            error_response(401, auth.empty() ? "missing bearer token" : "wrong bearer token"));
+          error_response(401, auth.empty() ? "missing bearer token" : "wrong bearer token"));
         reply.headers.emplace_back("WWW-Authenticate", "Bearer");
         return reply;
       }
@@ -71,8 +71,8 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
   auto errors = [](unsigned status, const std::string& message) {
     return to_reply(error_response(status, message));
   };
-  auto listener =
-      internal::http_listener::start(std::move(lc), std::move(handle), std::move(errors));
+  auto listener = internal::http_listener::start(std::move(lc), std::move(handle),
+                                                 std::move(errors));
   if (!listener)
     return listener.error();
   auto p = std::make_unique<impl>();

@@ -160,7 +160,7 @@ rest_response router::handle(rest_request req) const {
     for (const auto& m : allowed_methods(req.path))
       allowed += (allowed.empty() ? "" : ", ") + m;
     return error_response(405, "method " + req.method + " not allowed on " + req.path +
-                                   " (allowed: " + allowed + ")");
+                                 " (allowed: " + allowed + ")");
   }
   return error_response(404, "not found: " + req.path);
 }
