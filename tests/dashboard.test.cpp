@@ -209,8 +209,8 @@ private:
 
 TEST_SUITE("dashboard") {
 
-TEST_CASE("the dashboard shows the running job, its vertices and live numbers; its buttons cancel "
-          "and stop jobs") {
+TEST_CASE("the dashboard shows the running job, its vertices and live numbers, and its buttons "
+          "cancel and stop jobs") {
   auto chromium = find_program("chromium");
   auto chromedriver = find_program("chromedriver");
   if (chromium.empty() || chromedriver.empty())
