@@ -325,6 +325,7 @@
     let built = false;
     let name = jid;
     let state = '';
+    let left = false; // the user went to another view
 
     const notice = el('div', { id: 'job-notice', class: 'notice', hidden: true });
     const say = (text) => { notice.textContent = text; notice.hidden = false; };
@@ -345,7 +346,7 @@
         if (dir) body.targetDirectory = dir;
         const { 'request-id': trigger } = await api(`/jobs/${encodeURIComponent(jid)}/stop`, 'POST', body);
         say(`Stop requested (trigger ${trigger}); waiting for the savepoint...`);
-        for (;;) {
+        while (!left) {
           await new Promise((r) => setTimeout(r, REFRESH_MS));
           const s = await api(`/jobs/${encodeURIComponent(jid)}/savepoints/${trigger}`);
           if (s.status.id !== 'COMPLETED') continue;
@@ -523,7 +524,7 @@
     };
 
     root.replaceChildren(el('p', { class: 'muted' }, 'Loading job...'));
-    return poll(async () => {
+    const polling = poll(async () => {
       try {
         await load();
       } catch (e) {
@@ -531,6 +532,7 @@
         throw e;
       }
     });
+    return { stop() { left = true; polling.stop(); } };
   }
 
   // -- routing ---------------------------------------------------------------------------
