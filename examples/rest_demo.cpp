@@ -5,7 +5,8 @@
 //   rest_demo [--rest-port P] [--rate N] [--parallelism N] [--checkpoint-dir D]
 //             [--token T] [--state heap|rocksdb]
 //
-// Then, for example:
+// Then open the web dashboard at http://127.0.0.1:8081/ (with --token T:
+// http://127.0.0.1:8081/#token=T), or, for example:
 //   curl localhost:8081/jobs/overview
 //   curl -X POST -d '{"target-directory":"/tmp/sp"}' localhost:8081/jobs/<jid>/savepoints
 //   curl -X POST -d '{"drain":false}' localhost:8081/jobs/<jid>/stop
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
     .uid("counter")
     .discard();
   auto job = env.execute_async("rest demo");
-  std::cout << "job " << job->job_id() << " running; REST API on http://127.0.0.1:"
+  std::cout << "job " << job->job_id() << " running; REST API and dashboard on http://127.0.0.1:"
             << (*server)->port() << "/" << std::endl;
   auto r = job->wait();
   (*server)->stop();

@@ -10,6 +10,7 @@ packages=(
   libpqxx-dev libpq-dev postgresql
   librdkafka-dev
   nodejs npm
+  chromium chromium-driver
 )
 
 # The JS SDK compatibility test (tests/remote_compat.test.cpp) runs a server

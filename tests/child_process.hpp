@@ -88,6 +88,29 @@ public:
   /// The process id (-1 once it has been waited for).
   pid_t pid() const noexcept { return pid_; }
 
+  /// Everything the program writes until it closes its output (exits), or
+  /// nothing if `timeout` passes first.
+  std::optional<std::string> read_all(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string out = std::move(buffer_);
+    buffer_.clear();
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+      if (left <= 0)
+        return std::nullopt;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0)
+        continue;
+      char buf[4096];
+      auto n = ::read(out_, buf, sizeof(buf));
+      if (n <= 0)
+        return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
   /// Sends `sig` and waits for the exit; the exit code (128 + signal when
   /// killed by one), or nothing after `timeout` (then it is killed).
   std::optional<int> stop(int sig, std::chrono::milliseconds timeout) {

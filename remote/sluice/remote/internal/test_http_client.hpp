@@ -24,6 +24,7 @@ struct test_reply {
   std::string body;
   std::string www_authenticate;
   std::string retry_after;
+  std::string cache_control;
   bool keep_alive = false;
 };
 
@@ -75,6 +76,7 @@ public:
       out.content_type = std::string(res[http::field::content_type]);
       out.www_authenticate = std::string(res[http::field::www_authenticate]);
       out.retry_after = std::string(res[http::field::retry_after]);
+      out.cache_control = std::string(res[http::field::cache_control]);
       out.body = std::move(res.body());
       out.keep_alive = res.keep_alive();
       if (!out.keep_alive) {
@@ -95,6 +97,7 @@ public:
     http::read(*stream_, buffer_, res);
     test_reply out;
     out.status = res.result_int();
+    out.content_type = std::string(res[http::field::content_type]);
     out.body = std::move(res.body());
     stream_.reset();
     buffer_.clear();

@@ -19,7 +19,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 internal::http_reply to_reply(rest_response res) {
-  return {res.status, std::move(res.content_type), std::move(res.body), {}};
+  return {res.status, std::move(res.content_type), std::move(res.body), std::move(res.headers)};
 }
 
 } // namespace
@@ -47,7 +47,11 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
   lc.max_body_bytes = config.max_body_bytes;
   lc.idle_timeout = config.idle_timeout;
   auto handle = [routes, token = config.bearer_token](internal::http_request&& req) {
-    if (!token.empty()) {
+    rest_request r;
+    bool target_ok = parse_target(req.target, r.path, r.query);
+    // The dashboard's static files are open (the page then sends the token
+    // with its API calls); everything else needs the token when one is set.
+    if (!token.empty() && !(target_ok && !routes->needs_token(req.method, r.path))) {
       std::string_view auth = req.authorization;
       constexpr std::string_view scheme = "Bearer ";
       if (auth.size() <= scheme.size() || auth.substr(0, scheme.size()) != scheme ||
@@ -58,9 +62,8 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
         return reply;
       }
     }
-    rest_request r;
     r.method = std::move(req.method);
-    if (!parse_target(req.target, r.path, r.query))
+    if (!target_ok)
       return to_reply(error_response(400, "malformed request target: " + req.target));
     r.content_type = std::move(req.content_type);
     r.body = std::move(req.body);

@@ -24,7 +24,8 @@ struct rest_config {
   /// Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds{60}};
   /// When set, every request needs `Authorization: Bearer <token>` (401
-  /// otherwise).
+  /// otherwise), except routes added as `route_access::open` (the
+  /// dashboard's static files).
   std::string bearer_token;
   /// TLS (rest.ssl.*): not supported yet; setting either fails `start`.
   std::string tls_certificate_file;

@@ -1,5 +1,7 @@
 #include "sluice/remote/rest/rest_api.hpp"
 
+#include "sluice/remote/rest/dashboard.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
@@ -893,6 +895,7 @@ rest_api::rest_api(std::shared_ptr<const actors::cluster_view> view, size_t oper
   state_->max_queued = std::max<size_t>(1, max_queued_operations);
   state_->default_savepoint_dir = std::move(default_savepoint_directory);
   add_routes(state_);
+  add_dashboard_routes(*state_->routes);
   if (extra_routes)
     extra_routes(*state_->routes);
   for (size_t i = 0; i < std::max<size_t>(1, operation_threads); ++i)

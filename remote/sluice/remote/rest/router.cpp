@@ -99,8 +99,17 @@ bool parse_target(std::string_view target, std::string& path,
   return true;
 }
 
-void router::add(std::string method, std::string_view pattern, rest_handler handler) {
-  routes_.push_back({std::move(method), split_path(pattern), std::move(handler)});
+void router::add(std::string method, std::string_view pattern, rest_handler handler,
+                 route_access access) {
+  routes_.push_back({std::move(method), split_path(pattern), std::move(handler), access});
+}
+
+bool router::needs_token(std::string_view method, std::string_view path) const {
+  auto segments = split_path(path);
+  for (const auto& r : routes_)
+    if (r.method == method && match(r, segments, nullptr))
+      return r.access == route_access::token;
+  return true;
 }
 
 bool router::match(const route& r, const std::vector<std::string>& path,
