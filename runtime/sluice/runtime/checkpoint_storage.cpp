@@ -754,7 +754,6 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
     std::vector<state::native_file_ref> uploaded;
     for (const auto& name : names) {
       auto local = std::filesystem::path(n.local_dir) / name;
-      bool sst = name.size() > 4 && name.compare(name.size() - 4, 4, ".sst") == 0;
       auto size = std::filesystem::file_size(local, ec);
       if (ec)
         throw checkpoint_error("cannot read " + local.string() + ": " + ec.message());
@@ -769,7 +768,15 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
                                  " of the snapshot");
         limit = valid->second;
       }
-      if (sst) {
+      // Immutable files are stored once and shared by later checkpoints:
+      // SST files, and logs RocksDB has closed (the live log is trimmed).
+      auto ends_with = [&](const char* suffix) {
+        auto len = std::strlen(suffix);
+        return name.size() > len && name.compare(name.size() - len, len, suffix) == 0;
+      };
+      bool immutable =
+        ends_with(".sst") || (ends_with(".log") && valid == n.valid_sizes.end());
+      if (immutable) {
         auto it = reusable.find(name);
         if (it != reusable.end() && it->second.size == size) {
           // A completed checkpoint stored this immutable file already.
@@ -786,14 +793,14 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
       }
       state::native_file_ref r;
       r.name = name;
-      r.shared = sst;
-      r.stored = sst ? shared_rel + "/" + n.instance + "-" + name : base + "." + name;
+      r.shared = immutable;
+      r.stored = immutable ? shared_rel + "/" + n.instance + "-" + name : base + "." + name;
       auto [bytes, crc] =
-        copy_with_crc(local, sst ? job_dir / r.stored : chk_dir / r.stored, true, limit);
+        copy_with_crc(local, immutable ? job_dir / r.stored : chk_dir / r.stored, true, limit);
       r.size = bytes;
       r.crc32 = crc;
       out.bytes += bytes;
-      if (sst)
+      if (immutable)
         uploaded.push_back(r);
       out.native_files.push_back(std::move(r));
     }

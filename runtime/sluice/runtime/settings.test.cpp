@@ -27,8 +27,10 @@ TEST_CASE("Flink keys set the configuration in Flink's value formats") {
                                      {"taskmanager.numberOfTaskSlots", "4"},
                                      {"restart-strategy.type", "fixed-delay"},
                                      {"restart-strategy.fixed-delay.attempts", "7"},
-                                     {"restart-strategy.fixed-delay.delay", "250 ms"}});
+                                     {"restart-strategy.fixed-delay.delay", "250 ms"},
+                                     {"sluice.state.rocksdb.snapshot-cut", "Flush"}});
   CHECK(warnings.empty());
+  CHECK(c.state.rocksdb.cut == sluice::state::rocksdb_config::snapshot_cut::flush);
   CHECK(c.parallelism == 3);
   CHECK(c.max_parallelism == 256);
   CHECK(c.buffer_timeout == 5ms);
@@ -74,6 +76,7 @@ TEST_CASE("invalid values fail naming the key and the value") {
   fails_with({{"state.backend.rocksdb.memory.fixed-per-tm", "12 furlongs"}}, "unknown unit");
   fails_with({{"execution.checkpointing.mode", "SOMETIMES"}}, "EXACTLY_ONCE");
   fails_with({{"restart-strategy.type", "sometimes"}}, "unknown restart strategy");
+  fails_with({{"sluice.state.rocksdb.snapshot-cut", "snip"}}, "use log or flush");
   // Settings that do not work together.
   fails_with({{"execution.checkpointing.interval", "1 s"},
               {"execution.checkpointing.mode", "AT_LEAST_ONCE"},

@@ -30,7 +30,8 @@ struct native_file_ref {
   uint64_t size = 0;
   /// CRC-32 (snapshot_crc32) of the content, checked on restore.
   uint32_t crc32 = 0;
-  /// True for SST files, which later checkpoints may reference.
+  /// True for immutable files (SST files, closed logs), which later
+  /// checkpoints may reference.
   bool shared = false;
 
   friend bool operator==(const native_file_ref& a, const native_file_ref& b) {
