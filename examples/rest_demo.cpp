@@ -11,6 +11,8 @@
 //   curl -X POST -d '{"target-directory":"/tmp/sp"}' localhost:8081/jobs/<jid>/savepoints
 //   curl -X POST -d '{"drain":false}' localhost:8081/jobs/<jid>/stop
 //   curl -X PATCH 'localhost:8081/jobs/<jid>?mode=cancel'
+//   curl localhost:8081/jobs/<jid>/state/counter/42    (queryable state: the
+//        count of key 42 in the operator with uid "counter", while it runs)
 // The program ends when the job ends (stopped, cancelled or failed).
 
 #include "example_args.hpp"

@@ -262,6 +262,29 @@ public:
   }
   int32_t restarts() const override { return board_->restarts.load(); }
 
+  runtime::state_query_result query_state(const std::string& uid, const std::string& key,
+                                          std::chrono::milliseconds timeout) override {
+    using runtime::state_query_status;
+    if (!job_master_ || runtime::is_globally_terminal(status()))
+      return {state_query_status::not_running, {}};
+    release_thread_logger release; // outlives `self`
+    caf::scoped_actor self{cluster_->system()};
+    runtime::state_query_result out;
+    self->request(job_master_, timeout, query_atom::value, uid, key)
+      .receive(
+        [&](int32_t s, std::string& body) {
+          out.status = static_cast<state_query_status>(s);
+          out.body = std::move(body);
+        },
+        [&](caf::error& err) {
+          // The JobMaster is gone once the job has ended.
+          out.status = err == caf::sec::request_timeout ? state_query_status::timeout
+                                                        : state_query_status::not_running;
+          out.body = cluster_->system().render(err);
+        });
+    return out;
+  }
+
   runtime::job_result wait() override {
     std::unique_lock<std::mutex> lock(board_->mtx);
     board_->cv.wait(lock, [&] { return runtime::is_globally_terminal(board_->status); });

@@ -33,7 +33,9 @@
 ///                (ack_atom, checkpoint_ack), (decline_atom, id, vertex, index,
 ///                attempt, reason), (eod_atom, vertex, index, attempt),
 ///                (savepoint_atom, string dir, bool stop, bool drain) -> string,
-///                (kill_atom, vertex, index)
+///                (kill_atom, vertex, index),
+///                (query_atom, string uid, string key) -> (int32 status, string)
+///                (queryable state: runtime::state_query_status and its body)
 namespace sluice::actors {
 
 /// Wall-clock milliseconds since the epoch (what REST timestamps show).

@@ -617,6 +617,80 @@ void on_eod(jm_pointer self, int32_t v, int32_t i, int32_t attempt) {
     on_all_ended(self);
 }
 
+using query_promise = caf::typed_response_promise<int32_t, std::string>;
+
+/// Queryable state: finds the operator with `uid` and asks every subtask of
+/// its vertex; the one owning the key's group answers, the others say
+/// not_owner (the key's type, and so its group, is known only there).
+void on_state_query(jm_pointer self, const std::string& uid, const std::string& key,
+                    query_promise rp) {
+  using runtime::state_query_status;
+  auto& st = self->state;
+  const auto& job = *st.sub.job;
+  auto deliver = [&rp](state_query_status s, std::string body) {
+    rp.deliver(static_cast<int32_t>(s), std::move(body));
+  };
+  int32_t vertex = -1, op = -1;
+  std::string uids;
+  for (const auto& v : job.vertices())
+    for (size_t k = 0; k < v.nodes.size(); ++k) {
+      auto u = runtime::operator_uid(job.graph().nodes[v.nodes[k]]);
+      if (u == uid && vertex < 0) {
+        vertex = v.id;
+        op = static_cast<int32_t>(k);
+      }
+      uids += (uids.empty() ? "" : ", ") + u;
+    }
+  if (vertex < 0)
+    return deliver(state_query_status::unknown_uid, uids);
+  if (st.done || st.failing || st.restarting || st.cancel_requested ||
+      st.running != st.total || st.ended == st.total ||
+      static_cast<size_t>(vertex) >= st.subtasks.size())
+    return deliver(state_query_status::not_running, {});
+  struct gather {
+    query_promise rp;
+    size_t left = 0;
+    bool delivered = false;
+    /// What is answered when no subtask owns the key (or the owner failed).
+    state_query_status status = state_query_status::failed;
+    std::string body = "no subtask owns the key";
+    void answer(state_query_status s, std::string b) {
+      if (delivered)
+        return;
+      if (s != state_query_status::not_owner) {
+        delivered = true;
+        rp.deliver(static_cast<int32_t>(s), std::move(b));
+      } else if (--left == 0) {
+        delivered = true;
+        rp.deliver(static_cast<int32_t>(status), std::move(body));
+      }
+    }
+  };
+  auto g = std::make_shared<gather>();
+  g->rp = std::move(rp);
+  const auto& subtasks = st.subtasks[static_cast<size_t>(vertex)];
+  g->left = subtasks.size();
+  for (const auto& sub : subtasks) {
+    if (!sub) {
+      g->status = state_query_status::not_running;
+      g->body.clear();
+      g->answer(state_query_status::not_owner, {});
+      continue;
+    }
+    self->request(sub, std::chrono::seconds(10), query_atom::value, op, key)
+      .then([g](int32_t s, std::string& body) {
+              g->answer(static_cast<state_query_status>(s), std::move(body));
+            },
+            [self, g](caf::error& err) {
+              // This subtask may have owned the key: say why it did not answer.
+              g->status = err == caf::sec::request_timeout ? state_query_status::timeout
+                                                           : state_query_status::not_running;
+              g->body = self->system().render(err);
+              g->answer(state_query_status::not_owner, {});
+            });
+  }
+}
+
 void on_savepoint_request(jm_pointer self, const std::string& dir, bool stop, bool drain,
                           caf::response_promise rp) {
   auto& st = self->state;
@@ -919,6 +993,12 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
     [self](savepoint_atom, const std::string& dir, bool stop, bool drain) -> caf::result<std::string> {
       auto rp = self->make_response_promise<std::string>();
       on_savepoint_request(self, dir, stop, drain, rp);
+      return rp;
+    },
+    [self](query_atom, const std::string& uid,
+           const std::string& key) -> caf::result<int32_t, std::string> {
+      auto rp = self->make_response_promise<int32_t, std::string>();
+      on_state_query(self, uid, key, rp);
       return rp;
     },
     [self](restart_atom, int32_t attempt) { on_restart(self, attempt); },

@@ -53,6 +53,8 @@ using kill_atom = caf::atom_constant<caf::atom("kill")>;
 /// A subtask's restored state was read.
 using restored_atom = caf::atom_constant<caf::atom("restored")>;
 /// The aligned-checkpoint timeout of a checkpoint ran out at a subtask.
+/// Queryable state: read the keyed state of one key.
+using query_atom = caf::atom_constant<caf::atom("query")>;
 using alignto_atom = caf::atom_constant<caf::atom("alignto")>;
 
 /// A batch of records for input channel `channel` of the receiving subtask.
@@ -143,7 +145,10 @@ using subtask_actor = caf::typed_actor<
   caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
   caf::reacts_to<abortchk_atom, int64_t>, caf::reacts_to<finish_atom>,
   caf::reacts_to<stop_atom, bool>, caf::reacts_to<restored_atom, restore_bundle_ptr>,
-  caf::reacts_to<alignto_atom, int64_t>, caf::reacts_to<mail_msg>>;
+  caf::reacts_to<alignto_atom, int64_t>, caf::reacts_to<mail_msg>,
+  // Queryable state: (operator index in the chain, key as URL text) ->
+  // (runtime::state_query_status, body).
+  caf::replies_to<query_atom, int32_t, std::string>::with<int32_t, std::string>>;
 
 /// Peer actors of one subtask, known once every subtask of the job exists.
 struct subtask_wiring {

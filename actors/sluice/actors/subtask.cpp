@@ -330,6 +330,20 @@ void subtask_state::on_mail(mail_msg& m) {
   });
 }
 
+runtime::state_query_result subtask_state::on_query(int32_t op, const std::string& key) {
+  using runtime::state_query_status;
+  if (phase_ != phase::running || !opened_)
+    return {state_query_status::not_running, {}};
+  if (op < 0 || static_cast<size_t>(op) >= chain_.operators.size())
+    return {state_query_status::failed, "no operator " + std::to_string(op) + " in the chain"};
+  try {
+    return chain_.operators[static_cast<size_t>(op)]->query_keyed_state(key);
+  } catch (const std::exception& e) {
+    return {state_query_status::failed, "subtask " + std::to_string(d_.index + 1) + " of '" +
+                                          task_ + "': " + e.what()};
+  }
+}
+
 void subtask_state::arm_processing_timer() {
   if (timers_.empty() || phase_ == phase::done)
     return;
@@ -1199,6 +1213,10 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](stop_atom, bool drain) { self->state.on_stop(drain); },
     [self](alignto_atom, int64_t id) { self->state.on_alignment_timeout(id); },
     [self](mail_msg& m) { self->state.on_mail(m); },
+    [self](query_atom, int32_t op, const std::string& key) -> caf::result<int32_t, std::string> {
+      auto r = self->state.on_query(op, key);
+      return {static_cast<int32_t>(r.status), std::move(r.body)};
+    },
   };
 }
 

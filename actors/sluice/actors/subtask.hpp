@@ -115,6 +115,10 @@ public:
   void on_processing_timer();
   /// Runs an action posted to this subtask's mailbox (runtime::mailbox_executor).
   void on_mail(mail_msg& m);
+  /// Queryable state: reads the keyed state of `key` in operator `op` of
+  /// the chain, between batches. A failure to read is an answer, never a
+  /// failure of the subtask.
+  runtime::state_query_result on_query(int32_t op, const std::string& key);
   void on_cancel();
   /// A source starts checkpoint `t.id`; at the end of data, every subtask
   /// takes the final checkpoint this way.

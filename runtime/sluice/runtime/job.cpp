@@ -105,5 +105,9 @@ std::string job_client::stop_with_savepoint(const std::string&, bool) {
 std::string job_client::cancel_with_savepoint(const std::string&) { unsupported("savepoints"); }
 std::string job_client::checkpoint_stats_json() { return "{}"; }
 void job_client::kill_subtask(int32_t, int32_t) { unsupported("fault injection"); }
+state_query_result job_client::query_state(const std::string&, const std::string&,
+                                           std::chrono::milliseconds) {
+  return {state_query_status::failed, "this job client cannot query state"};
+}
 
 } // namespace sluice::runtime

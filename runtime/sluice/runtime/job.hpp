@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/queryable_state.hpp"
 #include "sluice/runtime/restart_strategy.hpp"
 
 #include <chrono>
@@ -144,6 +145,13 @@ public:
   /// Checkpoint statistics as JSON shaped like Flink's
   /// GET /jobs/:jobid/checkpoints (counts, summary, latest, history).
   virtual std::string checkpoint_stats_json();
+  /// Queryable state: the keyed state of `key` (URL text, parsed into the
+  /// operator's key type) in the operator with `uid`, as the subtask that
+  /// owns the key holds it when it handles the request (not
+  /// checkpoint-consistent). Blocks at most about `timeout`. Job clients
+  /// that cannot reach their subtasks answer failed.
+  virtual state_query_result query_state(const std::string& uid, const std::string& key,
+                                         std::chrono::milliseconds timeout);
   /// Fault injection for tests: kills one subtask actor (vertex id, index).
   virtual void kill_subtask(int32_t vertex, int32_t subtask);
   /// Restarts since the job started.

@@ -1,8 +1,10 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/queryable_state.hpp"
 #include "sluice/runtime/side_output.hpp"
 #include "sluice/state/key_group.hpp"
+#include "sluice/state/queryable_state.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -83,6 +85,11 @@ public:
   restore_keyed_native(const std::vector<std::shared_ptr<state::native_restore_source>>&) {
     throw state::state_error("operator '" + name_ +
                              "' has no keyed state but the checkpoint has keyed state for it");
+  }
+  /// Reads the keyed state of `key` (URL text) for queryable state: on the
+  /// subtask's thread, between batches. Only keyed operators have any.
+  [[nodiscard]] virtual state_query_result query_keyed_state(std::string_view /*key*/) {
+    return {state_query_status::no_keyed_state, {}};
   }
   /// This instance's operator state (snapshotted with the operator).
   [[nodiscard]] state::operator_state_store& operator_state() noexcept { return operator_state_; }
@@ -229,6 +236,61 @@ public:
   void restore_keyed_state(const std::vector<std::string_view>& snapshots) {
     backend_->restore(snapshots);
     on_keyed_state_restored();
+  }
+
+  /// Prints every void-namespace state of `key` as
+  /// {"key": ..., "states": {"<name>": <value or null>, ...}} when this
+  /// subtask owns the key's group (not_owner otherwise). The backend's
+  /// current key is restored afterwards, so the next record sees what it
+  /// would have seen.
+  [[nodiscard]] state_query_result query_keyed_state(std::string_view key) override {
+    if (!backend_)
+      return {state_query_status::not_running, {}};
+    if constexpr (!state::is_url_key_v<K>) {
+      (void)key;
+      return {state_query_status::key_type_unreadable, {}};
+    } else {
+      auto k = state::parse_key<K>(key);
+      if (!k)
+        return {state_query_status::bad_key, state::internal::type_label<K>()};
+      if (!backend_->key_groups().contains(backend_->key_group_of_key(*k)))
+        return {state_query_status::not_owner, {}};
+      // The previous current key, if one is set: paths that route by key
+      // group alone (the heap's dense tables) leave the key itself stale.
+      std::optional<K> previous;
+      if (backend_->current_key_group() >= 0 &&
+          backend_->key_group_of_key(backend_->current_key()) == backend_->current_key_group())
+        previous = backend_->current_key();
+      struct restore_key {
+        state::keyed_state_backend<K>& b;
+        std::optional<K>& previous;
+        ~restore_key() {
+          try {
+            if (previous)
+              b.set_current_key(*previous);
+          } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): the next record sets its key
+          }
+        }
+      } restore{*backend_, previous};
+      backend_->set_current_key(*k);
+      std::string out = "{\"key\":";
+      state::print_json(out, *k);
+      out += ",\"states\":{";
+      bool first = true;
+      const auto& states = backend_->states();
+      for (uint32_t i = 0; i < states.size(); ++i) {
+        if (!states[i].printer)
+          continue; // namespaced (window) state
+        if (!first)
+          out += ',';
+        first = false;
+        state::internal::append_json_string(out, states[i].name);
+        out += ':';
+        states[i].printer(*backend_, i, out);
+      }
+      out += "}}";
+      return {state_query_status::ok, std::move(out)};
+    }
   }
 
 protected:
@@ -503,6 +565,22 @@ public:
     else
       acc_ = state::internal::make_value<state::void_namespace, T>(b, idx);
     heap_ = dynamic_cast<state::heap_value_state<state::void_namespace, T>*>(acc_.get());
+    // Queryable state: the accumulator may sit in the dense table, which
+    // only this operator knows.
+    b.set_state_printer(idx, [this](state::keyed_state_backend_base& be, uint32_t i,
+                                     std::string& out) {
+      const T* acc = nullptr;
+      if (dense_ != nullptr) {
+        const K& key = heap_backend_->current_key();
+        acc = dense_->find(key, heap_backend_->dense_hash(key));
+      } else {
+        acc = state::internal::make_value<state::void_namespace, T>(be, i)->get();
+      }
+      if (acc != nullptr)
+        state::print_json(out, *acc);
+      else
+        out += "null";
+    });
     internal::open_if_rich(fold_, kctx);
   }
   void close() override {

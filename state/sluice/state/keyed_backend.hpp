@@ -72,6 +72,15 @@ struct state_hasher<T, std::void_t<decltype(key_hash<T>{}(std::declval<const T&>
   }
 };
 
+class keyed_state_backend_base;
+
+/// Appends, as JSON, the value state `index` holds for the backend's current
+/// key in the void namespace ("null" when it holds none or it expired).
+/// Made where the state's types are known (the state handles); what
+/// queryable state reads (queryable_state.hpp).
+using state_printer =
+  std::function<void(keyed_state_backend_base& backend, uint32_t index, std::string& out)>;
+
 /// What the backend knows about one declared state.
 struct state_meta {
   std::string name;
@@ -84,6 +93,9 @@ struct state_meta {
   /// type has none: what a snapshot records and a restore checks.
   std::string namespace_serial_type;
   std::string value_serial_type;
+  /// How queryable state prints it; empty for namespaced state and for
+  /// states declared without a handle.
+  state_printer printer;
 };
 
 /// What the backend knows about one registered timer queue.
@@ -185,6 +197,13 @@ public:
 
   /// Every declared state, by index.
   [[nodiscard]] const std::vector<state_meta>& states() const noexcept { return states_; }
+  /// Sets how queryable state prints state `index`, unless it has a
+  /// printer already (the first handle declared wins).
+  void set_state_printer(uint32_t index, state_printer printer) {
+    auto& m = states_.at(index);
+    if (!m.printer)
+      m.printer = std::move(printer);
+  }
   /// Every registered timer queue, by index.
   [[nodiscard]] const std::vector<timer_queue_meta>& timer_queues() const noexcept {
     return timer_queues_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/state/heap_backend.hpp"
+#include "sluice/state/queryable_state.hpp"
 #include "sluice/state/rocksdb_backend.hpp"
 
 #include <memory>
@@ -61,6 +62,87 @@ std::shared_ptr<internal_value_state<N, V>> make_value(keyed_state_backend_base&
     no_serializer<N, V>(b.states()[idx].name);
 }
 
+template <class N, class T>
+std::shared_ptr<internal_list_state<N, T>> make_list(keyed_state_backend_base& b, uint32_t idx) {
+  if (b.kind() == backend_kind::heap)
+    return std::make_shared<heap_list_state<N, T>>(core_of<heap_backend_core>(b), idx);
+  if constexpr (is_serializable_v<N> && is_serializable_v<T>)
+    return std::make_shared<rocksdb_list_state<N, T>>(core_of<rocksdb_backend_core>(b), idx);
+  else
+    no_serializer<N, T>(b.states()[idx].name);
+}
+
+template <class N, class UK, class UV>
+std::shared_ptr<internal_map_state<N, UK, UV>> make_map(keyed_state_backend_base& b,
+                                                        uint32_t idx) {
+  if (b.kind() == backend_kind::heap)
+    return std::make_shared<heap_map_state<N, UK, UV>>(core_of<heap_backend_core>(b), idx);
+  if constexpr (is_serializable_v<N> && is_serializable_v<UK> && is_serializable_v<UV>)
+    return std::make_shared<rocksdb_map_state<N, UK, UV>>(core_of<rocksdb_backend_core>(b), idx);
+  else
+    no_serializer<N, UK, UV>(b.states()[idx].name);
+}
+
+// Printers for queryable state. Each reads through a handle of its own,
+// made per query, so no handle outlives the backend it points into.
+
+/// Prints a value (or reducing) state: its value, or null.
+template <class N, class V>
+void set_value_printer(keyed_state_backend_base& b, uint32_t idx) {
+  if constexpr (std::is_same_v<N, void_namespace>)
+    b.set_state_printer(idx, [](keyed_state_backend_base& be, uint32_t i, std::string& out) {
+      if (const V* v = make_value<N, V>(be, i)->get())
+        print_json(out, *v);
+      else
+        out += "null";
+    });
+}
+
+/// Prints a list state: its live elements, or null when it has none.
+template <class N, class T>
+void set_list_printer(keyed_state_backend_base& b, uint32_t idx) {
+  if constexpr (std::is_same_v<N, void_namespace>)
+    b.set_state_printer(idx, [](keyed_state_backend_base& be, uint32_t i, std::string& out) {
+      std::vector<T> elements;
+      if (make_list<N, T>(be, i)->get(elements))
+        print_json(out, elements);
+      else
+        out += "null";
+    });
+}
+
+/// Prints a map state: an object (scalar user keys, as strings) or an
+/// array of [key, value] pairs; null when it has no live entry.
+template <class N, class UK, class UV>
+void set_map_printer(keyed_state_backend_base& b, uint32_t idx) {
+  if constexpr (std::is_same_v<N, void_namespace>)
+    b.set_state_printer(idx, [](keyed_state_backend_base& be, uint32_t i, std::string& out) {
+      std::vector<std::pair<UK, UV>> entries;
+      make_map<N, UK, UV>(be, i)->entries(entries);
+      if (entries.empty()) {
+        out += "null";
+        return;
+      }
+      constexpr bool object = internal::is_json_scalar_v<UK>;
+      out += object ? '{' : '[';
+      for (size_t e = 0; e < entries.size(); ++e) {
+        if (e > 0)
+          out += ',';
+        if constexpr (object) {
+          if constexpr (std::is_same_v<UK, std::string>)
+            append_json_string(out, entries[e].first);
+          else
+            append_json_string(out, to_json(entries[e].first));
+          out += ':';
+          print_json(out, entries[e].second);
+        } else {
+          print_json(out, entries[e]);
+        }
+      }
+      out += object ? '}' : ']';
+    });
+}
+
 } // namespace internal
 
 /// One value per key (and namespace).
@@ -72,6 +154,7 @@ public:
     auto idx = b.declare<N, T>(d, state_kind::value,
                                internal::describe<N>(state_kind::value, internal::type_label<T>()));
     s_ = internal::make_value<N, T>(b, idx);
+    internal::set_value_printer<N, T>(b, idx);
   }
   /// The current key's value, or nothing.
   [[nodiscard]] std::optional<T> value() const {
@@ -102,13 +185,8 @@ public:
   list_state(keyed_state_backend_base& b, const list_state_descriptor<T>& d) {
     auto idx = b.declare<N, T>(d, state_kind::list,
                                internal::describe<N>(state_kind::list, internal::type_label<T>()));
-    if (b.kind() == backend_kind::heap)
-      s_ = std::make_shared<heap_list_state<N, T>>(internal::core_of<heap_backend_core>(b), idx);
-    else if constexpr (is_serializable_v<N> && is_serializable_v<T>)
-      s_ = std::make_shared<rocksdb_list_state<N, T>>(
-        internal::core_of<rocksdb_backend_core>(b), idx);
-    else
-      internal::no_serializer<N, T>(d.name);
+    s_ = internal::make_list<N, T>(b, idx);
+    internal::set_list_printer<N, T>(b, idx);
   }
   /// The current key's elements in insertion order (empty if none).
   [[nodiscard]] std::vector<T> get() const {
@@ -137,14 +215,8 @@ public:
     auto types = internal::type_label<UK>() + "," + internal::type_label<UV>();
     auto idx = b.declare<N, std::pair<UK, UV>>(d, state_kind::map,
                                                internal::describe<N>(state_kind::map, types));
-    if (b.kind() == backend_kind::heap)
-      s_ = std::make_shared<heap_map_state<N, UK, UV>>(internal::core_of<heap_backend_core>(b),
-                                                       idx);
-    else if constexpr (is_serializable_v<N> && is_serializable_v<UK> && is_serializable_v<UV>)
-      s_ = std::make_shared<rocksdb_map_state<N, UK, UV>>(
-        internal::core_of<rocksdb_backend_core>(b), idx);
-    else
-      internal::no_serializer<N, UK, UV>(d.name);
+    s_ = internal::make_map<N, UK, UV>(b, idx);
+    internal::set_map_printer<N, UK, UV>(b, idx);
   }
   [[nodiscard]] std::optional<UV> get(const UK& k) const { return s_->get(k); }
   void put(UK k, UV v) { s_->put(std::move(k), std::move(v)); }
@@ -176,6 +248,7 @@ public:
     auto idx = b.declare<N, T>(
       d, state_kind::reducing, internal::describe<N>(state_kind::reducing, internal::type_label<T>()));
     s_ = internal::make_value<N, T>(b, idx);
+    internal::set_value_printer<N, T>(b, idx);
     heap_ = dynamic_cast<heap_value_state<N, T>*>(s_.get());
   }
   /// Folds `v` into the current key's value.
@@ -225,6 +298,15 @@ public:
                                                        internal::type_label<Acc>()));
     s_ = internal::make_value<N, Acc>(b, idx);
     heap_ = dynamic_cast<heap_value_state<N, Acc>*>(s_.get());
+    if constexpr (std::is_same_v<N, void_namespace>)
+      // What get() returns: the aggregate function's result.
+      b.set_state_printer(idx, [fn = fn_](keyed_state_backend_base& be, uint32_t i,
+                                          std::string& out) {
+        if (const Acc* a = internal::make_value<N, Acc>(be, i)->get())
+          print_json(out, fn->get_result(*a));
+        else
+          out += "null";
+      });
   }
   void add(const In& v) {
     if (heap_ != nullptr) {

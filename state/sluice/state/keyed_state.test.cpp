@@ -333,4 +333,59 @@ TEST_CASE("a dense value table holds one value per key of the backend's key grou
                        state_error);
 }
 
+TEST_CASE_TEMPLATE("every void-namespace state prints the current key's value for queryable state",
+                   F, heap_fixture, rocksdb_fixture) {
+  auto clock = std::make_shared<manual_state_clock>();
+  auto b = F::template make<std::string>(clock);
+  value_state<int64_t> count(*b, value_state_descriptor<int64_t>("count"));
+  value_state<std::string> fresh(*b, value_state_descriptor<std::string>("fresh", {10ms}));
+  list_state<std::string> seen(*b, list_state_descriptor<std::string>("seen"));
+  map_state<int32_t, double> by_id(*b, map_state_descriptor<int32_t, double>("by_id"));
+  map_state<std::pair<int, int>, bool> by_pair(
+    *b, map_state_descriptor<std::pair<int, int>, bool>("by_pair"));
+  reducing_state<int64_t> sum(
+    *b, reducing_state_descriptor<int64_t>("sum", [](const int64_t& a, const int64_t& c) {
+      return a + c;
+    }));
+  aggregating_state<int64_t, std::pair<int64_t, int64_t>, double> avg(
+    *b, aggregating_state_descriptor<int64_t, std::pair<int64_t, int64_t>, double>(
+          "avg", std::make_shared<average>()));
+  value_state<int64_t, window_ns> windowed(*b, value_state_descriptor<int64_t>("windowed"));
+
+  auto print = [&](const std::string& name) {
+    std::string out;
+    for (uint32_t i = 0; i < b->states().size(); ++i)
+      if (b->states()[i].name == name) {
+        REQUIRE(b->states()[i].printer);
+        b->states()[i].printer(*b, i, out);
+      }
+    return out;
+  };
+  b->set_current_key("k");
+  count.update(3);
+  fresh.update("x");
+  seen.add("a");
+  seen.add("b\"");
+  by_id.put(7, 0.5);
+  by_pair.put({1, 2}, true);
+  sum.add(4);
+  sum.add(5);
+  avg.add(1);
+  avg.add(2);
+  CHECK(print("count") == "3");
+  CHECK(print("fresh") == "\"x\"");
+  CHECK(print("seen") == "[\"a\",\"b\\\"\"]");
+  CHECK(print("by_id") == "{\"7\":0.5}");
+  CHECK(print("by_pair") == "[[[1,2],true]]");
+  CHECK(print("sum") == "9");
+  CHECK(print("avg") == "1.5");
+  CHECK_FALSE(b->states()[7].printer); // namespaced state is not queryable
+
+  clock->advance(10ms);
+  CHECK(print("fresh") == "null"); // expired values are never returned
+  b->set_current_key("other");
+  for (const char* name : {"count", "seen", "by_id", "by_pair", "sum", "avg"})
+    CHECK(print(name) == "null");
+}
+
 } // TEST_SUITE

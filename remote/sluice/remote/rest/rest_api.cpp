@@ -649,6 +649,48 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     return json_response(200, exceptions_json(*j).dump());
   });
 
+  // Queryable state. The I/O thread waits for the answer: one message to
+  // the JobMaster and one to each subtask of the operator's vertex, normally
+  // a few milliseconds; at most the timeout when a subtask is stuck.
+  r.add("GET", "/jobs/:jobid/state/:uid/:key", [st](const rest_request& req) {
+    using runtime::state_query_status;
+    constexpr std::chrono::seconds timeout{10};
+    rest_response err;
+    auto j = find_job(*st, req, err);
+    if (!j)
+      return err;
+    const auto& uid = req.params.at("uid");
+    const auto& key = req.params.at("key");
+    auto client = j->status == job_status::running ? st->view->client(j->id) : nullptr;
+    if (!client)
+      return error_response(409, "the job is not running");
+    auto r = client->query_state(uid, key, timeout);
+    switch (r.status) {
+      case state_query_status::ok:
+        return json_response(200, std::move(r.body));
+      case state_query_status::unknown_uid:
+        return error_response(404, "job " + j->id + " has no operator with uid '" + uid +
+                                     "' (its operator uids: " + r.body + ")");
+      case state_query_status::no_keyed_state:
+        return error_response(400, "operator '" + uid + "' has no keyed state");
+      case state_query_status::key_type_unreadable:
+        return error_response(400, "the key type of operator '" + uid +
+                                     "' cannot be read from a URL");
+      case state_query_status::bad_key:
+        return error_response(400, "key '" + key + "' is not a " + r.body +
+                                     " (the key type of operator '" + uid + "')");
+      case state_query_status::not_running:
+        return error_response(409, "the job is not running");
+      case state_query_status::timeout:
+        return error_response(503, "operator '" + uid + "' did not answer within " +
+                                     std::to_string(timeout.count()) + " s");
+      case state_query_status::not_owner:
+      case state_query_status::failed:
+        break;
+    }
+    return error_response(500, "cannot read the state of operator '" + uid + "': " + r.body);
+  });
+
   r.add("GET", "/jobs/:jobid/checkpoints", [st](const rest_request& req) {
     const auto& id = req.params.at("jobid");
     auto stats = st->view->checkpoint_stats_json(id);

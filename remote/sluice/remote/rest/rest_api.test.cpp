@@ -49,6 +49,20 @@ public:
     std::lock_guard<std::mutex> guard(mtx_);
     return cancels_;
   }
+  runtime::state_query_result query_state(const std::string&, const std::string&,
+                                          std::chrono::milliseconds) override {
+    std::lock_guard<std::mutex> guard(mtx_);
+    ++queries_;
+    return query_answer_;
+  }
+  void answer_queries(runtime::state_query_result r) {
+    std::lock_guard<std::mutex> guard(mtx_);
+    query_answer_ = std::move(r);
+  }
+  int queries() {
+    std::lock_guard<std::mutex> guard(mtx_);
+    return queries_;
+  }
 
 private:
   std::string id_;
@@ -57,6 +71,8 @@ private:
   bool released_ = false;
   std::string fail_with_;
   int cancels_ = 0;
+  runtime::state_query_result query_answer_;
+  int queries_ = 0;
 };
 
 /// A cluster with one running job of one vertex (parallelism 2).
@@ -161,6 +177,41 @@ TEST_CASE("errors come in Flink's shape with the right status") {
   CHECK(r.status == 400);
   r = c.request("GET", "/jobs/" + jid + "/vertices/" + std::string(32, 'c') + "/backpressure");
   CHECK(r.status == 404);
+}
+
+TEST_CASE("queryable state answers map to statuses: 503 on a timeout, 500 on a failure, 409 "
+          "without asking a job that is not running") {
+  using runtime::state_query_status;
+  auto view = std::make_shared<fake_view>();
+  auto server = rest_server::start(view, {});
+  REQUIRE(server);
+  test_http_client c{(*server)->port()};
+  const auto target = "/jobs/" + view->job_.id + "/state/counter/7";
+
+  view->client_->answer_queries({state_query_status::ok, R"({"key":7,"states":{}})"});
+  auto r = c.request("GET", target);
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["key"] == 7);
+  view->client_->answer_queries({state_query_status::timeout, {}});
+  r = c.request("GET", target);
+  CHECK(r.status == 503);
+  CHECK(first_error(r.body).find("did not answer") != std::string::npos);
+  view->client_->answer_queries({state_query_status::failed, "disk on fire"});
+  r = c.request("GET", target);
+  CHECK(r.status == 500);
+  CHECK(first_error(r.body).find("disk on fire") != std::string::npos);
+  view->client_->answer_queries({state_query_status::not_running, {}});
+  CHECK(c.request("GET", target).status == 409);
+  CHECK(view->client_->queries() == 4);
+
+  for (auto s : {runtime::job_status::restarting, runtime::job_status::finished,
+                 runtime::job_status::failed}) {
+    view->job_.status = s;
+    r = c.request("GET", target);
+    CHECK(r.status == 409);
+    CHECK(first_error(r.body) == "the job is not running");
+  }
+  CHECK(view->client_->queries() == 4);
 }
 
 TEST_CASE("with a token configured, requests without it or with a wrong one get 401") {
