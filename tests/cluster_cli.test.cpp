@@ -496,7 +496,7 @@ TEST_CASE("the jobmanager refuses an invalid setting, naming it") {
   CHECK_MESSAGE(port.output.find("rest.port") != std::string::npos, port.output);
   for (auto kv : {"state.savepoints.dir=s3://bucket/savepoints", "taskmanager.numberOfTaskSlots=0",
                   "jobmanager.rpc.port=70000", "rest.address=example.org",
-                  "heartbeat.interval=soon", "heartbeat.timeout=1s"}) {
+                  "heartbeat.interval=soon", "heartbeat.timeout=500ms"}) {
     auto r = sluice_cli(std::string("jobmanager --rest-port 0 -D ") + kv);
     CHECK(r.exit_code == 2);
     auto key = std::string(kv).substr(0, std::string(kv).find('='));

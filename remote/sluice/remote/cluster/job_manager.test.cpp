@@ -95,7 +95,7 @@ TEST_CASE("invalid cluster keys stop the start, naming the key") {
         std::string::npos);
   CHECK(start_error({{"heartbeat.interval", "0 ms"}}).find("heartbeat.interval") !=
         std::string::npos);
-  CHECK(start_error({{"heartbeat.timeout", "1 s"}}).find("heartbeat.timeout") !=
+  CHECK(start_error({{"heartbeat.timeout", "500 ms"}}).find("heartbeat.timeout") !=
         std::string::npos);
   CHECK(start_error({{"taskmanager.numberOfTaskSlots", "-1"}})
           .find("taskmanager.numberOfTaskSlots") != std::string::npos);
