@@ -44,6 +44,10 @@ start() {
     return 0
   fi
   log="$log_dir/sluice-$ident-$role-$index-$(hostname).log"
+  # The previous run's log is kept as .1; moved here, before the start, so the
+  # readiness check below never reads the old one.
+  [ -f "$log" ] && mv -f "$log" "$log.1"
+  : > "$log"
   nohup "$bin" "$role" --config "$conf_dir" "$@" > "$log" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$pf"

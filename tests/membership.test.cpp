@@ -350,6 +350,20 @@ TEST_CASE("start-cluster.sh starts a JobManager and the workers' TaskManagers, s
   REQUIRE(missing);
   CHECK(p->stop(SIGKILL, 10s) != 0);
   CHECK_MESSAGE(missing->find("build it first") != std::string::npos, *missing);
+
+  // A JobManager that exits at start (a bad setting): its log's tail is shown.
+  std::ofstream(dir / "conf" / "sluice-conf.yaml")
+    << "jobmanager.rpc.port: " << rpc << "\nheartbeat.interval: 2 s\nheartbeat.timeout: 1 s\n";
+  auto [bad_code, bad] = script("start-cluster.sh");
+  CHECK(bad_code != 0);
+  CHECK_MESSAGE(bad.find("exited at start") != std::string::npos, bad);
+  CHECK_MESSAGE(bad.find("must not be shorter than heartbeat.interval") != std::string::npos, bad);
+  CHECK(fs::is_empty(dir / "pids"));
+  // The logs of the previous start are kept as .1.
+  bool kept = false;
+  for (const auto& f : fs::directory_iterator(dir / "log"))
+    kept = kept || f.path().extension() == ".1";
+  CHECK(kept);
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
