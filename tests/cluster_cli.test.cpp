@@ -116,7 +116,7 @@ struct job_manager_fixture {
     dir = pattern;
     if (shell_command.empty())
       jm = std::make_unique<child_process>(std::vector<std::string>{
-        SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D",
+        SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D", "jobmanager.rpc.port=0", "-D",
         "web.upload.dir=" + (dir / "uploads").string(), "-D", "parallelism.default=2"});
     else
       jm = std::make_unique<child_process>(
@@ -496,7 +496,7 @@ TEST_CASE("the jobmanager refuses an invalid setting, naming it") {
   CHECK_MESSAGE(port.output.find("rest.port") != std::string::npos, port.output);
   for (auto kv : {"state.savepoints.dir=s3://bucket/savepoints", "taskmanager.numberOfTaskSlots=0",
                   "jobmanager.rpc.port=70000", "rest.address=example.org",
-                  "heartbeat.interval=soon", "heartbeat.timeout=1s"}) {
+                  "heartbeat.interval=soon", "heartbeat.timeout=500ms"}) {
     auto r = sluice_cli(std::string("jobmanager --rest-port 0 -D ") + kv);
     CHECK(r.exit_code == 2);
     auto key = std::string(kv).substr(0, std::string(kv).find('='));
@@ -511,7 +511,7 @@ TEST_CASE("the jobmanager refuses an invalid setting, naming it") {
 
 TEST_CASE("the documented conf/sluice-conf.yaml is accepted as it is, without a warning") {
   job_manager_fixture f(std::string("exec ") + SLUICE_BINARY + " jobmanager --config " +
-                        REPO_CONF + " --rest-port 0");
+                        REPO_CONF + " --rest-port 0 -D jobmanager.rpc.port=0");
   for (const auto& line : f.startup)
     CHECK_MESSAGE(line.find("warning") == std::string::npos, line);
   CHECK(f.startup.front() ==
@@ -526,7 +526,7 @@ TEST_CASE("sluice-conf.yaml from SLUICE_CONF_DIR configures the jobmanager, -D o
   fs::create_directories(dir / "conf");
   std::ofstream(dir / "conf" / "sluice-conf.yaml")
     << "jobmanager.rpc.address: localhost\n"
-    << "jobmanager.rpc.port: 6123\n"
+    << "jobmanager.rpc.port: 0\n"
     << "rest.address: localhost\n"
     << "rest.port: 0\n"
     << "web.upload.dir: " << (dir / "uploads").string() << "\n"

@@ -4,6 +4,7 @@
 #include "sluice/remote/cluster/job_manager.hpp"
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/cluster/rest_client.hpp"
+#include "sluice/remote/cluster/task_manager.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/runtime/job_graph.hpp"
@@ -177,6 +178,8 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
     std::cerr << "sluice: warning: " << w << "\n";
   std::cout << "sluice: jobmanager REST API on http://" << (*jm)->settings().rest_address << ":"
             << (*jm)->rest_port() << "\n"
+            << "sluice: TaskManagers register at " << (*jm)->settings().rpc_address << ":"
+            << (*jm)->rpc_port() << "\n"
             << "sluice: job libraries are kept in " << (*jm)->settings().upload_dir << "\n"
             << std::flush;
   timespec tick{0, 200 * 1000 * 1000};
@@ -185,6 +188,44 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
     if (sig == SIGINT || sig == SIGTERM) {
       std::cout << "sluice: stopping the jobmanager\n" << std::flush;
       (*jm)->stop();
+      return 0;
+    }
+  }
+}
+
+int run_task_manager(const std::map<std::string, std::string>& settings) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::vector<std::string> warnings;
+  remote::cluster::task_manager_settings tms;
+  try {
+    tms = remote::cluster::read_task_manager_settings(settings, warnings);
+  } catch (const std::exception& e) {
+    std::cerr << "sluice: " << e.what() << "\n";
+    return 2;
+  }
+  for (const auto& w : warnings)
+    std::cerr << "sluice: warning: " << w << "\n";
+  auto tm = remote::cluster::task_manager::start(tms, [](const std::string& line) {
+    std::cerr << ("sluice: taskmanager: " + line + "\n") << std::flush;
+  });
+  if (!tm) {
+    std::cerr << "sluice: " << remote::describe(tm.error()) << "\n";
+    return remote::is(tm.error(), remote::remote_errc::invalid_configuration) ? 2 : 1;
+  }
+  std::cout << "sluice: taskmanager " << (*tm)->id() << " (" << tms.slots
+            << " slots) registering at the JobManager at " << tms.job_manager_address << ":"
+            << tms.job_manager_port << "\n"
+            << std::flush;
+  timespec tick{0, 200 * 1000 * 1000};
+  for (;;) {
+    int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      std::cout << "sluice: stopping the taskmanager\n" << std::flush;
+      (*tm)->stop();
       return 0;
     }
   }

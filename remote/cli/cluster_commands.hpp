@@ -15,6 +15,11 @@ namespace sluice::cli {
 /// (0 after a signal, 1 when it cannot serve, 2 for bad settings).
 int run_job_manager(const std::map<std::string, std::string>& settings);
 
+/// `sluice taskmanager`: registers with the JobManager (again whenever it
+/// is lost) until SIGINT/SIGTERM, then deregisters. Returns the exit code as
+/// run_job_manager does.
+int run_task_manager(const std::map<std::string, std::string>& settings);
+
 /// Options of `sluice run`.
 struct run_options {
   std::string job_manager; ///< -m host:port

@@ -1,7 +1,7 @@
 // The `sluice` command line: `sluice functions run module.yaml`, which runs
 // a stateful-functions application from a StateFun module file alone (remote
 // functions, HTTP ingress, egresses) until SIGINT or SIGTERM; `sluice
-// jobmanager`, a session cluster's daemon; the client commands run, list,
+// jobmanager` and `sluice taskmanager`, a session cluster's daemons; the client commands run, list,
 // cancel, stop and savepoint against its REST API; and the local commands
 // info (a job library's execution plan) and savepoint -d (dispose).
 
@@ -167,8 +167,8 @@ int main(int argc, char** argv) {
 
   // The session cluster: the JobManager daemon and the REST client commands.
   auto* jobmanager = cli.add_subcommand(
-    "jobmanager", "run a JobManager (REST API, job libraries; TaskManagers in-process) until "
-                  "interrupted");
+    "jobmanager", "run a JobManager (REST API, job libraries, TaskManager membership; jobs run on "
+                  "in-process TaskManagers) until interrupted");
   std::string jm_config;
   jobmanager->add_option("--config,-c", jm_config,
                          "settings YAML, or a directory holding sluice-conf.yaml (default: "
@@ -179,6 +179,18 @@ int main(int argc, char** argv) {
   int rest_port = -1;
   jobmanager->add_option("--rest-port", rest_port, "REST port (rest.port, 8081; 0 = any free)")
     ->check(CLI::Range(0, 65535));
+
+  auto* taskmanager = cli.add_subcommand(
+    "taskmanager", "run a TaskManager process that registers with the JobManager at "
+                   "jobmanager.rpc.address:port (its slots are shown, it runs no subtasks yet) "
+                   "until interrupted");
+  std::string tm_config;
+  taskmanager->add_option("--config,-c", tm_config,
+                          "settings YAML, or a directory holding sluice-conf.yaml (default: "
+                          "$SLUICE_CONF_DIR/sluice-conf.yaml)")
+    ->check(CLI::ExistingPath);
+  std::vector<std::string> tm_overrides;
+  taskmanager->add_option("-D", tm_overrides, "a setting key=value, over the file's");
 
   std::string job_manager = "127.0.0.1:8081";
   auto add_address = [&](CLI::App* c) {
@@ -274,6 +286,16 @@ int main(int argc, char** argv) {
     if (rest_port >= 0)
       settings["rest.port"] = std::to_string(rest_port);
     return sluice::cli::run_job_manager(settings);
+  }
+  if (taskmanager->parsed()) {
+    std::map<std::string, std::string> settings;
+    std::string conf_file;
+    if (!find_conf_file(tm_config, conf_file) ||
+        !load_cli_settings(conf_file, tm_overrides, settings))
+      return 2;
+    if (!conf_file.empty())
+      std::cout << "sluice: configuration from " << conf_file << "\n" << std::flush;
+    return sluice::cli::run_task_manager(settings);
   }
   if (run_cmd->parsed()) {
     auto rest = run_cmd->remaining();

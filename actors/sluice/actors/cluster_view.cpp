@@ -134,8 +134,13 @@ std::vector<task_manager_info> local_job_registry::task_managers() const {
   std::vector<task_manager_info> out;
   for (auto& [job, board] : live) {
     std::lock_guard<std::mutex> guard(board->mtx);
-    for (const auto& tm : board->task_managers)
-      out.push_back({job.substr(0, 8) + "-" + tm.id, tm.slots, tm.free});
+    for (const auto& tm : board->task_managers) {
+      task_manager_info info;
+      info.id = job.substr(0, 8) + "-" + tm.id;
+      info.slots = tm.slots;
+      info.free_slots = tm.free;
+      out.push_back(std::move(info));
+    }
   }
   return out;
 }

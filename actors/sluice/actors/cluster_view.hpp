@@ -60,11 +60,24 @@ struct job_info {
   std::string plan_json; ///< job_graph::plan_json
 };
 
-/// A TaskManager and its slots.
+/// A TaskManager and its slots: one of a mini-cluster's in-process
+/// TaskManagers, or a TaskManager process registered with the JobManager.
 struct task_manager_info {
   std::string id;
   int32_t slots = 0;
   int32_t free_slots = 0;
+  /// Where a TaskManager process is reachable (empty for in-process ones,
+  /// shown as local://<id>).
+  std::string path;
+  /// Its port (-1 for in-process ones).
+  int32_t data_port = -1;
+  /// When its last heartbeat arrived (epoch ms; -1 = in-process, never out
+  /// of touch).
+  int64_t last_heartbeat_ms = -1;
+  /// Its hardware (0 = this process's, for in-process ones).
+  int32_t cpu_cores = 0;
+  int64_t physical_memory = 0;
+  int64_t free_memory = 0;
 };
 
 /// The read side of a cluster the REST API serves. Implementations are

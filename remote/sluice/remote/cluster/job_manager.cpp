@@ -2,6 +2,7 @@
 
 #include "sluice/actors/cluster.hpp"
 #include "sluice/job.hpp"
+#include "sluice/remote/cluster/membership.hpp"
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/runtime/restart_strategy.hpp"
@@ -11,6 +12,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <stdexcept>
 
 #include <arpa/inet.h>
@@ -78,17 +80,10 @@ job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest)
     s.rpc_address = address("jobmanager.rpc.address", *v);
   if (auto v = take("jobmanager.rpc.port"))
     s.rpc_port =
-      static_cast<uint16_t>(runtime::parse_setting_int("jobmanager.rpc.port", *v, 1, 65535));
-  if (auto v = take("heartbeat.interval"))
-    s.heartbeat_interval = runtime::parse_flink_duration(*v, "heartbeat.interval");
-  if (auto v = take("heartbeat.timeout"))
-    s.heartbeat_timeout = runtime::parse_flink_duration(*v, "heartbeat.timeout");
-  if (s.heartbeat_interval.count() <= 0)
-    throw std::invalid_argument("heartbeat.interval must be positive");
-  if (s.heartbeat_timeout < s.heartbeat_interval)
-    throw std::invalid_argument("heartbeat.timeout (" + std::to_string(s.heartbeat_timeout.count()) +
-                                " ms) must not be shorter than heartbeat.interval (" +
-                                std::to_string(s.heartbeat_interval.count()) + " ms)");
+      static_cast<uint16_t>(runtime::parse_setting_int("jobmanager.rpc.port", *v, 0, 65535));
+  auto hb = take_heartbeat_settings(rest);
+  s.heartbeat_interval = hb.interval;
+  s.heartbeat_timeout = hb.timeout;
   return s;
 }
 
@@ -147,8 +142,20 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
   // Running a library loads it and starts its mini-cluster on an I/O
   // thread; a second thread keeps the API answering meanwhile.
   rc.threads = 2;
+  auto members = membership_service::start(
+    cluster.rpc_address, cluster.rpc_port, {cluster.heartbeat_interval, cluster.heartbeat_timeout},
+    [](const std::string& line) {
+      // One write per line: the membership actor and the main thread both log.
+      std::cerr << ("sluice: " + line + "\n") << std::flush;
+    });
+  if (!members)
+    return members.error();
+  jm->members_ = std::move(*members);
+  auto view = std::make_shared<session_cluster_view>(actors::local_job_registry::global(),
+                                                     jm->members_->registry());
   auto* self = jm.get();
-  auto server = rest::rest_server::start_local(rc, [self](rest::router& r) { self->add_routes(r); });
+  auto server =
+    rest::rest_server::start(view, rc, [self](rest::router& r) { self->add_routes(r); });
   if (!server)
     return make_error(remote_errc::server_failed,
                       "cannot serve REST on " + cluster.rest_address + ":" +
@@ -172,6 +179,10 @@ job_manager::~job_manager() {
 
 uint16_t job_manager::rest_port() const {
   return rest_ ? rest_->port() : 0;
+}
+
+uint16_t job_manager::rpc_port() const {
+  return members_ ? members_->port() : 0;
 }
 
 caf::expected<std::string> job_manager::run(const std::string& jar_id,
@@ -228,6 +239,10 @@ void job_manager::stop() {
   // once they are joined.
   if (rest_)
     rest_->stop();
+  // TaskManagers see the connection close and start asking to register
+  // again; they run no subtasks yet, so nothing else is lost.
+  if (members_)
+    members_->stop();
   {
     std::lock_guard<std::mutex> guard{mtx_};
     stopping_ = true;

@@ -18,10 +18,14 @@
 
 /// The JobManager of a session cluster on one machine (`sluice
 /// jobmanager`): the REST API over the jobs it runs, plus Flink's /jars
-/// endpoints to upload job libraries and run them. TaskManagers are
-/// in-process for now: each job runs on its own local mini-cluster, so one
-/// job's failure never touches another's subtasks.
+/// endpoints to upload job libraries and run them, and the membership of
+/// TaskManager processes (`sluice taskmanager`, see membership.hpp). Jobs
+/// still run on in-process TaskManagers: each job on its own local
+/// mini-cluster, so one job's failure never touches another's subtasks; the
+/// registered TaskManager processes run no subtasks yet.
 namespace sluice::remote::cluster {
+
+class membership_service;
 
 /// The cluster keys the JobManager reads itself (the others go to
 /// runtime::apply_settings for every job it runs).
@@ -39,15 +43,16 @@ struct job_manager_settings {
   /// put savepoints when the request names no directory (empty = the job's
   /// <checkpoint directory>/savepoints).
   std::string savepoints_dir;
-  /// jobmanager.rpc.address / jobmanager.rpc.port: checked, not used yet
-  /// (TaskManagers are in-process; the cluster transport will listen here).
+  /// jobmanager.rpc.address / jobmanager.rpc.port: where the membership
+  /// actor listens for TaskManager processes (localhost binds 127.0.0.1;
+  /// port 0 = any free one).
   std::string rpc_address = "localhost";
   uint16_t rpc_port = 6123;
-  /// heartbeat.interval / heartbeat.timeout (Flink's 10 s / 50 s): checked
-  /// (positive, timeout >= interval), not used yet (no TaskManager
-  /// processes to watch).
-  std::chrono::milliseconds heartbeat_interval{10000};
-  std::chrono::milliseconds heartbeat_timeout{50000};
+  /// heartbeat.interval / heartbeat.timeout (1 s / 5 s; positive, timeout
+  /// >= interval): how often the JobManager and each TaskManager tell each
+  /// other they are alive, and how long a silent one counts as lost.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{5000};
 };
 
 /// The keys `job_manager_settings` reads (the JobManager's own; every other
@@ -71,6 +76,8 @@ public:
 
   /// The REST server's bound port.
   [[nodiscard]] uint16_t rest_port() const;
+  /// The bound port TaskManagers register at (jobmanager.rpc.port).
+  [[nodiscard]] uint16_t rpc_port() const;
   /// The cluster keys in effect.
   [[nodiscard]] const job_manager_settings& settings() const noexcept { return settings_; }
   /// One line per setting key nobody reads.
@@ -112,6 +119,7 @@ private:
   bool stopping_ = false;
   /// The jobs still held, by id (guarded by mtx_).
   std::map<std::string, std::shared_ptr<runtime::job_client>> jobs_;
+  std::unique_ptr<membership_service> members_;
   std::unique_ptr<rest::rest_server> rest_;
   std::thread reaper_;
 };

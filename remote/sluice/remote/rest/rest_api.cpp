@@ -270,6 +270,27 @@ int level_rank(const std::string& l) {
   return l == "high" ? 2 : l == "low" ? 1 : 0;
 }
 
+/// One entry of GET /taskmanagers. In-process TaskManagers show this
+/// process's hardware and `now` as their last heartbeat (they are never out
+/// of touch); TaskManager processes show what they registered with. As in
+/// Flink, timeSinceLastHeartbeat holds the time of the last heartbeat.
+json task_manager_json(const actors::task_manager_info& tm, int64_t now, int64_t cores,
+                       int64_t physical, int64_t available) {
+  bool process = tm.last_heartbeat_ms >= 0;
+  return json{{"id", tm.id},
+              {"path", tm.path.empty() ? "local://" + tm.id : tm.path},
+              {"dataPort", tm.data_port},
+              {"jmxPort", -1},
+              {"timeSinceLastHeartbeat", process ? tm.last_heartbeat_ms : now},
+              {"slotsNumber", tm.slots},
+              {"freeSlots", tm.free_slots},
+              {"hardware",
+               {{"cpuCores", process ? tm.cpu_cores : cores},
+                {"physicalMemory", process ? tm.physical_memory : physical},
+                {"freeMemory", process ? tm.free_memory : available},
+                {"managedMemory", 0}}}};
+}
+
 json backpressure_json(const actors::job_info& j, const std::string& vid, int64_t now) {
   auto subs = subtasks_of(j, vid);
   json list = json::array();
@@ -782,20 +803,22 @@ void add_routes(const std::shared_ptr<api_state>& shared) {
     auto now = actors::wall_now_ms();
     json list = json::array();
     for (const auto& tm : st->view->task_managers())
-      list.push_back({{"id", tm.id},
-                      {"path", "local://" + tm.id},
-                      {"dataPort", -1},
-                      {"jmxPort", -1},
-                      // In-process TaskManagers are never out of touch.
-                      {"timeSinceLastHeartbeat", now},
-                      {"slotsNumber", tm.slots},
-                      {"freeSlots", tm.free_slots},
-                      {"hardware",
-                       {{"cpuCores", cores},
-                        {"physicalMemory", physical},
-                        {"freeMemory", available},
-                        {"managedMemory", 0}}}});
+      list.push_back(task_manager_json(tm, now, cores, physical, available));
     return json_response(200, json{{"taskmanagers", list}}.dump());
+  });
+
+  r.add("GET", "/taskmanagers/:taskmanagerid", [st](const rest_request& req) {
+    const auto& id = req.params.at("taskmanagerid");
+    auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    auto page = static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+    for (const auto& tm : st->view->task_managers())
+      if (tm.id == id)
+        return json_response(
+          200, task_manager_json(tm, actors::wall_now_ms(), cores,
+                                 page * static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)),
+                                 page * static_cast<int64_t>(::sysconf(_SC_AVPHYS_PAGES)))
+                 .dump());
+    return error_response(404, "unknown TaskManager id '" + id + "'");
   });
 
   auto vertex_route = [st](const rest_request& req, rest_response& err,

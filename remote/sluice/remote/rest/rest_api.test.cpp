@@ -109,8 +109,23 @@ public:
       return std::string(R"({"counts":{"total":0}})");
     return std::nullopt;
   }
+  /// An in-process TaskManager and a registered TaskManager process.
   std::vector<actors::task_manager_info> task_managers() const override {
-    return {{"tm-0", 4, 2}};
+    actors::task_manager_info local;
+    local.id = "tm-0";
+    local.slots = 4;
+    local.free_slots = 2;
+    actors::task_manager_info process;
+    process.id = "worker:40000-a1b2c3";
+    process.slots = 3;
+    process.free_slots = 3;
+    process.path = "caf.tcp://worker:40000/taskmanager";
+    process.data_port = 40000;
+    process.last_heartbeat_ms = 1700000000000;
+    process.cpu_cores = 16;
+    process.physical_memory = int64_t{64} << 30;
+    process.free_memory = int64_t{10} << 30;
+    return {local, process};
   }
   std::shared_ptr<runtime::job_client> client(const std::string& id) const override {
     return id == job_.id ? client_ : nullptr;
@@ -230,7 +245,40 @@ TEST_CASE("with a token configured, requests without it or with a wrong one get 
   CHECK(first_error(r.body) == "wrong bearer token");
   r = c.request("GET", "/overview", {}, "s3cret");
   CHECK(r.status == 200);
-  CHECK(json::parse(r.body)["taskmanagers"] == 1);
+  CHECK(json::parse(r.body)["taskmanagers"] == 2);
+}
+
+TEST_CASE("a TaskManager process shows its own path, port, heartbeat and hardware, and "
+          "/taskmanagers/:id finds one by id") {
+  auto view = std::make_shared<fake_view>();
+  auto server = rest_server::start(view, {});
+  REQUIRE(server);
+  test_http_client c{(*server)->port()};
+  auto r = c.request("GET", "/taskmanagers");
+  REQUIRE(r.status == 200);
+  auto list = json::parse(r.body)["taskmanagers"];
+  REQUIRE(list.size() == 2);
+  CHECK(list[0]["path"] == "local://tm-0");
+  CHECK(list[0]["dataPort"] == -1);
+  r = c.request("GET", "/taskmanagers/worker:40000-a1b2c3");
+  REQUIRE(r.status == 200);
+  auto tm = json::parse(r.body);
+  CHECK(tm["id"] == "worker:40000-a1b2c3");
+  CHECK(tm["path"] == "caf.tcp://worker:40000/taskmanager");
+  CHECK(tm["dataPort"] == 40000);
+  CHECK(tm["timeSinceLastHeartbeat"] == 1700000000000);
+  CHECK(tm["slotsNumber"] == 3);
+  CHECK(tm["freeSlots"] == 3);
+  CHECK(tm["hardware"]["cpuCores"] == 16);
+  CHECK(tm["hardware"]["physicalMemory"] == int64_t{64} << 30);
+  CHECK(tm["hardware"]["freeMemory"] == int64_t{10} << 30);
+  r = c.request("GET", "/taskmanagers/nobody");
+  CHECK(r.status == 404);
+  CHECK(first_error(r.body).find("nobody") != std::string::npos);
+  auto overview = json::parse(c.request("GET", "/overview").body);
+  CHECK(overview["taskmanagers"] == 2);
+  CHECK(overview["slots-total"] == 7);
+  CHECK(overview["slots-available"] == 5);
 }
 
 TEST_CASE("TLS settings are refused at startup as not supported yet") {

@@ -1,0 +1,176 @@
+// Startup, idle memory and loss detection of the standalone cluster's
+// daemons: `sluice jobmanager` and one `sluice taskmanager` as child
+// processes on loopback (heartbeat.interval 200 ms, timeout 1 s). Prints:
+//   startup jobmanager: T ms    process start to REST answering
+//   startup taskmanager: T ms   process start to listed by GET /taskmanagers
+//   startup: T ms               the larger of the two
+//   idle rss jobmanager: N MB   VmRSS after 2 s idle
+//   idle rss taskmanager: N MB
+//   detection: T ms             kill -9 of the TaskManager to its disappearance
+//   detection hung: T ms        SIGSTOP of a TaskManager to its disappearance
+//                               (no closed connection: the heartbeat timeout)
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t start(std::vector<std::string> args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    unsetenv("SLUICE_CONF_DIR");
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+/// The body of GET `path`, empty unless 200.
+std::string get(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0)
+        reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  auto body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos)
+    return {};
+  return reply.substr(body + 4);
+}
+
+/// Milliseconds from `since` until `done()` holds (polled every ms), or -1
+/// after 20 s.
+template <class Pred>
+double until(steady::time_point since, Pred done) {
+  while (!done()) {
+    if (steady::now() - since > 20s)
+      return -1;
+    std::this_thread::sleep_for(1ms);
+  }
+  return std::chrono::duration<double, std::milli>(steady::now() - since).count();
+}
+
+double rss_mb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      double kb = 0;
+      status >> kb;
+      return kb / 1024;
+    }
+    std::getline(status, key);
+  }
+  return -1;
+}
+
+void stop(pid_t pid, int sig) {
+  kill(pid, sig);
+  waitpid(pid, nullptr, 0);
+}
+
+} // namespace
+
+int main() {
+  const std::string bin = SLUICE_BINARY;
+  const std::vector<std::string> hb = {"-D", "heartbeat.interval=200 ms", "-D",
+                                       "heartbeat.timeout=1 s"};
+  int rest = free_port(), rpc = free_port();
+  char dir[] = "/tmp/sluice-bench-cluster-XXXXXX";
+  if (!mkdtemp(dir))
+    return 1;
+  std::vector<std::string> jm_args = {bin, "jobmanager", "--rest-port", std::to_string(rest), "-D",
+                                      "jobmanager.rpc.port=" + std::to_string(rpc), "-D",
+                                      std::string("web.upload.dir=") + dir};
+  jm_args.insert(jm_args.end(), hb.begin(), hb.end());
+  auto tm_args = [&](const std::string& id) {
+    std::vector<std::string> a = {bin, "taskmanager", "-D",
+                                  "jobmanager.rpc.port=" + std::to_string(rpc), "-D",
+                                  "taskmanager.resource-id=" + id};
+    a.insert(a.end(), hb.begin(), hb.end());
+    return a;
+  };
+  auto listed = [&](const std::string& id) {
+    return get(rest, "/taskmanagers").find("\"id\":\"" + id + "\"") != std::string::npos;
+  };
+
+  auto t0 = steady::now();
+  pid_t jm = start(jm_args);
+  double jm_ms = until(t0, [&] { return !get(rest, "/overview").empty(); });
+  auto t1 = steady::now();
+  pid_t tm = start(tm_args("bench-tm"));
+  double tm_ms = until(t1, [&] { return listed("bench-tm"); });
+  std::printf("startup jobmanager: %.1f ms\n", jm_ms);
+  std::printf("startup taskmanager: %.1f ms\n", tm_ms);
+  std::printf("startup: %.1f ms\n", std::max(jm_ms, tm_ms));
+
+  std::this_thread::sleep_for(2s);
+  std::printf("idle rss jobmanager: %.1f MB\n", rss_mb(jm));
+  std::printf("idle rss taskmanager: %.1f MB\n", rss_mb(tm));
+
+  auto t2 = steady::now();
+  kill(tm, SIGKILL);
+  double detect = until(t2, [&] { return !listed("bench-tm"); });
+  waitpid(tm, nullptr, 0);
+  std::printf("detection: %.1f ms\n", detect);
+
+  pid_t hung = start(tm_args("bench-hung"));
+  until(steady::now(), [&] { return listed("bench-hung"); });
+  auto t3 = steady::now();
+  kill(hung, SIGSTOP);
+  double hung_ms = until(t3, [&] { return !listed("bench-hung"); });
+  std::printf("detection hung: %.1f ms\n", hung_ms);
+  kill(hung, SIGKILL);
+  kill(hung, SIGCONT);
+  waitpid(hung, nullptr, 0);
+  stop(jm, SIGTERM);
+  std::string rm = std::string("rm -rf ") + dir;
+  return std::system(rm.c_str()) == 0 ? 0 : 1;
+}
