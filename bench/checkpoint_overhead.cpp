@@ -40,6 +40,7 @@ struct run_result {
   int64_t mean_duration_ms = 0;
   int64_t mean_size = 0;
   double mean_sync_ms = 0;
+  int64_t mean_alignment_ms = 0;
   uint64_t full_size = 0;
 };
 
@@ -78,6 +79,7 @@ run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, boo
   out.checkpoints = stats["counts"]["completed"].get<int64_t>();
   out.mean_duration_ms = stats["summary"]["end_to_end_duration"]["avg"].get<int64_t>();
   out.mean_size = stats["summary"]["state_size"]["avg"].get<int64_t>();
+  out.mean_alignment_ms = stats["summary"]["alignment_duration"]["avg"].get<int64_t>();
   if (!checkpoints)
     return out;
   // The synchronous part per subtask of the task that has the longest one
@@ -132,6 +134,8 @@ void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64
   std::printf("checkpoint duration %s: %lld ms\n", label,
               static_cast<long long>(on.mean_duration_ms));
   std::printf("checkpoint sync part %s: %.1f ms\n", label, on.mean_sync_ms);
+  std::printf("checkpoint alignment %s: %lld ms\n", label,
+              static_cast<long long>(on.mean_alignment_ms));
   std::printf("checkpoint size %s: %lld bytes\n", label, static_cast<long long>(on.mean_size));
   std::printf("full state size %s: %llu bytes\n", label,
               static_cast<unsigned long long>(on.full_size));

@@ -4,6 +4,7 @@
 // (examples/wordcount_job, tests/jobs/test_jobs.cpp).
 
 #include "child_process.hpp"
+#include "test_util.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -73,19 +74,6 @@ std::string finished_parts(const fs::path& dir) {
     all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   return all;
-}
-
-/// A port nobody listens on (bound, then closed).
-int closed_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 /// The job id in "Job has been submitted with JobID <id>".
@@ -475,7 +463,7 @@ TEST_CASE("bad job ids, libraries and addresses fail with a clear message and a 
   CHECK_MESSAGE(bad_savepoint.output.find("cannot run job") != std::string::npos,
                 bad_savepoint.output);
 
-  auto port = std::to_string(closed_port());
+  auto port = std::to_string(sluice::test::free_port());
   for (auto cmd : {"list ", "cancel 0123456789abcdef0123456789abcdef "}) {
     auto r = sluice_cli(std::string(cmd) + "-m 127.0.0.1:" + port);
     CHECK(r.exit_code != 0);

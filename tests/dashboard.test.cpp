@@ -9,6 +9,7 @@
 #include "sluice/remote/internal/test_http_client.hpp"
 #include "sluice/remote/rest/rest_api.hpp"
 #include "sluice/sluice.hpp"
+#include "rest_job.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
@@ -30,35 +31,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Counts records per key.
-struct count_per_key final : keyed_process_function<int64_t, int64_t, int64_t> {
-  state::value_state<int64_t> n;
-  void open(const runtime_context& ctx) override {
-    n = ctx.get_state(value_state_descriptor<int64_t>("count"));
-  }
-  void process_element(const int64_t&, context&, collector<int64_t>& out) override {
-    auto c = n.value().value_or(0) + 1;
-    n.update(c);
-    out.collect(c);
-  }
-};
-
-/// An unbounded keyed job, parallelism 2, checkpoints every 200 ms.
+/// The counting job of rest_job.hpp, checkpointed every 200ms.
 std::shared_ptr<runtime::job_client> start_job(const std::string& dir, const std::string& name) {
-  configuration cfg;
-  cfg.parallelism = 2;
-  cfg.state.backend = state::backend_kind::heap;
-  cfg.checkpoints.interval = 200ms;
-  cfg.checkpoints.directory = dir + "/checkpoints";
-  stream_environment env(cfg);
-  env.from_generator(
-         stream_environment::unbounded, [](uint64_t i) { return static_cast<int64_t>(i); }, 5000)
-      .uid("numbers")
-      .key_by([](int64_t i) { return i % 7; })
-      .process(count_per_key{})
-      .uid("counter")
-      .discard();
-  return env.execute_async(name);
+  return sluice::test::start_counting_job(dir, name, 200ms, 5000);
 }
 
 /// The program `name` in PATH, or "".
@@ -76,21 +51,6 @@ std::string find_program(const std::string& name) {
     i = j + 1;
   }
   return {};
-}
-
-/// A TCP port that was free a moment ago (for chromedriver, which cannot
-/// report the port it picked).
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 /// Runs headless Chromium on `url` with `mode` (--dump-dom or
@@ -338,7 +298,7 @@ TEST_CASE("the dashboard shows the running job, its vertices and live numbers, a
   }
 
   SUBCASE("the cancel and stop buttons ask first, then cancel or stop the job") {
-    auto port = free_port();
+    auto port = sluice::test::free_port();
     test::child_process driver({chromedriver, "--port=" + std::to_string(port)});
     REQUIRE_MESSAGE(driver.wait_for_line("started successfully", 15s),
                     "chromedriver did not start");

@@ -4,6 +4,7 @@
 // and scripts/start-cluster.sh / stop-cluster.sh with a conf dir of their own.
 
 #include "child_process.hpp"
+#include "test_util.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -61,19 +62,6 @@ bool alive(pid_t pid) {
     return false;
   auto close = line.rfind(')');
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
-/// A loopback port nobody listens on right now.
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 /// The status and body of `GET path` on 127.0.0.1:`port` (status 0 when
@@ -235,7 +223,7 @@ TEST_CASE("a TaskManager that stops answering is dropped after the heartbeat tim
 
 TEST_CASE("a TaskManager registers again with a JobManager restarted on the same port, saying "
           "once that it lost it") {
-  auto rpc = free_port();
+  auto rpc = sluice::test::free_port();
   auto jm = std::make_unique<job_manager_process>(rpc);
   auto a = task_manager(rpc, "tm-stays", 2);
   REQUIRE(a->wait_for_line("registered at the JobManager", 10s));
@@ -283,7 +271,7 @@ TEST_CASE("bad membership settings stop the daemons with a message, and a TaskMa
                 taken);
 
   // No JobManager: the TaskManager runs on, retrying, and says so once.
-  auto nobody = std::to_string(free_port());
+  auto nobody = std::to_string(sluice::test::free_port());
   auto tm = spawn({SLUICE_BINARY, "taskmanager", "-D", "jobmanager.rpc.port=" + nobody},
                   "SLUICE_CONF_DIR= ");
   REQUIRE(tm->wait_for_line("cannot reach the JobManager at localhost:" + nobody, 10s));
@@ -297,8 +285,8 @@ TEST_CASE("start-cluster.sh starts a JobManager and the workers' TaskManagers, s
   REQUIRE(mkdtemp(pattern) != nullptr);
   fs::path dir = pattern;
   fs::create_directories(dir / "conf");
-  auto rest = free_port();
-  auto rpc = free_port();
+  auto rest = sluice::test::free_port();
+  auto rpc = sluice::test::free_port();
   std::ofstream(dir / "conf" / "masters") << "localhost:" << rest << "\n";
   std::ofstream(dir / "conf" / "workers") << "# two on this host\nlocalhost\n127.0.0.1\n";
   std::ofstream(dir / "conf" / "sluice-conf.yaml")

@@ -57,18 +57,6 @@ std::map<std::string, int64_t> write_corpus(const std::string& path, int lines) 
   return ref;
 }
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 } // namespace
 
 TEST_SUITE("integration.pipeline") {
@@ -335,7 +323,7 @@ TEST_CASE("a missing input file fails the job with a clear error") {
 
 TEST_CASE("an unreachable socket fails the job with a clear error") {
   stream_environment env;
-  auto port = free_port();
+  auto port = sluice::test::free_port();
   env.socket_text_stream("127.0.0.1", port).print();
   auto r = env.execute();
   CHECK(r.status == job_status::failed);

@@ -6,6 +6,7 @@
 #include "sluice/remote/errors.hpp"
 #include "sluice/remote/internal/test_http_client.hpp"
 #include "sluice/remote/rest/rest_api.hpp"
+#include "rest_job.hpp"
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
@@ -21,35 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Counts records per key.
-struct count_per_key final : keyed_process_function<int64_t, int64_t, int64_t> {
-  state::value_state<int64_t> n;
-  void open(const runtime_context& ctx) override {
-    n = ctx.get_state(value_state_descriptor<int64_t>("count"));
-  }
-  void process_element(const int64_t&, context&, collector<int64_t>& out) override {
-    auto c = n.value().value_or(0) + 1;
-    n.update(c);
-    out.collect(c);
-  }
-};
-
-/// An unbounded keyed job with checkpoints every 100 ms.
+/// The counting job of rest_job.hpp, checkpointed every 100ms.
 std::shared_ptr<runtime::job_client> start_job(const std::string& dir, const std::string& name) {
-  configuration cfg;
-  cfg.parallelism = 2;
-  cfg.state.backend = state::backend_kind::heap;
-  cfg.checkpoints.interval = 100ms;
-  cfg.checkpoints.directory = dir + "/checkpoints";
-  stream_environment env(cfg);
-  env.from_generator(stream_environment::unbounded,
-                     [](uint64_t i) { return static_cast<int64_t>(i); }, 20000)
-    .uid("numbers")
-    .key_by([](int64_t i) { return i % 7; })
-    .process(count_per_key{})
-    .uid("counter")
-    .discard();
-  return env.execute_async(name);
+  return sluice::test::start_counting_job(dir, name, 100ms, 20000);
 }
 
 json get_json(test_http_client& c, const std::string& target, unsigned expect = 200) {

@@ -190,7 +190,7 @@ public:
     }
     states_.push_back(state_meta{d.name, kind, typeid(V), typeid(N), type_desc, d.ttl,
                                  internal::serial_type_name<N>(),
-                                 internal::serial_type_name<V>()});
+                                 internal::serial_type_name<V>(), state_printer{}});
     on_declare(static_cast<uint32_t>(states_.size() - 1));
     return static_cast<uint32_t>(states_.size() - 1);
   }
