@@ -570,11 +570,14 @@ public:
     b.set_state_printer(idx, [this](state::keyed_state_backend_base& be, uint32_t i,
                                      std::string& out) {
       const T* acc = nullptr;
+      // Owns what get() points to (RocksDB reads into it).
+      std::shared_ptr<state::internal_value_state<state::void_namespace, T>> handle;
       if (dense_ != nullptr) {
         const K& key = heap_backend_->current_key();
         acc = dense_->find(key, heap_backend_->dense_hash(key));
       } else {
-        acc = state::internal::make_value<state::void_namespace, T>(be, i)->get();
+        handle = state::internal::make_value<state::void_namespace, T>(be, i);
+        acc = handle->get();
       }
       if (acc != nullptr)
         state::print_json(out, *acc);

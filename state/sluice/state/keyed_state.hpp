@@ -91,7 +91,9 @@ template <class N, class V>
 void set_value_printer(keyed_state_backend_base& b, uint32_t idx) {
   if constexpr (std::is_same_v<N, void_namespace>)
     b.set_state_printer(idx, [](keyed_state_backend_base& be, uint32_t i, std::string& out) {
-      if (const V* v = make_value<N, V>(be, i)->get())
+      // The handle owns what get() points to (RocksDB reads into it).
+      auto handle = make_value<N, V>(be, i);
+      if (const V* v = handle->get())
         print_json(out, *v);
       else
         out += "null";
@@ -302,7 +304,8 @@ public:
       // What get() returns: the aggregate function's result.
       b.set_state_printer(idx, [fn = fn_](keyed_state_backend_base& be, uint32_t i,
                                           std::string& out) {
-        if (const Acc* a = internal::make_value<N, Acc>(be, i)->get())
+        auto handle = internal::make_value<N, Acc>(be, i); // owns what get() points to
+        if (const Acc* a = handle->get())
           print_json(out, fn->get_result(*a));
         else
           out += "null";
