@@ -131,29 +131,9 @@ struct job_manager_fixture {
 /// The body of `GET path` from the REST API at `address` (host:port); empty
 /// unless the answer is 200.
 std::string http_get(const std::string& address, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0)
-    return {};
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + address +
-                          "\r\nConnection: close\r\n\r\n";
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof buf)) > 0)
-        reply.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  auto body = reply.find("\r\n\r\n");
-  if (reply.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos)
-    return {};
-  return reply.substr(body + 4);
+  auto [status, body] =
+    sluice::test::http_get(std::stoi(address.substr(address.rfind(':') + 1)), path);
+  return status == 200 ? body : std::string();
 }
 
 /// How many threads process `pid` runs.

@@ -64,31 +64,7 @@ bool alive(pid_t pid) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
-/// The status and body of `GET path` on 127.0.0.1:`port` (status 0 when
-/// nothing answers).
-std::pair<int, std::string> http_get(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  std::string reply;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string request =
-      "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof buf)) > 0)
-        reply.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  auto body = reply.find("\r\n\r\n");
-  if (reply.rfind("HTTP/1.1 ", 0) != 0 || body == std::string::npos)
-    return {0, {}};
-  return {std::stoi(reply.substr(9, 3)), reply.substr(body + 4)};
-}
+using sluice::test::http_get;
 
 /// The ids GET /taskmanagers lists.
 std::set<std::string> task_manager_ids(int rest_port) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace sluice::test {
@@ -39,6 +40,35 @@ template <class T>
 std::vector<T> sorted(std::vector<T> v) {
   std::sort(v.begin(), v.end());
   return v;
+}
+
+/// The status and body of `GET path` from 127.0.0.1:`port` over a fresh
+/// connection (status 0 when nothing answers): for tests that run the REST
+/// API in a child process.
+inline std::pair<int, std::string> http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return {0, {}};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0)
+        reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  auto body = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.1 ", 0) != 0 || body == std::string::npos)
+    return {0, {}};
+  return {std::stoi(reply.substr(9, 3)), reply.substr(body + 4)};
 }
 
 /// A fresh directory under /tmp, removed when the object goes.
