@@ -3,8 +3,7 @@
 // list, savepoint, stop, cancel) against its REST API, with job libraries
 // (examples/wordcount_job, tests/jobs/test_jobs.cpp).
 
-#include "child_process.hpp"
-#include "test_util.hpp"
+#include "cluster_processes.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -26,63 +25,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using sluice::test::child_process;
+using sluice::test::cli_result;
+using sluice::test::final_counts;
+using sluice::test::finished_parts;
+using sluice::test::sluice_cli;
+using sluice::test::submitted_id;
 using namespace std::chrono_literals;
-
-/// A command's exit code and its stdout and stderr, interleaved.
-struct cli_result {
-  int exit_code = -1;
-  std::string output;
-};
-
-/// Runs `sluice <args>` to its end; `env` (e.g. "SLUICE_CONF_DIR=/x ")
-/// prefixes the shell command.
-cli_result sluice_cli(const std::string& args, const std::string& env = "") {
-  std::string command = env + std::string(SLUICE_BINARY) + " " + args + " 2>&1";
-  cli_result r;
-  FILE* p = popen(command.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
-
-/// The final count per word in "(word,count)" lines (an optional "N> "
-/// subtask prefix is skipped): the largest count seen.
-std::map<std::string, long> final_counts(const std::string& lines) {
-  std::map<std::string, long> out;
-  std::regex line(R"(\(([a-z]+),([0-9]+)\))");
-  for (std::sregex_iterator i(lines.begin(), lines.end(), line), end; i != end; ++i) {
-    auto& c = out[(*i)[1].str()];
-    c = std::max(c, std::stol((*i)[2].str()));
-  }
-  return out;
-}
-
-/// Every line of the finished part files in `dir` (hidden parts skipped).
-std::string finished_parts(const fs::path& dir) {
-  std::string all;
-  if (!fs::exists(dir))
-    return all;
-  for (const auto& f : fs::directory_iterator(dir)) {
-    if (f.path().filename().string().front() == '.')
-      continue;
-    std::ifstream in(f.path());
-    all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  return all;
-}
-
-/// The job id in "Job has been submitted with JobID <id>".
-std::string submitted_id(const std::string& output) {
-  std::smatch m;
-  REQUIRE_MESSAGE(std::regex_search(output, m, std::regex("submitted with JobID ([0-9a-f]{32})")),
-                  output);
-  return m[1].str();
-}
 
 /// A JobManager on a free port with its own directories, stopped at the end.
 struct job_manager_fixture {

@@ -3,8 +3,7 @@
 // short heartbeats (200 ms, timeout 1 s), observed through the REST API;
 // and scripts/start-cluster.sh / stop-cluster.sh with a conf dir of their own.
 
-#include "child_process.hpp"
-#include "test_util.hpp"
+#include "cluster_processes.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -29,30 +28,13 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using sluice::test::child_process;
+using sluice::test::job_manager_process;
+using sluice::test::sh_quoted;
+using sluice::test::spawn_shell;
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 
-constexpr auto interval = "heartbeat.interval=200 ms";
-constexpr auto timeout = "heartbeat.timeout=1 s";
 constexpr auto heartbeat_timeout = 1000ms;
-
-std::string quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s)
-    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-/// `args` run by the shell with stderr on stdout; `exec`, so the child's pid
-/// is the program's.
-std::unique_ptr<child_process> spawn(const std::vector<std::string>& args,
-                                     const std::string& env = "") {
-  std::string cmd = env + "exec";
-  for (const auto& a : args)
-    cmd += " " + quoted(a);
-  return std::make_unique<child_process>(
-    std::vector<std::string>{"/bin/sh", "-c", cmd + " 2>&1"});
-}
 
 /// Whether `pid` runs (a zombie, exited but not yet reaped by init, does not).
 bool alive(pid_t pid) {
@@ -93,48 +75,6 @@ std::optional<std::chrono::milliseconds> wait_listed(int rest_port, const std::s
   }
 }
 
-/// A JobManager on a free REST port and the given RPC port, short heartbeats.
-struct job_manager_process {
-  std::unique_ptr<child_process> proc;
-  int rest_port = 0;
-  int rpc_port = 0;
-  fs::path uploads;
-
-  explicit job_manager_process(int rpc) {
-    char pattern[] = "/tmp/sluice-membership-test-XXXXXX";
-    REQUIRE(mkdtemp(pattern) != nullptr);
-    uploads = pattern;
-    proc = spawn({SLUICE_BINARY, "jobmanager", "--rest-port", "0", "-D",
-                  "jobmanager.rpc.port=" + std::to_string(rpc), "-D", interval, "-D", timeout,
-                  "-D", "web.upload.dir=" + uploads.string()},
-                 "SLUICE_CONF_DIR= ");
-    auto rest = proc->wait_for_line("REST API on http://127.0.0.1:", 30s);
-    REQUIRE_MESSAGE(rest, "the jobmanager did not start");
-    rest_port = sluice::test::number_after(*rest, "127.0.0.1:");
-    auto rpc_line = proc->wait_for_line("TaskManagers register at ", 10s);
-    REQUIRE(rpc_line);
-    rpc_port = sluice::test::number_after(*rpc_line, "register at localhost:");
-  }
-  ~job_manager_process() {
-    if (proc->pid() > 0)
-      CHECK(proc->stop(SIGTERM, 30s) == 0);
-    std::error_code ec;
-    fs::remove_all(uploads, ec);
-  }
-};
-
-std::unique_ptr<child_process> task_manager(int rpc_port, const std::string& id, int slots) {
-  auto tm = spawn({SLUICE_BINARY, "taskmanager", "-D",
-                   "jobmanager.rpc.port=" + std::to_string(rpc_port), "-D",
-                   "taskmanager.resource-id=" + id, "-D",
-                   "taskmanager.numberOfTaskSlots=" + std::to_string(slots), "-D", interval, "-D",
-                   timeout},
-                  "SLUICE_CONF_DIR= ");
-  REQUIRE_MESSAGE(tm->wait_for_line("registering at the JobManager", 30s),
-                  "the taskmanager did not start");
-  return tm;
-}
-
 } // namespace
 
 TEST_SUITE("integration.membership") {
@@ -142,8 +82,8 @@ TEST_SUITE("integration.membership") {
 TEST_CASE("TaskManager processes are listed with their slots, a killed one is dropped within the "
           "timeout and registers again when restarted, a stopped one deregisters at once") {
   job_manager_process jm(0);
-  auto a = task_manager(jm.rpc_port, "tm-a", 2);
-  auto b = task_manager(jm.rpc_port, "tm-b", 3);
+  auto a = sluice::test::task_manager_process(jm.rpc_port, "tm-a", 2);
+  auto b = sluice::test::task_manager_process(jm.rpc_port, "tm-b", 3);
   REQUIRE(wait_listed(jm.rest_port, "tm-a", true));
   REQUIRE(wait_listed(jm.rest_port, "tm-b", true));
 
@@ -171,7 +111,7 @@ TEST_CASE("TaskManager processes are listed with their slots, a killed one is dr
   MESSAGE("kill -9 detected after " << killed.count() << " ms");
   CHECK(killed < heartbeat_timeout + 500ms);
 
-  a = task_manager(jm.rpc_port, "tm-a", 2);
+  a = sluice::test::task_manager_process(jm.rpc_port, "tm-a", 2);
   auto back = wait_listed(jm.rest_port, "tm-a", true);
   REQUIRE(back);
   MESSAGE("restarted TaskManager listed after " << back->count() << " ms");
@@ -185,7 +125,7 @@ TEST_CASE("TaskManager processes are listed with their slots, a killed one is dr
 TEST_CASE("a TaskManager that stops answering is dropped after the heartbeat timeout and "
           "registers again when it resumes") {
   job_manager_process jm(0);
-  auto a = task_manager(jm.rpc_port, "tm-hung", 1);
+  auto a = sluice::test::task_manager_process(jm.rpc_port, "tm-hung", 1);
   REQUIRE(wait_listed(jm.rest_port, "tm-hung", true));
   REQUIRE(kill(a->pid(), SIGSTOP) == 0);
   auto lost = wait_listed(jm.rest_port, "tm-hung", false);
@@ -201,7 +141,7 @@ TEST_CASE("a TaskManager registers again with a JobManager restarted on the same
           "once that it lost it") {
   auto rpc = sluice::test::free_port();
   auto jm = std::make_unique<job_manager_process>(rpc);
-  auto a = task_manager(rpc, "tm-stays", 2);
+  auto a = sluice::test::task_manager_process(rpc, "tm-stays", 2);
   REQUIRE(a->wait_for_line("registered at the JobManager", 10s));
   REQUIRE(wait_listed(jm->rest_port, "tm-stays", true));
   REQUIRE(jm->proc->stop(SIGKILL, 10s));
@@ -218,7 +158,7 @@ TEST_CASE("a TaskManager registers again with a JobManager restarted on the same
 TEST_CASE("bad membership settings stop the daemons with a message, and a TaskManager without "
           "a JobManager keeps retrying and says so once") {
   auto run = [](const std::vector<std::string>& args) {
-    auto p = spawn(args, "SLUICE_CONF_DIR= ");
+    auto p = spawn_shell(args, "SLUICE_CONF_DIR= ");
     auto out = p->read_all(30s);
     REQUIRE(out);
     return std::make_pair(*p->stop(SIGKILL, 10s), *out);
@@ -248,7 +188,7 @@ TEST_CASE("bad membership settings stop the daemons with a message, and a TaskMa
 
   // No JobManager: the TaskManager runs on, retrying, and says so once.
   auto nobody = std::to_string(sluice::test::free_port());
-  auto tm = spawn({SLUICE_BINARY, "taskmanager", "-D", "jobmanager.rpc.port=" + nobody},
+  auto tm = spawn_shell({SLUICE_BINARY, "taskmanager", "-D", "jobmanager.rpc.port=" + nobody},
                   "SLUICE_CONF_DIR= ");
   REQUIRE(tm->wait_for_line("cannot reach the JobManager at localhost:" + nobody, 10s));
   CHECK_FALSE(tm->wait_for_line("cannot reach", 2500ms));
@@ -269,12 +209,12 @@ TEST_CASE("start-cluster.sh starts a JobManager and the workers' TaskManagers, s
     << "jobmanager.rpc.address: localhost\njobmanager.rpc.port: " << rpc
     << "\ntaskmanager.numberOfTaskSlots: 2\nheartbeat.interval: 200 ms\n"
     << "heartbeat.timeout: 1 s\nweb.upload.dir: " << (dir / "uploads").string() << "\n";
-  auto env = "SLUICE_BIN=" + quoted(SLUICE_BINARY) + " SLUICE_CONF_DIR=" +
-             quoted((dir / "conf").string()) + " SLUICE_LOG_DIR=" +
-             quoted((dir / "log").string()) + " SLUICE_PID_DIR=" + quoted((dir / "pids").string()) +
+  auto env = "SLUICE_BIN=" + sh_quoted(SLUICE_BINARY) + " SLUICE_CONF_DIR=" +
+             sh_quoted((dir / "conf").string()) + " SLUICE_LOG_DIR=" +
+             sh_quoted((dir / "log").string()) + " SLUICE_PID_DIR=" + sh_quoted((dir / "pids").string()) +
              " ";
   auto script = [&](const std::string& name) {
-    auto p = spawn({std::string(REPO_SCRIPTS) + "/" + name}, env);
+    auto p = spawn_shell({std::string(REPO_SCRIPTS) + "/" + name}, env);
     auto out = p->read_all(60s);
     REQUIRE(out);
     return std::make_pair(*p->stop(SIGKILL, 10s), *out);
@@ -308,7 +248,7 @@ TEST_CASE("start-cluster.sh starts a JobManager and the workers' TaskManagers, s
   CHECK(http_get(static_cast<int>(rest), "/overview").first == 0);
 
   // A missing binary says how to get one.
-  auto p = spawn({std::string(REPO_SCRIPTS) + "/start-cluster.sh"},
+  auto p = spawn_shell({std::string(REPO_SCRIPTS) + "/start-cluster.sh"},
                  env + "SLUICE_BIN=/nonexistent/sluice ");
   auto missing = p->read_all(30s);
   REQUIRE(missing);

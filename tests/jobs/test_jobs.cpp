@@ -41,3 +41,30 @@ extern "C" int executing_job_main(int, char**, sluice::job_context& ctx) {
   (void) ctx.env().execute("should not run");
   return 0;
 }
+
+/// `--output DIR --records N --rate R`: counts N generated records over keys
+/// k0..k9 (R records/s in all) into the file sink of DIR, then finishes.
+/// With checkpoints on, the sink commits exactly once: every (kI,c) for c in
+/// 1..N/10 appears exactly once in the finished parts, whatever failed.
+extern "C" int bounded_counts_main(int argc, char** argv, sluice::job_context& ctx) {
+  if (argc != 7 || std::string(argv[1]) != "--output" || std::string(argv[3]) != "--records" ||
+      std::string(argv[5]) != "--rate") {
+    ctx.fail("usage: --output DIR --records N --rate R");
+    return 2;
+  }
+  using count = std::pair<std::string, int64_t>;
+  sluice::file_sink_options sink;
+  sink.directory = argv[2];
+  auto& env = ctx.env();
+  env.from_generator(std::stoull(argv[4]),
+                     [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; },
+                     std::stod(argv[6]))
+    .uid("keys")
+    .key_by([](const count& c) { return c.first; })
+    .sum(&count::second)
+    .uid("counts")
+    .sink_to_files(sink)
+    .uid("files");
+  ctx.set_job_name("bounded counts");
+  return 0;
+}
