@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -206,6 +207,44 @@ TEST_CASE("a job its TaskManager cannot rebuild fails with the resolver's messag
   CHECK(r->status == runtime::job_status::failed);
   CHECK_MESSAGE(r->error.find("no job library for spec 'missing-library'") != std::string::npos,
                 r->error);
+}
+
+TEST_CASE("a job whose TaskManager is lost restarts on a TaskManager that registers later") {
+  job_catalog catalog;
+  job_manager_node jm;
+  auto tm1 = std::make_unique<task_manager_node>(jm, 1, "tm-1", catalog.resolver());
+  REQUIRE(eventually([&] { return jm.registered() == 1; }));
+  std::shared_ptr<runtime::collected<int64_t>> out;
+  // About 3 s long: the loss comes while it runs.
+  auto graph = single_subtask_job(&out, 3000, 1000);
+  runtime::configuration config;
+  config.restart.type = runtime::restart_strategy_type::fixed_delay;
+  config.restart.fixed_delay.attempts = 3;
+  config.restart.fixed_delay.delay = 0ms;
+  catalog.add("lost", graph, config);
+  auto client = jm.submit("lost", graph, config);
+  REQUIRE(eventually([&] { return out->size() > 100; }));
+  // The TaskManager vanishes: its executor (and with it its subtasks) is
+  // killed, the membership service reports the loss, and its node goes.
+  caf::anon_send_exit(tm1->executor, caf::exit_reason::kill);
+  caf::anon_send(jm.dispatcher, lost_atom::value, std::string("tm-1"),
+                 std::string("process gone"));
+  tm1.reset();
+  REQUIRE(eventually([&] { return client->restarts() == 1; }));
+  CHECK(eventually([&] { return jm.registered() == 0; }));
+  // No slot is left: the restarted job waits for a TaskManager.
+  CHECK_FALSE(client->wait_for(300ms));
+  task_manager_node tm2(jm, 1, "tm-2", catalog.resolver());
+  auto r = client->wait_for(60s);
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->ok(), r->error);
+  CHECK(client->restarts() == 1);
+  // Without checkpoints the job ran again from the start: every record is
+  // there, some twice.
+  auto values = out->values();
+  std::set<int64_t> distinct(values.begin(), values.end());
+  CHECK(distinct.size() == 3000);
+  CHECK(values.size() > 3000);
 }
 
 } // TEST_SUITE
