@@ -83,7 +83,8 @@ bool poll(Pred pred, std::chrono::milliseconds limit) {
 }
 
 bool listed(int port, const std::string& id) {
-  for (const auto& tm : get_json(port, "/taskmanagers")["taskmanagers"])
+  auto list = get_json(port, "/taskmanagers"); // a range-for over a temporary's member dangles
+  for (const auto& tm : list["taskmanagers"])
     if (tm["id"] == id)
       return true;
   return false;
@@ -120,7 +121,11 @@ TEST_CASE("a TaskManager whose network is cut is detected by the heartbeat timeo
        "taskmanager.numberOfTaskSlots=" + std::to_string(slots), "-D",
        "heartbeat.interval=200 ms", "-D", "heartbeat.timeout=1 s"},
       "SLUICE_CONF_DIR= ");
-    REQUIRE(poll([&] { return listed(jm.rest_port, id); }, 15s));
+    if (!poll([&] { return listed(jm.rest_port, id); }, 15s)) {
+      tm->stop(SIGTERM, 5s);
+      FAIL("TaskManager " << id << " in " << ns.name << " did not register: "
+                          << tm->read_all(1s).value_or(""));
+    }
     return tm;
   };
   auto a = tm_in(one, "tm-netns-a", 2);
