@@ -52,12 +52,13 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-pid_t start(std::vector<std::string> args) {
+/// Starts `args` with its output appended to `log`.
+pid_t start(std::vector<std::string> args, const std::string& log) {
   pid_t pid = fork();
   if (pid == 0) {
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(out, STDOUT_FILENO);
+    dup2(out, STDERR_FILENO);
     unsetenv("SLUICE_CONF_DIR");
     std::vector<char*> argv;
     for (auto& a : args)
@@ -186,8 +187,10 @@ int main(int argc, char** argv) {
                                       std::string("web.upload.dir=") + dir, "-D",
                                       std::string("state.checkpoints.dir=") + dir + "/chk", "-D",
                                       "restart-strategy.type=fixed-delay", "-D",
-                                      "restart-strategy.fixed-delay.delay=0 ms"};
+                                      "restart-strategy.fixed-delay.delay=0 ms", "-D",
+                                      "state.backend=hashmap"};
   jm_args.insert(jm_args.end(), hb.begin(), hb.end());
+  auto log = [&](const std::string& name) { return std::string(dir) + "/" + name + ".log"; };
   auto tm_args = [&](const std::string& id, int slots = 1) {
     std::vector<std::string> a = {bin, "taskmanager", "-D",
                                   "jobmanager.rpc.port=" + std::to_string(rpc), "-D",
@@ -201,10 +204,10 @@ int main(int argc, char** argv) {
   };
 
   auto t0 = steady::now();
-  pid_t jm = start(jm_args);
+  pid_t jm = start(jm_args, log("jobmanager"));
   double jm_ms = until(t0, [&] { return !get(rest, "/overview").empty(); });
   auto t1 = steady::now();
-  pid_t tm = start(tm_args("bench-tm"));
+  pid_t tm = start(tm_args("bench-tm"), log("bench-tm"));
   double tm_ms = until(t1, [&] { return listed("bench-tm"); });
   std::printf("startup jobmanager: %.1f ms\n", jm_ms);
   std::printf("startup taskmanager: %.1f ms\n", tm_ms);
@@ -220,7 +223,7 @@ int main(int argc, char** argv) {
   waitpid(tm, nullptr, 0);
   std::printf("detection: %.1f ms\n", detect);
 
-  pid_t hung = start(tm_args("bench-hung"));
+  pid_t hung = start(tm_args("bench-hung"), log("bench-hung"));
   until(steady::now(), [&] { return listed("bench-hung"); });
   auto t3 = steady::now();
   kill(hung, SIGSTOP);
@@ -232,15 +235,20 @@ int main(int argc, char** argv) {
   until(steady::now(), [&] { return !listed("bench-hung"); });
 
   // No TaskManager is registered: the job runs inside the JobManager.
-  std::printf("in-process: %.0f records/s\n", keyed_throughput(bin, rest, records));
-  pid_t a = start(tm_args("bench-a", 2));
-  pid_t b = start(tm_args("bench-b", 2));
+  bool failed = false;
+  auto report = [&](const char* label, double value, const char* unit) {
+    failed = failed || value < 0;
+    std::printf("%s: %.*f %s\n", label, unit[0] == 'm' ? 1 : 0, value, unit);
+  };
+  report("in-process", keyed_throughput(bin, rest, records), "records/s");
+  pid_t a = start(tm_args("bench-a", 2), log("bench-a"));
+  pid_t b = start(tm_args("bench-b", 2), log("bench-b"));
   until(steady::now(), [&] { return listed("bench-a") && listed("bench-b"); });
-  std::printf("cross-process: %.0f records/s\n", keyed_throughput(bin, rest, records));
+  report("cross-process", keyed_throughput(bin, rest, records), "records/s");
 
   // Recovery: an endless checkpointed job on bench-a and bench-b, bench-c
   // standing by; bench-a is killed after three checkpoints.
-  pid_t c = start(tm_args("bench-c", 2));
+  pid_t c = start(tm_args("bench-c", 2), log("bench-c"));
   until(steady::now(), [&] { return listed("bench-c"); });
   auto id = submit(bin, rest, "-p 4 " + std::string(CLUSTER_JOB) + " --records " +
                                 std::to_string(~uint64_t{0} >> 1) + " --interval 200");
@@ -256,11 +264,15 @@ int main(int argc, char** argv) {
   } else {
     stop(a, SIGKILL);
   }
-  std::printf("recovery: %.1f ms\n", recovery);
+  report("recovery", recovery, "ms");
   output_of(bin + " cancel -m 127.0.0.1:" + std::to_string(rest) + " " + id + " 2>&1");
   stop(b, SIGTERM);
   stop(c, SIGTERM);
   stop(jm, SIGTERM);
+  if (failed) {
+    std::printf("failed: the daemons' logs are in %s\n", dir);
+    return 1;
+  }
   std::string rm = std::string("rm -rf ") + dir;
   return std::system(rm.c_str()) == 0 ? 0 : 1;
 }
