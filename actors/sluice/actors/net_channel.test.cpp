@@ -364,6 +364,29 @@ TEST_CASE("a record type without a serializer on an edge between nodes fails the
   CHECK(error.find("'Generator Source' -> 'Discard'") != std::string::npos);
 }
 
+TEST_CASE("a batch from another node that cannot be decoded fails the subtask, naming the "
+          "channel") {
+  sluice::configuration cfg;
+  sluice::stream_environment env(cfg);
+  env.set_parallelism(1);
+  env.from_generator(10, [](uint64_t i) { return static_cast<int64_t>(i); })
+    .discard()
+    .disable_chaining();
+  auto job = env.job("net garbage");
+  REQUIRE(job->vertices().size() == 2);
+  temp_dir dir("garbage");
+  two_node_job run({job, env.config(), dir.path.string()},
+                   [&](int32_t v, int32_t) { return !source_vertex(*job, v); });
+  // Claims 1000 records in 3 bytes.
+  caf::scoped_actor self{run.near_system()};
+  self->send(run.subtask(1, 0), net_batch_msg{0, std::string("\xe8\x07\x00", 3)});
+  REQUIRE(run.log().wait([&] { return run.log().count(execution_state::failed) > 0; }, 30s));
+  auto error = run.first_error();
+  CAPTURE(error);
+  CHECK(error.find("cannot decode a batch from another node on input channel 0") !=
+        std::string::npos);
+}
+
 TEST_CASE("a record type without a serializer still runs when both ends share a node") {
   sluice::configuration cfg;
   sluice::stream_environment env(cfg);
