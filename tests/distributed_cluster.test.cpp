@@ -1,10 +1,15 @@
+#include "exactly_once_job.hpp"
+#include "exactly_once_util.hpp"
+#include "sluice/actors/cluster_view.hpp"
 #include "sluice/actors/distributed.hpp"
 #include "sluice/sluice.hpp"
 #include "test_util.hpp"
+#include "word_count.hpp"
 
 #include <caf/io/all.hpp>
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,18 +21,11 @@
 using namespace sluice;
 using namespace std::chrono_literals;
 using sluice::test::eventually;
+using sluice::test::temp_dir;
 
 namespace {
 
 using namespace sluice::actors;
-
-/// Registers what crosses nodes in these tests: the control-plane types,
-/// and the data-plane ones a job whose edges stay on one node needs.
-void add_types(caf::actor_system_config& cfg) {
-  add_control_message_types(cfg);
-  cfg.add_message_type<subtask_wiring>("sluice::subtask_wiring");
-  cfg.add_message_type<subtask_report>("sluice::subtask_report");
-}
 
 /// One node: an actor system with the middleman, as a process would have.
 struct node {
@@ -36,7 +34,7 @@ struct node {
 
   node() {
     cfg.load<caf::io::middleman>();
-    add_types(cfg);
+    add_cluster_message_types(cfg);
     runtime::configuration c;
     c.scheduler_threads = 2;
     configure_scheduler(cfg, c);
@@ -123,6 +121,33 @@ std::shared_ptr<const runtime::job_graph> single_subtask_job(
                      .collect();
   *out = collected;
   return env.job("single subtask");
+}
+
+/// Writes `lines` lines of words from a small vocabulary; returns the count
+/// of each word.
+std::map<std::string, int64_t> write_words(const std::string& path, int lines) {
+  const char* vocab[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"};
+  std::map<std::string, int64_t> ref;
+  std::ofstream out(path);
+  uint64_t x = 7;
+  for (int l = 0; l < lines; ++l) {
+    for (int w = 0; w < 5; ++w) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      const char* word = vocab[(x >> 33) % 8];
+      ++ref[word];
+      out << word << ' ';
+    }
+    out << '\n';
+  }
+  return ref;
+}
+
+/// Stops a TaskManager as a crash would: its executor and subtasks are
+/// killed, the membership service reports it lost, and its node goes away.
+void crash(std::unique_ptr<task_manager_node>& tm, job_manager_node& jm, const std::string& id) {
+  caf::anon_send_exit(tm->executor, caf::exit_reason::kill);
+  caf::anon_send(jm.dispatcher, lost_atom::value, id, std::string("process gone"));
+  tm.reset();
 }
 
 } // namespace
@@ -226,10 +251,7 @@ TEST_CASE("a job whose TaskManager is lost restarts on a TaskManager that regist
   REQUIRE(eventually([&] { return out->size() > 100; }));
   // The TaskManager vanishes: its executor (and with it its subtasks) is
   // killed, the membership service reports the loss, and its node goes.
-  caf::anon_send_exit(tm1->executor, caf::exit_reason::kill);
-  caf::anon_send(jm.dispatcher, lost_atom::value, std::string("tm-1"),
-                 std::string("process gone"));
-  tm1.reset();
+  crash(tm1, jm, "tm-1");
   REQUIRE(eventually([&] { return client->restarts() == 1; }));
   CHECK(eventually([&] { return jm.registered() == 0; }));
   // No slot is left: the restarted job waits for a TaskManager.
@@ -245,6 +267,96 @@ TEST_CASE("a job whose TaskManager is lost restarts on a TaskManager that regist
   std::set<int64_t> distinct(values.begin(), values.end());
   CHECK(distinct.size() == 3000);
   CHECK(values.size() > 3000);
+}
+
+TEST_CASE("a keyed job at parallelism 4 across two TaskManagers counts exactly") {
+  temp_dir dir;
+  auto ref = write_words(dir.file("words.txt"), 20000);
+  job_catalog catalog;
+  job_manager_node jm;
+  task_manager_node tm1(jm, 2, "tm-1", catalog.resolver());
+  task_manager_node tm2(jm, 2, "tm-2", catalog.resolver());
+  REQUIRE(eventually([&] { return jm.registered() == 2; }));
+  stream_environment env;
+  env.set_parallelism(4);
+  auto out = env.read_text_file(dir.file("words.txt"))
+               .flat_map<sluice::examples::word_count>(sluice::examples::tokenizer{})
+               .key_by([](const sluice::examples::word_count& wc) { return wc.first; })
+               .sum(&sluice::examples::word_count::second)
+               .collect();
+  auto graph = env.job("word count across nodes");
+  catalog.add("words", graph, env.config());
+  auto client = jm.submit("words", graph, env.config());
+  auto r = client->wait_for(120s);
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->ok(), r->error);
+  // The running counts end at the reference count of every word.
+  std::map<std::string, int64_t> last;
+  for (auto& [w, c] : out->values())
+    last[w] = std::max(last[w], c);
+  CHECK(last == ref);
+  // Both TaskManagers ran subtasks: every slot was in use.
+  std::lock_guard<std::mutex> guard(jm.slots->mtx);
+  CHECK(jm.slots->task_managers.size() == 2);
+}
+
+TEST_CASE("a lost TaskManager: the job restarts from its checkpoint on another one, "
+          "exactly once") {
+  namespace eo = sluice::test::exactly_once;
+  temp_dir dir;
+  auto input = eo::write_input(dir.path(), 160000, 50, 11);
+  auto output = dir.file("out");
+  job_catalog catalog;
+  job_manager_node jm;
+  auto tm1 = std::make_unique<task_manager_node>(jm, 2, "tm-1", catalog.resolver());
+  auto tm2 = std::make_unique<task_manager_node>(jm, 2, "tm-2", catalog.resolver());
+  REQUIRE(eventually([&] { return jm.registered() == 2; }));
+  stream_environment env;
+  env.config() = eo::checkpointed(dir.path(), state::backend_kind::heap, 4);
+  env.config().checkpoints.interval = 150ms;
+  env.set_parallelism(4);
+  // Each running-sum subtask sleeps 1 ms every 4 records: the job runs a
+  // few seconds, long enough for checkpoints before and after the loss.
+  ::exactly_once::build(env, input, output, nullptr, 4);
+  auto graph = env.job("exactly once across nodes");
+  catalog.add("eo", graph, env.config());
+  auto started = std::chrono::steady_clock::now();
+  auto client = jm.submit("eo", graph, env.config());
+  auto history = [&] {
+    std::string out = std::string(runtime::to_string(client->status())) + ", restarts " +
+                      std::to_string(client->restarts()) + ":";
+    if (auto info = local_job_registry::global()->job(client->job_id()))
+      for (auto& f : info->failures)
+        out += "\n  " + f.message;
+    return out;
+  };
+  REQUIRE_MESSAGE(eventually([&] { return eo::completed_checkpoints(*client) >= 2; }, 60s),
+                  "no checkpoint completed");
+  MESSAGE("checkpoints before the loss: " << eo::completed_checkpoints(*client) << " after "
+                                          << (std::chrono::steady_clock::now() - started) / 1ms
+                                          << " ms");
+  if (auto early = client->wait_for(0ms))
+    FAIL("the job ended before the loss: " << std::string(runtime::to_string(early->status))
+                                           << " " << early->error << " " << history());
+  crash(tm2, jm, "tm-2");
+  REQUIRE_MESSAGE(eventually([&] { return client->restarts() == 1; }, 30s), history());
+  // Two slots are left for a job that needs four: it waits for a TaskManager.
+  CHECK_FALSE(client->wait_for(300ms));
+  auto tm3 = std::make_unique<task_manager_node>(jm, 2, "tm-3", catalog.resolver());
+  auto r = client->wait_for(180s);
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->ok(), r->error);
+  CHECK(client->restarts() == 1);
+  CHECK(::exactly_once::finished_output(output) == ::exactly_once::expected_output(input));
+  // The exception history names the loss (or the subtasks that went with
+  // the TaskManager's node, whichever reached the JobMaster first).
+  auto info = local_job_registry::global()->job(client->job_id());
+  REQUIRE(info);
+  REQUIRE(!info->failures.empty());
+  auto why = info->failures.front().message;
+  CHECK_MESSAGE((why.find("TaskManager tm-2 lost: process gone") != std::string::npos ||
+                 why.find("terminated unexpectedly") != std::string::npos),
+                why);
 }
 
 } // TEST_SUITE

@@ -50,7 +50,6 @@ void add_control_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<remote_deployment>("sluice::remote_deployment");
   // Also registers std::vector<subtask_metrics_sample>, what the relay sends.
   cfg.add_message_type<subtask_metrics_sample>("sluice::subtask_metrics_sample");
-  cfg.add_message_type<subtask_actor>("sluice::subtask_actor");
 }
 
 std::chrono::milliseconds

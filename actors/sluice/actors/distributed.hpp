@@ -112,8 +112,8 @@ subtask_metrics_sample sample_metrics(const subtask_metrics_cell& cell, int32_t 
 void apply_metrics(const subtask_metrics_sample& s, subtask_metrics_cell& cell);
 
 /// Registers the control-plane types that cross nodes (remote_deployment,
-/// subtask_metrics_sample, subtask_actor handles). add_cluster_message_types
-/// (messages.hpp) registers the data-plane ones.
+/// subtask_metrics_sample). add_cluster_message_types (messages.hpp), which
+/// a node calls, registers these and the data-plane ones.
 void add_control_message_types(caf::actor_system_config& cfg);
 
 /// Parses `slot.request.timeout` ("30 s", "500 ms", "5 min", bare = ms) from

@@ -1,5 +1,6 @@
 #include "sluice/actors/messages.hpp"
 
+#include "sluice/actors/distributed.hpp"
 #include "sluice/actors/subtask.hpp"
 
 namespace sluice::actors {
@@ -15,6 +16,8 @@ void add_cluster_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<checkpoint_trigger>("sluice.checkpoint_trigger");
   cfg.add_message_type<subtask_report>("sluice.subtask_report");
   cfg.add_message_type<checkpoint_ack>("sluice.checkpoint_ack");
+  // Control plane across nodes (distributed.hpp).
+  add_control_message_types(cfg);
 }
 
 } // namespace sluice::actors
