@@ -248,7 +248,6 @@ membership_service::start(const std::string& address, uint16_t port,
   cfg.load<caf::io::middleman>();
   add_membership_types(cfg);
   actors::add_cluster_message_types(cfg);
-  actors::add_control_message_types(cfg);
   svc->impl_->system = std::make_unique<caf::actor_system>(cfg);
   auto& sys = *svc->impl_->system;
   svc->impl_->dispatcher = sys.spawn(actors::cluster_dispatcher_impl, svc->slots_,

@@ -281,7 +281,6 @@ task_manager::start(const task_manager_settings& settings,
   d.cfg.load<caf::io::middleman>();
   add_membership_types(d.cfg);
   actors::add_cluster_message_types(d.cfg);
-  actors::add_control_message_types(d.cfg);
   {
     auto pattern = (fs::temp_directory_path() / "sluice-taskmanager-XXXXXX").string();
     if (!mkdtemp(pattern.data()))
