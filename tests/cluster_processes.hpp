@@ -134,7 +134,8 @@ struct job_manager_process {
     rest_port = number_after(*rest, "127.0.0.1:");
     auto rpc_line = proc->wait_for_line("TaskManagers register at ", 10s);
     REQUIRE(rpc_line);
-    rpc_port = number_after(*rpc_line, "register at localhost:");
+    // "... register at <address>:<port>"
+    rpc_port = std::stoi(rpc_line->substr(rpc_line->rfind(':') + 1));
   }
   ~job_manager_process() {
     using namespace std::chrono_literals;

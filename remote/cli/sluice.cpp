@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
 
   auto* taskmanager = cli.add_subcommand(
     "taskmanager", "run a TaskManager process that registers with the JobManager at "
-                   "jobmanager.rpc.address:port (its slots are shown, it runs no subtasks yet) "
+                   "jobmanager.rpc.address:port and runs subtasks in its slots "
                    "until interrupted");
   std::string tm_config;
   taskmanager->add_option("--config,-c", tm_config,

@@ -154,31 +154,35 @@ struct release_thread_logger {
 
 } // namespace
 
-mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_per_taskmanager) {
-  release_thread_logger release;
+void configure_scheduler(caf::actor_system_config& cfg, const runtime::configuration& config) {
   auto threads = config.scheduler_threads;
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
-  cfg_.set("scheduler.max-threads", static_cast<size_t>(threads));
+  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
   // CAF 0.17 lets an actor run until its mailbox is empty. A source whose
   // records are all filtered out never waits for credit and sends itself a
   // step message after every step, so it would hold a worker forever and
   // starve the JobMaster (cancel, checkpoints) and every other subtask:
   // actors yield after a bounded number of messages.
   if (config.scheduler_max_throughput > 0)
-    cfg_.set("scheduler.max-throughput", static_cast<size_t>(config.scheduler_max_throughput));
+    cfg.set("scheduler.max-throughput", static_cast<size_t>(config.scheduler_max_throughput));
   if (config.scheduler_profile == "throughput") {
     // Idle workers keep polling and steal at once, so a woken subtask runs
     // on the other core instead of queueing behind its producer
     // (research/engine-prototype.md: 1.6x on a 2-stage pipeline).
-    cfg_.set("work-stealing.aggressive-steal-interval", size_t{1});
-    cfg_.set("work-stealing.moderate-steal-interval", size_t{1});
-    cfg_.set("work-stealing.moderate-sleep-duration", caf::timespan{0});
-    cfg_.set("work-stealing.aggressive-poll-attempts", size_t{1000000000});
+    cfg.set("work-stealing.aggressive-steal-interval", size_t{1});
+    cfg.set("work-stealing.moderate-steal-interval", size_t{1});
+    cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{0});
+    cfg.set("work-stealing.aggressive-poll-attempts", size_t{1000000000});
   } else if (config.scheduler_profile != "balanced") {
     throw std::invalid_argument("unknown scheduler profile '" + config.scheduler_profile +
                                 "' (use balanced or throughput)");
   }
+}
+
+mini_cluster::mini_cluster(const runtime::configuration& config, int32_t slots_per_taskmanager) {
+  release_thread_logger release;
+  configure_scheduler(cfg_, config);
   system_ = std::make_unique<caf::actor_system>(cfg_);
   job_manager_ = system_->spawn(job_manager_impl, std::string("local"), slots_);
   int32_t tms = std::max(1, config.taskmanagers);
@@ -213,9 +217,11 @@ std::string random_job_id() {
 
 class local_job_client final : public runtime::job_client {
 public:
-  local_job_client(std::shared_ptr<mini_cluster> cluster, std::shared_ptr<job_board> board,
-                   caf::actor job_master)
-    : cluster_(std::move(cluster)), board_(std::move(board)), job_master_(std::move(job_master)) {}
+  /// `owner` keeps `system` alive while the client lives.
+  local_job_client(std::shared_ptr<void> owner, caf::actor_system& system,
+                   std::shared_ptr<job_board> board, caf::actor job_master)
+    : cluster_(std::move(owner)), system_(&system), board_(std::move(board)),
+      job_master_(std::move(job_master)) {}
 
   ~local_job_client() override {
     if (!runtime::is_globally_terminal(status())) {
@@ -268,7 +274,7 @@ public:
     if (!job_master_ || runtime::is_globally_terminal(status()))
       return {state_query_status::not_running, {}};
     release_thread_logger release; // outlives `self`
-    caf::scoped_actor self{cluster_->system()};
+    caf::scoped_actor self{*system_};
     runtime::state_query_result out;
     self->request(job_master_, timeout, query_atom::value, uid, key)
       .receive(
@@ -280,7 +286,7 @@ public:
           // The JobMaster is gone once the job has ended.
           out.status = err == caf::sec::request_timeout ? state_query_status::timeout
                                                         : state_query_status::not_running;
-          out.body = cluster_->system().render(err);
+          out.body = system_->render(err);
         });
     return out;
   }
@@ -304,13 +310,13 @@ private:
     if (!job_master_)
       throw runtime::checkpoint_error("the job is not running");
     release_thread_logger release; // outlives `self`
-    caf::scoped_actor self{cluster_->system()};
+    caf::scoped_actor self{*system_};
     std::string path, error;
     self->request(job_master_, std::chrono::minutes(10), savepoint_atom::value, directory, stop,
                   drain)
       .receive([&](std::string& p) { path = std::move(p); },
                [&](caf::error& err) {
-                 error = err.context().empty() ? cluster_->system().render(err)
+                 error = err.context().empty() ? system_->render(err)
                                                : caf::to_string(err.context());
                });
     if (!error.empty())
@@ -326,7 +332,8 @@ private:
     return r;
   }
 
-  std::shared_ptr<mini_cluster> cluster_;
+  std::shared_ptr<void> cluster_;
+  caf::actor_system* system_;
   std::shared_ptr<job_board> board_;
   caf::actor job_master_;
   std::mutex mtx_;
@@ -336,11 +343,9 @@ private:
 } // namespace
 
 std::shared_ptr<runtime::job_client>
-local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
-                       const runtime::configuration& config) {
-  auto slots = config.slots_per_taskmanager > 0 ? config.slots_per_taskmanager
-                                                : job->required_slots();
-  auto cluster = std::make_shared<mini_cluster>(config, slots);
+submit_job(std::shared_ptr<void> owner, caf::actor_system& system, caf::actor dispatcher,
+           std::weak_ptr<const slot_board> slots, std::shared_ptr<const runtime::job_graph> job,
+           const runtime::configuration& config, std::string spec) {
   auto board = std::make_shared<job_board>();
   board->id = random_job_id();
   board->name = job->name();
@@ -357,8 +362,8 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
     }
   // Every job is visible to the REST API of this process from here on.
   auto registered = [&](caf::actor job_master) -> std::shared_ptr<runtime::job_client> {
-    auto client = std::make_shared<local_job_client>(cluster, board, std::move(job_master));
-    local_job_registry::global()->add(board, *job, config, cluster->slots(), client);
+    auto client = std::make_shared<local_job_client>(owner, system, board, std::move(job_master));
+    local_job_registry::global()->add(board, *job, config, slots, client);
     return client;
   };
   auto refused = [&](const std::string& why) {
@@ -389,17 +394,30 @@ local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
     }
   }
   release_thread_logger release; // outlives `self`
-  caf::scoped_actor self{cluster->system()};
+  caf::scoped_actor self{system};
   caf::actor job_master;
   std::string error;
-  self->request(cluster->job_manager(), std::chrono::seconds(30), submit_atom::value,
-                job_submission{job, config, board, std::move(restore)})
+  job_submission sub{job, config, board, std::move(restore), std::move(spec)};
+  self->request(dispatcher, std::chrono::seconds(30), submit_atom::value, std::move(sub))
     .receive([&](caf::actor jm) { job_master = std::move(jm); },
-             [&](caf::error& err) { error = cluster->system().render(err); });
+             [&](caf::error& err) { error = system.render(err); });
   if (!job_master)
     return refused("cannot submit job: " + error);
   self->send(job_master, start_atom::value);
   return registered(std::move(job_master));
+}
+
+std::shared_ptr<runtime::job_client>
+local_executor::submit(std::shared_ptr<const runtime::job_graph> job,
+                       const runtime::configuration& config) {
+  auto slots = config.slots_per_taskmanager > 0 ? config.slots_per_taskmanager
+                                                : job->required_slots();
+  auto cluster = std::make_shared<mini_cluster>(config, slots);
+  auto& system = cluster->system();
+  auto dispatcher = cluster->job_manager();
+  std::weak_ptr<const slot_board> board = cluster->slots();
+  return submit_job(std::move(cluster), system, std::move(dispatcher), std::move(board),
+                    std::move(job), config, {});
 }
 
 } // namespace sluice::actors

@@ -36,6 +36,8 @@
 ///                (kill_atom, vertex, index),
 ///                (query_atom, string uid, string key) -> (int32 status, string)
 ///                (queryable state: runtime::state_query_status and its body)
+///                Across nodes (distributed.hpp): (tmmetrics_atom, samples),
+///                (lost_atom, actor executor, string tm_id, string why)
 namespace sluice::actors {
 
 /// Wall-clock milliseconds since the epoch (what REST timestamps show).
@@ -99,6 +101,9 @@ struct job_submission {
   /// The savepoint or checkpoint the job starts from (read and checked
   /// against the job by the submitter, off the actors); null = empty start.
   std::shared_ptr<const runtime::restore_point> restore;
+  /// Opaque bytes from which TaskManagers on other nodes rebuild the job
+  /// (distributed.hpp, job_resolver); empty for in-process jobs.
+  std::string spec;
 };
 
 caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots);
@@ -110,6 +115,12 @@ caf::actor spawn_job_master(caf::local_actor* parent, job_submission sub, caf::a
 /// `slots` (may be null) mirrors the resource manager's slot accounting.
 caf::behavior job_manager_impl(caf::stateful_actor<struct job_manager_state>* self,
                                std::string cluster_name, std::shared_ptr<slot_board> slots);
+
+/// Applies the scheduler settings of `config` (threads, max throughput,
+/// profile) to an actor system's configuration: the mini-cluster's, or a
+/// TaskManager process's own. Throws std::invalid_argument for an unknown
+/// profile.
+void configure_scheduler(caf::actor_system_config& cfg, const runtime::configuration& config);
 
 /// A complete cluster inside one process: one actor_system with a
 /// JobManager and N TaskManagers. Shuts its actors down on destruction.
@@ -132,6 +143,17 @@ private:
   caf::actor job_manager_;
   std::vector<caf::actor> task_managers_;
 };
+
+/// Submits a job to `dispatcher` (a JobManager in `system`) and starts it:
+/// checks its settings, reads its restore point on the calling thread,
+/// registers it with local_job_registry::global(), and returns its client.
+/// `owner` keeps `system` alive as long as the client; `slots` is what the
+/// REST API shows as TaskManagers. A job that cannot start is returned
+/// FAILED with the reason. Used by local_executor and cluster_executor.
+std::shared_ptr<runtime::job_client>
+submit_job(std::shared_ptr<void> owner, caf::actor_system& system, caf::actor dispatcher,
+           std::weak_ptr<const slot_board> slots, std::shared_ptr<const runtime::job_graph> job,
+           const runtime::configuration& config, std::string spec);
 
 /// Runs each submitted job on a fresh local mini-cluster.
 class local_executor final : public runtime::job_executor {

@@ -1,4 +1,5 @@
 #include "sluice/actors/cluster.hpp"
+#include "sluice/actors/distributed.hpp"
 
 #include "sluice/runtime/checkpoint_storage.hpp"
 #include "sluice/runtime/restart_strategy.hpp"
@@ -69,6 +70,13 @@ struct job_master_state {
   job_submission sub;
   caf::actor job_manager;
   std::vector<caf::actor> slots;
+  /// Some slot is on another node: restarts give the slots back and ask
+  /// again, so a job lands on the TaskManagers that are still there.
+  bool remote_slots = false;
+  /// [vertex][index]: the slot (index into `slots`) of each subtask.
+  std::vector<std::vector<size_t>> slot_of;
+  /// [vertex]: index of the vertex's first metrics cell in the board.
+  std::vector<size_t> first_cell;
   std::vector<std::vector<subtask_actor>> subtasks; // [vertex][index]
   std::vector<std::vector<execution_state>> states;
   std::vector<std::vector<char>> at_end;
@@ -115,6 +123,8 @@ namespace {
 using jm_pointer = caf::stateful_actor<job_master_state>*;
 
 void deploy(jm_pointer self);
+void on_report(jm_pointer self, const subtask_report& r);
+void wire_and_start(jm_pointer self);
 void fail_job(jm_pointer self, const std::string& why);
 void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool counts);
 
@@ -745,6 +755,11 @@ void on_report(jm_pointer self, const subtask_report& r) {
   cur = r.state();
   if (!job_master_state::is_terminal(cur))
     return;
+  if (!st.slots.empty() && st.slots[st.slot_of[r.vertex][r.index]].node() != self->node())
+    // A remote subtask's last relayed counters may arrive after this
+    // JobMaster is gone: its end state is written here.
+    st.sub.board->cells[st.first_cell[r.vertex] + static_cast<size_t>(r.index)]->state.store(
+      r.state_code);
   ++st.terminal;
   if (cur == execution_state::failed && !st.restarting && !st.failing && !st.done) {
     on_failure(self, r.error);
@@ -810,7 +825,13 @@ void reset_run(jm_pointer self) {
   st.subtasks.assign(job.vertices().size(), {});
   st.states.assign(job.vertices().size(), {});
   st.at_end.assign(job.vertices().size(), {});
+  st.slot_of.assign(job.vertices().size(), {});
+  st.first_cell.assign(job.vertices().size(), 0);
+  size_t cells = 0;
   for (const auto& v : job.vertices()) {
+    st.first_cell[v.id] = cells;
+    cells += static_cast<size_t>(v.parallelism);
+    st.slot_of[v.id].assign(v.parallelism, 0);
     st.subtasks[v.id].resize(v.parallelism);
     st.states[v.id].assign(v.parallelism, execution_state::created);
     st.at_end[v.id].assign(v.parallelism, 0);
@@ -840,31 +861,94 @@ void deploy(jm_pointer self) {
   size_t cell_index = 0;
   for (const auto& v : job.vertices()) {
     for (int32_t i = 0; i < v.parallelism; ++i, ++cell_index) {
+      st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
+      auto slot = group_offset[v.slot_sharing_group] + static_cast<size_t>(i);
+      st.slot_of[v.id][i] = slot;
+      auto tm = st.slots[slot];
+      auto vid = v.id;
+      auto attempt = st.attempt;
+      auto on_deployed = [self, vid, i, attempt](subtask_actor h) {
+        auto& st = self->state;
+        if (attempt != st.attempt || job_master_state::is_terminal(st.states[vid][i])) {
+          // An older run, or its TaskManager was lost while it deployed.
+          self->send_exit(h, caf::exit_reason::user_shutdown);
+          if (attempt == st.attempt && ++st.deployed == st.total && !st.done)
+            wire_and_start(self);
+          return;
+        }
+        self->monitor(h);
+        st.subtasks[vid][i] = h;
+        if (++st.deployed == st.total)
+          wire_and_start(self);
+      };
+      auto on_error = [self, vid, i, attempt](caf::error& err) {
+        auto& st = self->state;
+        if (attempt != st.attempt)
+          return;
+        // Counts as deployed (and failed), so the run can still end.
+        ++st.deployed;
+        auto why = err.context().empty() ? self->system().render(err)
+                                         : caf::to_string(err.context());
+        on_report(self, {vid, i, static_cast<int32_t>(execution_state::failed),
+                         "cannot deploy subtask: " + why, attempt});
+        if (st.deployed == st.total && !st.done)
+          wire_and_start(self);
+      };
+      if (tm.node() != self->node()) {
+        // Another node: only values travel; the TaskManager rebuilds the job.
+        remote_deployment rd;
+        rd.job_id = st.sub.board->id;
+        rd.spec = st.sub.spec;
+        rd.vertex = v.id;
+        rd.index = i;
+        rd.attempt = st.attempt;
+        rd.checkpoint_dir = checkpoint_dir;
+        if (st.restore) {
+          rd.restore_dir = st.restore->dir.string();
+          rd.restore_owns_shared_files = st.restore->owns_shared_files;
+        }
+        rd.job_master = caf::actor_cast<caf::actor>(self);
+        self->request(tm, std::chrono::minutes(2), deploy_atom::value, std::move(rd))
+          .then(on_deployed, on_error);
+        continue;
+      }
       subtask_deployment d{st.sub.job, st.sub.config, v.id, i, caf::actor_cast<caf::actor>(self),
                            st.sub.board->cells[cell_index], st.attempt, checkpoint_dir,
                            st.restore};
-      st.sub.board->cells[cell_index]->state.store(static_cast<int>(execution_state::deploying));
-      auto tm = st.slots[group_offset[v.slot_sharing_group] + static_cast<size_t>(i)];
-      auto vid = v.id;
-      auto attempt = st.attempt;
       self->request(tm, caf::infinite, deploy_atom::value, std::move(d))
-        .then(
-          [self, vid, i, attempt](subtask_actor h) {
-            auto& st = self->state;
-            if (attempt != st.attempt) {
-              self->send_exit(h, caf::exit_reason::user_shutdown);
-              return;
-            }
-            self->monitor(h);
-            st.subtasks[vid][i] = h;
-            if (++st.deployed == st.total)
-              wire_and_start(self);
-          },
-          [self](caf::error& err) {
-            on_failure(self, "cannot deploy subtask: " + self->system().render(err));
-          });
+        .then(on_deployed, on_error);
     }
   }
+}
+
+/// Asks the resource manager for the job's slots, then deploys.
+void request_slots_and_deploy(jm_pointer self) {
+  auto& st = self->state;
+  auto need = st.sub.job->required_slots();
+  auto attempt = st.attempt;
+  self->request(st.job_manager, caf::infinite, slots_atom::value, st.sub.board->id, need)
+    .then(
+      [self, attempt](const std::vector<caf::actor>& slots) {
+        auto& st = self->state;
+        if (st.done || attempt != st.attempt) {
+          self->send(st.job_manager, release_atom::value, st.sub.board->id);
+          return;
+        }
+        st.slots = slots;
+        st.remote_slots = std::any_of(slots.begin(), slots.end(), [self](const caf::actor& a) {
+          return a.node() != self->node();
+        });
+        deploy(self);
+      },
+      [self, attempt](caf::error& err) {
+        auto& st = self->state;
+        if (st.done || attempt != st.attempt)
+          return;
+        auto why = err.context().empty() ? self->system().render(err)
+                                         : caf::to_string(err.context());
+        st.sub.board->add_failure("cannot run job: " + why);
+        fail_job(self, "cannot run job: " + why);
+      });
 }
 
 void on_restart(jm_pointer self, int32_t attempt) {
@@ -881,7 +965,45 @@ void on_restart(jm_pointer self, int32_t attempt) {
                                        st.restore->dir.string(), st.restore->metadata.savepoint);
   st.sub.board->set_status(job_status::running);
   reset_run(self);
-  deploy(self);
+  if (!st.remote_slots) {
+    // In-process: the slots stay (a mini-cluster loses no TaskManager).
+    deploy(self);
+    return;
+  }
+  // TaskManagers on other nodes may be gone: give the slots back and ask
+  // again, so the job lands on those that remain (or waits for new ones).
+  st.slots.clear();
+  self->send(st.job_manager, release_atom::value, st.sub.board->id);
+  request_slots_and_deploy(self);
+}
+
+/// A TaskManager left the cluster: its subtasks of this run failed.
+void on_task_manager_lost(jm_pointer self, const caf::actor& executor, const std::string& tm_id,
+                          const std::string& why) {
+  auto& st = self->state;
+  if (st.done || st.slots.empty())
+    return;
+  auto why_all = "TaskManager " + tm_id + " lost: " + why;
+  for (size_t v = 0; v < st.slot_of.size(); ++v)
+    for (size_t i = 0; i < st.slot_of[v].size(); ++i) {
+      if (st.done)
+        return;
+      if (st.slots[st.slot_of[v][i]] == executor && !job_master_state::is_terminal(st.states[v][i]))
+        on_report(self, {static_cast<int32_t>(v), static_cast<int32_t>(i),
+                         static_cast<int32_t>(execution_state::failed), why_all, st.attempt});
+    }
+}
+
+/// Counters a TaskManager on another node relayed for this job's subtasks.
+void on_remote_metrics(jm_pointer self, const std::vector<subtask_metrics_sample>& samples) {
+  auto& st = self->state;
+  for (const auto& s : samples) {
+    if (s.attempt != st.attempt || s.vertex < 0 ||
+        static_cast<size_t>(s.vertex) >= st.first_cell.size() || s.index < 0 ||
+        static_cast<size_t>(s.index) >= st.slot_of[s.vertex].size())
+      continue;
+    apply_metrics(s, *st.sub.board->cells[st.first_cell[s.vertex] + static_cast<size_t>(s.index)]);
+  }
 }
 
 /// Takes the restore point the submitter read.
@@ -947,16 +1069,7 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
         fail_now(std::string("cannot run job: ") + e.what());
         return;
       }
-      auto need = st.sub.job->required_slots();
-      self->request(st.job_manager, caf::infinite, slots_atom::value, st.sub.board->id, need)
-        .then(
-          [self](const std::vector<caf::actor>& slots) {
-            self->state.slots = slots;
-            deploy(self);
-          },
-          [self, fail_now](caf::error& err) {
-            fail_now("cannot run job: " + self->system().render(err));
-          });
+      request_slots_and_deploy(self);
     },
     [self](cancel_atom) {
       auto& st = self->state;
@@ -965,6 +1078,11 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
       st.cancel_requested = true;
       st.sub.board->set_status(job_status::cancelling);
       abort_all_pending(self, "the job is cancelled");
+      if (st.slots.empty() && !st.restarting) {
+        // Still waiting for slots: nothing runs (finish_job releases them).
+        finish_job(self);
+        return;
+      }
       if (st.deployed == st.total || st.restarting)
         cancel_all(self);
       if (st.restarting && st.terminal == st.total)
@@ -1003,6 +1121,11 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
     },
     [self](restart_atom, int32_t attempt) { on_restart(self, attempt); },
     [self](kill_atom, int32_t v, int32_t i) { on_kill(self, v, i); },
+    [self](tmmetrics_atom, const std::vector<subtask_metrics_sample>& samples) {
+      on_remote_metrics(self, samples);
+    },
+    [self](lost_atom, const caf::actor& executor, const std::string& tm_id,
+           const std::string& why) { on_task_manager_lost(self, executor, tm_id, why); },
   };
 }
 } // namespace

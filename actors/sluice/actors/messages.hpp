@@ -72,6 +72,32 @@ struct credit_msg {
   runtime::batch_ptr buffer;
 };
 
+/// A batch for input channel `channel` of a subtask in another actor system
+/// (node): the records serialized with the sending output's write_records().
+/// The receiver decodes it with its input feeder's read_batch() and treats
+/// it as a batch_msg; the buffer stays with the sender.
+struct net_batch_msg {
+  uint32_t channel = 0;
+  std::string bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, net_batch_msg& x) {
+  return f(caf::meta::type_name("net_batch_msg"), x.channel, x.bytes);
+}
+
+/// Returns one credit for channel `channel` of output `output` to a sender
+/// in another node; no buffer travels back.
+struct net_credit_msg {
+  uint32_t output = 0;
+  uint32_t channel = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, net_credit_msg& x) {
+  return f(caf::meta::type_name("net_credit_msg"), x.output, x.channel);
+}
+
 using runtime::channel_event;
 
 /// An in-band control event on a data channel (end of partition, watermark,
@@ -140,6 +166,7 @@ struct mail_msg {
 using subtask_actor = caf::typed_actor<
   caf::reacts_to<setup_atom, struct subtask_wiring>, caf::reacts_to<start_atom>,
   caf::reacts_to<batch_msg>, caf::reacts_to<credit_msg>, caf::reacts_to<event_msg>,
+  caf::reacts_to<net_batch_msg>, caf::reacts_to<net_credit_msg>,
   caf::reacts_to<step_atom>, caf::reacts_to<resume_atom>, caf::reacts_to<flush_atom>,
   caf::reacts_to<ptimer_atom>, caf::reacts_to<cancel_atom>,
   caf::reacts_to<checkpoint_atom, checkpoint_trigger>, caf::reacts_to<complete_atom, int64_t>,
@@ -162,6 +189,13 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subtask_wiring& x) {
   return f(caf::meta::type_name("subtask_wiring"), x.outputs, x.inputs);
 }
+
+/// Registers every message type that crosses nodes (actor systems joined by
+/// CAF's middleman): the data plane's net_batch_msg, net_credit_msg and
+/// event_msg, and the control messages between JobMasters, TaskManagers and
+/// subtasks. Call it on the config of every actor system of a cluster, before
+/// the system starts: CAF 0.17 drops a message of an unregistered type.
+void add_cluster_message_types(caf::actor_system_config& cfg);
 
 } // namespace sluice::actors
 

@@ -94,18 +94,43 @@ void subtask_state::init(subtask_actor::pointer self, subtask_deployment d) {
 }
 
 void subtask_state::wire(subtask_wiring w) {
-  for (size_t o = 0; o < outputs_.size() && o < w.outputs.size(); ++o) {
-    auto& chans = outputs_[o];
-    chans.resize(w.outputs[o].size());
-    for (size_t c = 0; c < chans.size(); ++c) {
-      chans[c].target = w.outputs[o][c].first;
-      chans[c].target_channel = w.outputs[o][c].second;
-      // Receivers grant their initial credit implicitly: both sides know it.
-      chans[c].credits = credits_per_channel_;
+  guarded([&] {
+    const auto& v = d_.job->vertices()[d_.vertex];
+    const auto& g = d_.job->graph();
+    auto edge_name = [&](int32_t e) {
+      return "'" + g.nodes[g.edges[e].source].name + "' -> '" + g.nodes[g.edges[e].target].name +
+             "'";
+    };
+    auto unserializable = [&](int32_t e) {
+      return std::invalid_argument(
+        "the edge " + edge_name(e) +
+        " crosses TaskManagers, but its record type has no serializer (declare a "
+        "sluice::state::serializer for it, or keep both ends in one TaskManager)");
+    };
+    // Local or remote is decided here, once per channel, so the in-process
+    // path pays nothing per batch.
+    auto here = self_->node();
+    for (size_t o = 0; o < outputs_.size() && o < w.outputs.size(); ++o) {
+      auto& chans = outputs_[o];
+      chans.resize(w.outputs[o].size());
+      for (size_t c = 0; c < chans.size(); ++c) {
+        chans[c].target = w.outputs[o][c].first;
+        chans[c].target_channel = w.outputs[o][c].second;
+        chans[c].remote = chans[c].target && chans[c].target.node() != here;
+        // Receivers grant their initial credit implicitly: both sides know it.
+        chans[c].credits = credits_per_channel_;
+        if (chans[c].remote && !chain_.outputs[o]->records_serializable())
+          throw unserializable(v.out_edges[o]);
+      }
     }
-  }
-  for (size_t i = 0; i < inputs_.size() && i < w.inputs.size(); ++i)
-    inputs_[i].sender = w.inputs[i];
+    for (size_t i = 0; i < inputs_.size() && i < w.inputs.size(); ++i) {
+      auto& in = inputs_[i];
+      in.sender = w.inputs[i];
+      in.remote = in.sender && in.sender.node() != here;
+      if (in.remote && !chain_.feeders[in.feeder]->records_serializable())
+        throw unserializable(v.in_edges[in.feeder]);
+    }
+  });
 }
 
 template <class F>
@@ -226,7 +251,7 @@ runtime::batch_ptr subtask_state::hand_over(uint32_t output, uint32_t channel,
   auto& ch = outputs_[output][channel];
   if (ch.credits > 0 && ch.pending.empty()) {
     --ch.credits;
-    self_->send(ch.target, batch_msg{ch.target_channel, std::move(batch)});
+    send_batch(ch, std::move(batch));
   } else {
     // No credit: the batch waits here and the subtask takes no more input
     // until credit returns, so what waits is bounded by one step's output.
@@ -241,6 +266,31 @@ runtime::batch_ptr subtask_state::hand_over(uint32_t output, uint32_t channel,
   auto b = std::move(ch.free.back());
   ch.free.pop_back();
   return b;
+}
+
+void subtask_state::send_batch(out_channel& ch, runtime::batch_ptr batch) {
+  if (!ch.remote) {
+    self_->send(ch.target, batch_msg{ch.target_channel, std::move(batch)});
+    return;
+  }
+  // The message owns its bytes until the middleman has written them, so
+  // each batch needs a string; sizing it from the previous batch spares
+  // the regrowth while the records are written.
+  net_batch_msg m{ch.target_channel, {}};
+  m.bytes.reserve(ch.last_bytes);
+  batch->write_records(m.bytes);
+  ch.last_bytes = m.bytes.size();
+  self_->send(ch.target, std::move(m));
+  // No buffer comes back from another node: this one is refilled here.
+  batch->clear();
+  ch.free.push_back(std::move(batch));
+}
+
+void subtask_state::return_credit(const in_channel& in, runtime::batch_ptr buffer) {
+  if (in.remote)
+    self_->send(in.sender, net_credit_msg{in.sender_output, in.sender_channel});
+  else
+    self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, std::move(buffer)});
 }
 
 bool subtask_state::has_credit(uint32_t output, uint32_t channel) const {
@@ -283,7 +333,7 @@ void subtask_state::send_pending(out_channel& ch) {
         break;
       --ch.credits;
       --pending_total_;
-      self_->send(ch.target, batch_msg{ch.target_channel, std::move(f.batch)});
+      send_batch(ch, std::move(f.batch));
     } else {
       self_->send(ch.target, event_msg{ch.target_channel, f.kind, f.value});
       // A barrier that waited for the batches before it left in time.
@@ -389,31 +439,58 @@ void subtask_state::on_batch(batch_msg& m) {
   guarded([&] {
     if (m.channel >= inputs_.size())
       throw std::logic_error("batch for unknown input channel " + std::to_string(m.channel));
-    auto& in = inputs_[m.channel];
-    ++in.queued;
-    peak_queued_ = std::max(peak_queued_, in.queued);
-    // In flight when an unaligned checkpoint was taken: part of its state.
-    if (capture_ && capture_->recording[m.channel])
-      m.batch->write_records(capture_->state.inputs[m.channel].emplace_back());
-    // A loop with bounded credit on every edge deadlocks once it is full
-    // (each side waits for the other to take a batch): a feedback channel
-    // is credited on arrival, and its batches wait here instead (the one
-    // unbounded buffer, as StateFun's feedback queue is; see
-    // docs/architecture.md).
-    if (in.feedback)
-      self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, nullptr});
-    // Batches that arrive before start() (an upstream started first) or
-    // while blocked wait in order; credits bound how many. With unaligned
-    // checkpoints every batch waits in the queue, not in the mailbox, so a
-    // barrier behind it in the mailbox is seen after one batch at most.
-    if (phase_ != phase::running || blocked_ || input_holds_ > 0 || !queue_.empty() ||
-        held(m.channel) || unaligned_) {
-      queue_.push_back({m.channel, std::move(m.batch), {}});
-      schedule_drain();
-      return;
-    }
-    process_batch(m.channel, std::move(m.batch));
+    receive_batch(m.channel, std::move(m.batch));
   });
+}
+
+void subtask_state::on_net_batch(net_batch_msg& m) {
+  guarded([&] {
+    if (m.channel >= inputs_.size())
+      throw std::logic_error("batch for unknown input channel " + std::to_string(m.channel));
+    auto& in = inputs_[m.channel];
+    runtime::batch_ptr batch;
+    try {
+      state::byte_reader r(m.bytes);
+      batch = chain_.feeders[in.feeder]->read_batch(r);
+    } catch (const state::serialization_error& e) {
+      throw std::runtime_error("cannot decode a batch from another node on input channel " +
+                               std::to_string(m.channel) + ": " + e.what());
+    }
+    // Not needed any more: free it before the records are processed.
+    std::string().swap(m.bytes);
+    receive_batch(m.channel, std::move(batch));
+  });
+}
+
+void subtask_state::on_net_credit(const net_credit_msg& m) {
+  guarded([&] { add_credit(m.output, m.channel, nullptr); });
+}
+
+void subtask_state::receive_batch(uint32_t channel, runtime::batch_ptr batch) {
+  auto& in = inputs_[channel];
+  ++in.queued;
+  peak_queued_ = std::max(peak_queued_, in.queued);
+  // In flight when an unaligned checkpoint was taken: part of its state.
+  if (capture_ && capture_->recording[channel])
+    batch->write_records(capture_->state.inputs[channel].emplace_back());
+  // A loop with bounded credit on every edge deadlocks once it is full
+  // (each side waits for the other to take a batch): a feedback channel
+  // is credited on arrival, and its batches wait here instead (the one
+  // unbounded buffer, as StateFun's feedback queue is; see
+  // docs/architecture.md).
+  if (in.feedback)
+    return_credit(in, nullptr);
+  // Batches that arrive before start() (an upstream started first) or
+  // while blocked wait in order; credits bound how many. With unaligned
+  // checkpoints every batch waits in the queue, not in the mailbox, so a
+  // barrier behind it in the mailbox is seen after one batch at most.
+  if (phase_ != phase::running || blocked_ || input_holds_ > 0 || !queue_.empty() ||
+      held(channel) || unaligned_) {
+    queue_.push_back({channel, std::move(batch), {}});
+    schedule_drain();
+    return;
+  }
+  process_batch(channel, std::move(batch));
 }
 
 void subtask_state::process_batch(uint32_t channel, runtime::batch_ptr batch, bool restored) {
@@ -425,8 +502,9 @@ void subtask_state::process_batch(uint32_t channel, runtime::batch_ptr batch, bo
   --in.queued;
   if (in.feedback)
     return; // credited on arrival
-  // The batch is consumed: its buffer goes back with the credit.
-  self_->send(in.sender, credit_msg{in.sender_output, in.sender_channel, std::move(batch)});
+  // The batch is consumed: its buffer goes back with the credit (to a
+  // sender in this node).
+  return_credit(in, std::move(batch));
 }
 
 void subtask_state::end_of_batch() {
@@ -593,25 +671,27 @@ void subtask_state::on_resume() {
 }
 
 void subtask_state::on_credit(credit_msg& m) {
-  guarded([&] {
-    if (m.output >= outputs_.size() || m.channel >= outputs_[m.output].size())
-      throw std::logic_error("credit for unknown output channel");
-    auto& ch = outputs_[m.output][m.channel];
-    ++ch.credits;
-    if (m.buffer)
-      ch.free.push_back(std::move(m.buffer));
-    send_pending(ch);
-    if (blocked_ && pending_total_ == 0) {
-      set_blocked(false, steady_now_ns());
-      if (phase_ == phase::finishing) {
-        try_finish();
-      } else if (phase_ == phase::running) {
-        if (chain_.source != nullptr && !step_scheduled_)
-          schedule_step();
-        drain_queue();
-      }
+  guarded([&] { add_credit(m.output, m.channel, std::move(m.buffer)); });
+}
+
+void subtask_state::add_credit(uint32_t output, uint32_t channel, runtime::batch_ptr buffer) {
+  if (output >= outputs_.size() || channel >= outputs_[output].size())
+    throw std::logic_error("credit for unknown output channel");
+  auto& ch = outputs_[output][channel];
+  ++ch.credits;
+  if (buffer)
+    ch.free.push_back(std::move(buffer));
+  send_pending(ch);
+  if (blocked_ && pending_total_ == 0) {
+    set_blocked(false, steady_now_ns());
+    if (phase_ == phase::finishing) {
+      try_finish();
+    } else if (phase_ == phase::running) {
+      if (chain_.source != nullptr && !step_scheduled_)
+        schedule_step();
+      drain_queue();
     }
-  });
+  }
 }
 
 void subtask_state::schedule_step() {
@@ -1200,6 +1280,8 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
     [self](restored_atom, const restore_bundle_ptr& b) { self->state.on_restored(b); },
     [self](batch_msg& m) { self->state.on_batch(m); },
     [self](credit_msg& m) { self->state.on_credit(m); },
+    [self](net_batch_msg& m) { self->state.on_net_batch(m); },
+    [self](const net_credit_msg& m) { self->state.on_net_credit(m); },
     [self](const event_msg& m) { self->state.on_event(m); },
     [self](step_atom) { self->state.on_step(); },
     [self](resume_atom) { self->state.on_resume(); },

@@ -6,6 +6,7 @@
 #include "sluice/runtime/job.hpp"
 #include "sluice/runtime/job_graph.hpp"
 #include "sluice/runtime/time/watermarks.hpp"
+#include "sluice/state/native_snapshot.hpp"
 
 #include <caf/all.hpp>
 
@@ -15,6 +16,17 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace sluice::state {
+
+/// Serialization of a native snapshot file reference, for checkpoint_ack
+/// messages that cross nodes (found by argument-dependent lookup).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, native_file_ref& x) {
+  return f(caf::meta::type_name("native_file_ref"), x.name, x.stored, x.size, x.crc32, x.shared);
+}
+
+} // namespace sluice::state
 
 namespace sluice::actors {
 
@@ -56,6 +68,13 @@ struct checkpoint_ack {
   int64_t async_ns = 0;
   int64_t acked_ms = 0;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint_ack& x) {
+  return f(caf::meta::type_name("checkpoint_ack"), x.id, x.vertex, x.index, x.attempt,
+           x.keyed_files, x.operator_files, x.bytes, x.native_files, x.channel_state_file,
+           x.channel_bytes, x.unaligned, x.alignment_ns, x.sync_ns, x.async_ns, x.acked_ms);
+}
 
 /// Sent by a subtask to its JobMaster when its execution state changes.
 struct subtask_report {
@@ -102,12 +121,20 @@ public:
 
   /// Builds the chain; throws on a bad program.
   void init(subtask_actor::pointer self, subtask_deployment d);
+  /// Takes the peers; a channel to or from a subtask in another node
+  /// (actor system) is flagged remote here, once, and its batches travel
+  /// serialized. Fails the subtask if such a channel's records have no
+  /// serializer.
   void wire(subtask_wiring w);
   /// Opens the chain, after reading restored state off this thread.
   void start();
   void on_restored(const restore_bundle_ptr& bundle);
   void on_batch(batch_msg& m);
   void on_credit(credit_msg& m);
+  /// A batch from a sender in another node: decoded, then handled as
+  /// on_batch handles a local one.
+  void on_net_batch(net_batch_msg& m);
+  void on_net_credit(const net_credit_msg& m);
   void on_event(const event_msg& m);
   void on_step();
   void on_resume();
@@ -150,6 +177,10 @@ private:
     /// Batches waiting for credit, and events queued behind them.
     std::deque<pending_item> pending;
     std::vector<runtime::batch_ptr> free;
+    /// The receiver is in another node: batches go as net_batch_msg.
+    bool remote = false;
+    /// Bytes of the last batch serialized here (sizes the next buffer).
+    size_t last_bytes = 0;
   };
   struct in_channel {
     subtask_actor sender;
@@ -161,6 +192,8 @@ private:
     /// On a feedback edge: does not end the input, holds no event time
     /// back, and is recorded as channel state by every checkpoint.
     bool feedback = false;
+    /// The sender is in another node: credit goes back as net_credit_msg.
+    bool remote = false;
   };
   struct queued_item {
     uint32_t channel = 0;
@@ -200,7 +233,19 @@ private:
   /// Runs `f`, accounting its time, and turns exceptions into a failure.
   template <class F>
   void guarded(F&& f);
+  /// An arriving batch, local or decoded: queued or processed at once.
+  void receive_batch(uint32_t channel, runtime::batch_ptr batch);
   void process_batch(uint32_t channel, runtime::batch_ptr batch, bool restored = false);
+  /// Sends one batch to the channel's receiver (the caller spent a credit):
+  /// the batch itself in-process; serialized to another node, where the
+  /// emptied buffer stays on the channel's free list.
+  void send_batch(out_channel& ch, runtime::batch_ptr batch);
+  /// Returns one credit for input channel `in`, with the emptied `buffer`
+  /// when the sender is in this node.
+  void return_credit(const in_channel& in, runtime::batch_ptr buffer);
+  /// Adds one credit to an output channel (and its buffer, if any) and
+  /// sends what waits.
+  void add_credit(uint32_t output, uint32_t channel, runtime::batch_ptr buffer);
   void process_event(uint32_t channel, channel_event kind, int64_t value);
   /// Passes a new combined watermark to the chain's inputs.
   void advance_watermark(int64_t wm);
@@ -319,4 +364,3 @@ subtask_actor::behavior_type subtask_impl(subtask_actor::stateful_pointer<subtas
 } // namespace sluice::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::subtask_deployment)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::actors::checkpoint_ack)

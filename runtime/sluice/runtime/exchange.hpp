@@ -48,6 +48,9 @@ public:
   /// (unaligned checkpoints store batches in flight this way); throws
   /// std::logic_error when the record type has no serializer.
   virtual void write_records(std::string& out) const = 0;
+  /// Drops the records and keeps the capacity, so the buffer can be
+  /// refilled (a batch sent to another process stays with its sender).
+  virtual void clear() noexcept = 0;
 };
 
 /// Allocates whole cache lines: data read on every record must not share
@@ -131,6 +134,10 @@ class alignas(64) record_batch final : public batch_base {
 public:
   size_t size() const noexcept override { return records.size(); }
   void write_records(std::string& out) const override;
+  void clear() noexcept override {
+    records.clear();
+    timestamps.clear();
+  }
   batch_records<T> records;
   /// One per record when the stream carries timestamps, else empty.
   batch_records<int64_t> timestamps;

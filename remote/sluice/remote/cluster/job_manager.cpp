@@ -1,7 +1,9 @@
 #include "sluice/remote/cluster/job_manager.hpp"
 
 #include "sluice/actors/cluster.hpp"
+#include "sluice/actors/distributed.hpp"
 #include "sluice/job.hpp"
+#include "sluice/remote/cluster/job_spec.hpp"
 #include "sluice/remote/cluster/membership.hpp"
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/errors.hpp"
@@ -12,6 +14,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <stdexcept>
 
@@ -81,6 +84,19 @@ job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest)
   if (auto v = take("jobmanager.rpc.port"))
     s.rpc_port =
       static_cast<uint16_t>(runtime::parse_setting_int("jobmanager.rpc.port", *v, 0, 65535));
+  if (auto v = take("sluice.cluster.placement")) {
+    if (*v == "auto")
+      s.placement = job_placement::automatic;
+    else if (*v == "local")
+      s.placement = job_placement::local;
+    else if (*v == "taskmanagers")
+      s.placement = job_placement::task_managers;
+    else
+      throw std::invalid_argument("sluice.cluster.placement: '" + *v +
+                                  "' is not auto, local or taskmanagers");
+  }
+  if (auto v = take("slot.request.timeout"))
+    s.slot_request_timeout = actors::slot_request_timeout({{"slot.request.timeout", *v}});
   auto hb = take_heartbeat_settings(rest);
   s.heartbeat_interval = hb.interval;
   s.heartbeat_timeout = hb.timeout;
@@ -91,7 +107,8 @@ const std::vector<std::string> cluster_keys = {
   "heartbeat.interval",   "heartbeat.timeout",    "jobmanager.rpc.address",
   "jobmanager.rpc.port",  "rest.address",         "rest.bind-address",
   "rest.port",            "rest.server.max-content-length",
-  "state.savepoints.dir", "web.upload.dir"};
+  "state.savepoints.dir", "web.upload.dir",       "sluice.cluster.placement",
+  "slot.request.timeout"};
 
 rest::rest_response jar_error(const caf::error& err) {
   return rest::error_response(400, describe(err));
@@ -132,7 +149,8 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
                         "web.upload.dir: cannot create '" + cluster.upload_dir +
                           "': " + ec.message());
   }
-  std::unique_ptr<job_manager> jm{new job_manager(cluster, config, std::move(warnings))};
+  std::unique_ptr<job_manager> jm{
+    new job_manager(cluster, config, std::move(rest), std::move(warnings))};
   jm->made_upload_dir_ = made;
   rest::rest_config rc;
   rc.bind_address = cluster.rest_address;
@@ -147,12 +165,13 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
     [](const std::string& line) {
       // One write per line: the membership actor and the main thread both log.
       std::cerr << ("sluice: " + line + "\n") << std::flush;
-    });
+    },
+    cluster.slot_request_timeout);
   if (!members)
     return members.error();
   jm->members_ = std::move(*members);
-  auto view = std::make_shared<session_cluster_view>(actors::local_job_registry::global(),
-                                                     jm->members_->registry());
+  auto view = std::make_shared<session_cluster_view>(
+    actors::local_job_registry::global(), jm->members_->registry(), jm->members_->slots());
   auto* self = jm.get();
   auto server =
     rest::rest_server::start(view, rc, [self](rest::router& r) { self->add_routes(r); });
@@ -165,9 +184,11 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
 }
 
 job_manager::job_manager(job_manager_settings settings, runtime::configuration job_config,
+                         std::map<std::string, std::string> job_settings,
                          std::vector<std::string> warnings)
     : settings_(std::move(settings))
     , job_config_(std::move(job_config))
+    , job_settings_(std::move(job_settings))
     , warnings_(std::move(warnings))
     , jars_(settings_.upload_dir)
     , executor_(std::make_shared<actors::local_executor>())
@@ -190,7 +211,9 @@ caf::expected<std::string> job_manager::run(const std::string& jar_id,
   auto jar = jars_.find(jar_id);
   if (!jar)
     return make_error(remote_errc::invalid_request, "unknown jar id '" + jar_id + "'");
-  auto client = run_job_library(jar->path, jar->name, request, job_config_, executor_);
+  auto client = on_task_managers() ? run_on_task_managers(*jar, request)
+                                   : run_job_library(jar->path, jar->name, request, job_config_,
+                                                     executor_);
   if (!client)
     return client.error();
   // A job the executor refused (bad savepoint, bad settings) is FAILED
@@ -203,6 +226,48 @@ caf::expected<std::string> job_manager::run(const std::string& jar_id,
   std::lock_guard<std::mutex> guard{mtx_};
   jobs_[id] = std::move(*client);
   return id;
+}
+
+bool job_manager::on_task_managers() const {
+  switch (settings_.placement) {
+    case job_placement::local:
+      return false;
+    case job_placement::task_managers:
+      return true;
+    case job_placement::automatic:
+      break;
+  }
+  return members_ && members_->registry()->size() > 0;
+}
+
+caf::expected<std::shared_ptr<runtime::job_client>>
+job_manager::run_on_task_managers(const jar_info& jar, const job_run_request& request) {
+  auto built = build_job_library(jar.path, jar.name, request, job_config_);
+  if (!built)
+    return built.error();
+  job_spec spec;
+  spec.library_name = jar.name;
+  {
+    std::ifstream in(jar.path, std::ios::binary);
+    spec.library.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof())
+      return make_error(remote_errc::invalid_request,
+                        "job library '" + jar.name + "': cannot be read from " + jar.path);
+  }
+  spec.request = request;
+  // What to restore reaches each subtask through its deployment.
+  spec.request.savepoint_path.clear();
+  spec.settings = job_settings_;
+  for (const auto& v : built->graph->vertices())
+    spec.vertex_ids.push_back(v.hex_id);
+  auto executor = std::make_shared<actors::cluster_executor>(
+    members_->system(), members_->dispatcher(), encode_job_spec(spec), members_->slots());
+  try {
+    return executor->submit(built->graph, built->config);
+  } catch (const std::exception& e) {
+    return make_error(remote_errc::invalid_request,
+                      "job library '" + jar.name + "': its pipeline cannot run: " + e.what());
+  }
 }
 
 size_t job_manager::held_jobs() const {
@@ -239,10 +304,6 @@ void job_manager::stop() {
   // once they are joined.
   if (rest_)
     rest_->stop();
-  // TaskManagers see the connection close and start asking to register
-  // again; they run no subtasks yet, so nothing else is lost.
-  if (members_)
-    members_->stop();
   {
     std::lock_guard<std::mutex> guard{mtx_};
     stopping_ = true;
@@ -261,6 +322,11 @@ void job_manager::stop() {
   for (auto& [id, client] : jobs)
     (void) client->wait_for(std::chrono::seconds(10));
   jobs.clear();
+  // Last, as jobs on TaskManager processes have their JobMasters in its
+  // actor system: TaskManagers see the connection close and start asking
+  // to register again.
+  if (members_)
+    members_->stop();
   if (made_upload_dir_) {
     std::error_code ec;
     fs::remove_all(settings_.upload_dir, ec);

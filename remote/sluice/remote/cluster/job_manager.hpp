@@ -20,12 +20,28 @@
 /// jobmanager`): the REST API over the jobs it runs, plus Flink's /jars
 /// endpoints to upload job libraries and run them, and the membership of
 /// TaskManager processes (`sluice taskmanager`, see membership.hpp). Jobs
-/// still run on in-process TaskManagers: each job on its own local
-/// mini-cluster, so one job's failure never touches another's subtasks; the
-/// registered TaskManager processes run no subtasks yet.
+/// run on the registered TaskManager processes (their JobMasters in the
+/// JobManager, their subtasks deployed to the TaskManagers' slots), or,
+/// when none is registered, each on a mini-cluster of its own inside the
+/// JobManager (sluice.cluster.placement); either way one job's failure
+/// never touches another's subtasks.
 namespace sluice::remote::cluster {
 
 class membership_service;
+
+/// Where the JobManager runs the jobs submitted to it
+/// (sluice.cluster.placement).
+enum class job_placement {
+  /// `auto` (the default): on the TaskManager processes when at least one
+  /// is registered, else in-process.
+  automatic,
+  /// `local`: always on a mini-cluster of the job's own inside the
+  /// JobManager process.
+  local,
+  /// `taskmanagers`: always on TaskManager processes; a job waits for
+  /// slots (slot.request.timeout) when too few are registered.
+  task_managers,
+};
 
 /// The cluster keys the JobManager reads itself (the others go to
 /// runtime::apply_settings for every job it runs).
@@ -53,6 +69,10 @@ struct job_manager_settings {
   /// other they are alive, and how long a silent one counts as lost.
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{5000};
+  job_placement placement = job_placement::automatic;
+  /// slot.request.timeout (5 min): how long a job on TaskManager processes
+  /// waits for enough free slots before it fails.
+  std::chrono::milliseconds slot_request_timeout{std::chrono::minutes(5)};
 };
 
 /// The keys `job_manager_settings` reads (the JobManager's own; every other
@@ -101,7 +121,14 @@ public:
 
 private:
   job_manager(job_manager_settings settings, runtime::configuration job_config,
-              std::vector<std::string> warnings);
+              std::map<std::string, std::string> job_settings, std::vector<std::string> warnings);
+  /// Whether a job submitted now runs on the TaskManager processes.
+  [[nodiscard]] bool on_task_managers() const;
+  /// Builds the library's job here, then submits it to the dispatcher of
+  /// the TaskManager processes with a job_spec, so each TaskManager that
+  /// runs its subtasks rebuilds it from the same library.
+  [[nodiscard]] caf::expected<std::shared_ptr<runtime::job_client>>
+  run_on_task_managers(const jar_info& jar, const job_run_request& request);
   void add_routes(rest::router& r);
   /// The reaper thread: releases the clients (and so the mini-clusters) of
   /// ended jobs, on a thread that is neither a CAF worker of the cluster it
@@ -110,6 +137,8 @@ private:
 
   job_manager_settings settings_;
   runtime::configuration job_config_;
+  /// The settings job_config_ was built from (sent to TaskManagers).
+  std::map<std::string, std::string> job_settings_;
   std::vector<std::string> warnings_;
   bool made_upload_dir_ = false;
   jar_store jars_;

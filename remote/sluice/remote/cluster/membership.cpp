@@ -1,6 +1,7 @@
 #include "sluice/remote/cluster/membership.hpp"
 
 #include "sluice/actors/cluster_view.hpp"
+#include "sluice/actors/distributed.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/runtime/settings.hpp"
 
@@ -31,16 +32,29 @@ struct membership_state {
   std::map<std::string, caf::actor> connections;
   heartbeat_settings heartbeats;
   std::function<void(const std::string&)> log;
+  /// The dispatcher whose slots the TaskManagers' executors offer; told of
+  /// every registration and loss (null: membership only).
+  caf::actor dispatcher;
   /// Ticks come every half interval; heartbeats go out on every other one.
   uint64_t ticks = 0;
+
+  /// Tells the dispatcher that TaskManager `id` is gone: its slots go, and
+  /// the jobs that ran subtasks on it fail over.
+  template <class Self>
+  void lost(Self* self, const std::string& id, const std::string& why) {
+    if (dispatcher)
+      self->send(dispatcher, actors::lost_atom::value, id, why);
+  }
   static inline const char* name = "sluice.membership";
 };
 
 using membership_actor = caf::stateful_actor<membership_state>;
 
 caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manager_registry> reg,
-                              heartbeat_settings hb, std::function<void(const std::string&)> log) {
+                              heartbeat_settings hb, std::function<void(const std::string&)> log,
+                              caf::actor dispatcher) {
   self->state.registry = std::move(reg);
+  self->state.dispatcher = std::move(dispatcher);
   self->state.heartbeats = hb;
   self->state.log = std::move(log);
   // A closed connection (the TaskManager process exited or was killed) is
@@ -52,8 +66,10 @@ caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manag
       if (i->second.address() == dm.source) {
         auto id = i->first;
         st.connections.erase(i);
-        if (st.registry->remove(id))
+        if (st.registry->remove(id)) {
           st.log("TaskManager " + id + " lost: connection closed");
+          st.lost(self, id, "connection closed");
+        }
         return;
       }
   });
@@ -61,7 +77,7 @@ caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manag
   return {
     // The sender is whoever asked (a TaskManager's registering thread);
     // the TaskManager actor to watch comes with the message.
-    [self](tm_reg_atom, task_manager_registration& r, caf::actor& tm) {
+    [self](tm_reg_atom, task_manager_registration& r, caf::actor& tm, caf::actor& executor) {
       auto& st = self->state;
       if (auto old = st.connections.find(r.id); old != st.connections.end())
         self->demonitor(old->second);
@@ -72,6 +88,11 @@ caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manag
       st.registry->add(r, task_manager_registry::clock::now());
       st.log("TaskManager " + r.id + " registered (" + std::to_string(r.slots) + " slots, " +
              r.host + ":" + std::to_string(r.port) + ")");
+      // A TaskManager registering again replaces its earlier self: the
+      // dispatcher drops the old slots first.
+      st.lost(self, r.id, "it registered again");
+      if (st.dispatcher && executor)
+        self->send(st.dispatcher, actors::register_atom::value, executor, r.slots, r.id);
       return tm_reg_atom::value;
     },
     [self](tm_hb_atom, const std::string& id) {
@@ -85,8 +106,10 @@ caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manag
         self->demonitor(i->second);
         st.connections.erase(i);
       }
-      if (st.registry->remove(id))
+      if (st.registry->remove(id)) {
         st.log("TaskManager " + id + " deregistered");
+        st.lost(self, id, "it stopped");
+      }
       return tm_bye_atom::value;
     },
     [self](tick_atom) {
@@ -100,8 +123,9 @@ caf::behavior membership_impl(membership_actor* self, std::shared_ptr<task_manag
           self->demonitor(i->second);
           st.connections.erase(i);
         }
-        st.log("TaskManager " + id + " lost: no heartbeat for " +
-               std::to_string(st.heartbeats.timeout.count()) + " ms");
+        auto why = "no heartbeat for " + std::to_string(st.heartbeats.timeout.count()) + " ms";
+        st.log("TaskManager " + id + " lost: " + why);
+        st.lost(self, id, why);
       }
       // Checked twice per interval, so a loss is noticed at most half an
       // interval after the timeout.
@@ -204,15 +228,18 @@ struct membership_service::impl {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> system;
   caf::actor membership;
+  caf::actor dispatcher;
 };
 
 caf::expected<std::unique_ptr<membership_service>>
 membership_service::start(const std::string& address, uint16_t port,
                           heartbeat_settings heartbeats,
-                          std::function<void(const std::string&)> log) {
+                          std::function<void(const std::string&)> log,
+                          std::chrono::milliseconds slot_request_timeout) {
   release_thread_logger release;
   std::unique_ptr<membership_service> svc{new membership_service()};
   svc->registry_ = std::make_shared<task_manager_registry>();
+  svc->slots_ = std::make_shared<actors::slot_board>();
   svc->impl_ = std::make_unique<impl>();
   auto& cfg = svc->impl_->cfg;
   // Membership is a few messages per second: two workers are plenty, and
@@ -220,9 +247,13 @@ membership_service::start(const std::string& address, uint16_t port,
   cfg.set("scheduler.max-threads", size_t{2});
   cfg.load<caf::io::middleman>();
   add_membership_types(cfg);
+  actors::add_cluster_message_types(cfg);
   svc->impl_->system = std::make_unique<caf::actor_system>(cfg);
   auto& sys = *svc->impl_->system;
-  svc->impl_->membership = sys.spawn(membership_impl, svc->registry_, heartbeats, std::move(log));
+  svc->impl_->dispatcher = sys.spawn(actors::cluster_dispatcher_impl, svc->slots_,
+                                                slot_request_timeout);
+  svc->impl_->membership = sys.spawn(membership_impl, svc->registry_, heartbeats, std::move(log),
+                                     svc->impl_->dispatcher);
   auto bind = address == "localhost" ? std::string("127.0.0.1") : address;
   // SO_REUSEADDR: a JobManager restarted on its port must not wait for the
   // old connections' TIME_WAIT; a live listener still makes this fail.
@@ -249,14 +280,33 @@ void membership_service::stop() {
   if (port_ != 0)
     (void) sys.middleman().unpublish(impl_->membership, port_);
   caf::anon_send_exit(impl_->membership, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(impl_->dispatcher, caf::exit_reason::user_shutdown);
   impl_->membership = nullptr;
+  impl_->dispatcher = nullptr;
   impl_->system.reset();
+}
+
+caf::actor_system& membership_service::system() {
+  return *impl_->system;
+}
+
+caf::actor membership_service::dispatcher() const {
+  return impl_->dispatcher;
 }
 
 std::vector<actors::task_manager_info> session_cluster_view::task_managers() const {
   auto out = jobs_->task_managers();
-  for (auto& tm : members_->list())
+  std::map<std::string, int32_t> free;
+  if (slots_) {
+    std::lock_guard<std::mutex> guard{slots_->mtx};
+    for (const auto& tm : slots_->task_managers)
+      free[tm.id] = tm.free;
+  }
+  for (auto& tm : members_->list()) {
+    if (auto i = free.find(tm.id); i != free.end())
+      tm.free_slots = std::min(tm.free_slots, i->second);
     out.push_back(std::move(tm));
+  }
   return out;
 }
 

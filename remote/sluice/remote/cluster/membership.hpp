@@ -1,9 +1,12 @@
 #pragma once
 
+#include "sluice/actors/cluster.hpp"
 #include "sluice/actors/cluster_view.hpp"
 #include "sluice/remote/cluster/membership_messages.hpp"
 
+#include <caf/actor.hpp>
 #include <caf/expected.hpp>
+#include <caf/fwd.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -64,7 +67,10 @@ private:
 };
 
 /// The membership service of a JobManager: an actor system with CAF's
-/// middleman and the membership actor published on `address`:`port`.
+/// middleman, the membership actor published on `address`:`port`, and the
+/// dispatcher of jobs on TaskManager processes, which the membership actor
+/// tells of every TaskManager that registers (with its executor and slots)
+/// or is lost.
 /// Stopping (or destruction) closes every TaskManager connection.
 class membership_service {
 public:
@@ -74,7 +80,8 @@ public:
   /// `server_failed` when the port is in use.
   [[nodiscard]] static caf::expected<std::unique_ptr<membership_service>>
   start(const std::string& address, uint16_t port, heartbeat_settings heartbeats,
-        std::function<void(const std::string&)> log);
+        std::function<void(const std::string&)> log,
+        std::chrono::milliseconds slot_request_timeout = std::chrono::minutes(5));
 
   ~membership_service();
   membership_service(const membership_service&) = delete;
@@ -86,6 +93,16 @@ public:
   [[nodiscard]] const std::shared_ptr<task_manager_registry>& registry() const noexcept {
     return registry_;
   }
+  /// The actor system of the membership actor; the JobMasters of jobs on
+  /// TaskManager processes run in it too.
+  [[nodiscard]] caf::actor_system& system();
+  /// The dispatcher that hands the registered TaskManagers' slots to the
+  /// JobMasters (actors/distributed.hpp).
+  [[nodiscard]] caf::actor dispatcher() const;
+  /// The registered TaskManagers' slots as the dispatcher hands them out.
+  [[nodiscard]] const std::shared_ptr<actors::slot_board>& slots() const noexcept {
+    return slots_;
+  }
   /// Closes the published port and stops the actor system (idempotent).
   void stop();
 
@@ -94,18 +111,22 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
   std::shared_ptr<task_manager_registry> registry_;
+  std::shared_ptr<actors::slot_board> slots_;
   uint16_t port_ = 0;
 };
 
 /// What the JobManager's REST API reads: the jobs of `jobs` (the
 /// process-wide registry of mini-cluster jobs) and their in-process
-/// TaskManagers, plus the TaskManager processes in `members`. The
-/// registered processes run no subtasks yet: their slots are all free.
+/// TaskManagers, plus the TaskManager processes in `members` with the free
+/// slots the dispatcher counts.
 class session_cluster_view final : public actors::cluster_view {
 public:
+  /// `slots` (may be null): the dispatcher's account of the registered
+  /// TaskManagers' free slots.
   session_cluster_view(std::shared_ptr<const actors::cluster_view> jobs,
-                       std::shared_ptr<const task_manager_registry> members)
-      : jobs_(std::move(jobs)), members_(std::move(members)) {}
+                       std::shared_ptr<const task_manager_registry> members,
+                       std::shared_ptr<const actors::slot_board> slots = nullptr)
+      : jobs_(std::move(jobs)), members_(std::move(members)), slots_(std::move(slots)) {}
 
   [[nodiscard]] std::vector<actors::job_info> jobs() const override { return jobs_->jobs(); }
   [[nodiscard]] std::optional<actors::job_info> job(const std::string& id) const override {
@@ -124,6 +145,7 @@ public:
 private:
   std::shared_ptr<const actors::cluster_view> jobs_;
   std::shared_ptr<const task_manager_registry> members_;
+  std::shared_ptr<const actors::slot_board> slots_;
 };
 
 } // namespace sluice::remote::cluster

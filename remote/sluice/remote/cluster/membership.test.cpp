@@ -27,7 +27,7 @@ TEST_CASE("every membership message survives a serializer round trip") {
   r.cpu_cores = 2;
   r.physical_memory = int64_t{8} << 30;
   r.free_memory = int64_t{3} << 30;
-  for (auto msg : {caf::make_message(tm_reg_atom::value, r, caf::actor{}),
+  for (auto msg : {caf::make_message(tm_reg_atom::value, r, caf::actor{}, caf::actor{}),
                    caf::make_message(tm_reg_atom::value),
                    caf::make_message(tm_hb_atom::value, r.id), caf::make_message(jm_hb_atom::value),
                    caf::make_message(tm_unknown_atom::value),

@@ -14,8 +14,10 @@
 namespace sluice::remote::cluster {
 
 /// TaskManager -> JobManager: `(tm_reg_atom, task_manager_registration,
-/// caf::actor)` (the TaskManager actor, which the JobManager monitors and
-/// sends heartbeats to), answered with `tm_reg_atom` once registered.
+/// caf::actor tm, caf::actor executor)` (the TaskManager actor, which the
+/// JobManager monitors and sends heartbeats to, and the executor that
+/// deploys subtasks, whose slots the JobManager's dispatcher offers to
+/// JobMasters; may be null), answered with `tm_reg_atom` once registered.
 using tm_reg_atom = caf::atom_constant<caf::atom("tm_reg")>;
 /// TaskManager -> JobManager every heartbeat.interval: `(tm_hb_atom, id)`.
 using tm_hb_atom = caf::atom_constant<caf::atom("tm_hb")>;

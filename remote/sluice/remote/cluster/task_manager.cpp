@@ -1,6 +1,9 @@
 #include "sluice/remote/cluster/task_manager.hpp"
 
+#include "sluice/actors/cluster.hpp"
+#include "sluice/actors/distributed.hpp"
 #include "sluice/remote/cluster/job_manager.hpp"
+#include "sluice/remote/cluster/job_spec.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/runtime/settings.hpp"
 
@@ -8,6 +11,7 @@
 #include <caf/io/all.hpp>
 
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -17,6 +21,8 @@
 #include <unistd.h>
 
 namespace sluice::remote::cluster {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -162,8 +168,7 @@ task_manager_settings read_task_manager_settings(const std::map<std::string, std
   // The file is shared with the JobManager: its keys are no surprise here.
   for (const auto& key : job_manager_keys())
     rest.erase(key);
-  runtime::configuration unused;
-  for (auto& w : runtime::apply_settings(unused, rest))
+  for (auto& w : runtime::apply_settings(s.job_config, rest))
     warnings.push_back(std::move(w));
   return s;
 }
@@ -176,6 +181,11 @@ struct task_manager::impl {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> system;
   caf::actor actor;
+  /// Deploys and runs the subtasks JobMasters send (actors/distributed.hpp).
+  caf::actor executor;
+  /// Where the job libraries JobMasters sent are stored (removed on stop).
+  std::string library_dir;
+  std::shared_ptr<job_library_cache> libraries;
   uint16_t port = 0;
   std::thread registering;
 
@@ -216,7 +226,8 @@ struct task_manager::impl {
       std::string why;
       {
         caf::scoped_actor self{sys};
-        self->request(*jm, std::chrono::seconds(5), tm_reg_atom::value, registration, actor)
+        self->request(*jm, std::chrono::seconds(5), tm_reg_atom::value, registration, actor,
+                      executor)
           .receive([&](tm_reg_atom) { ok = true; },
                    [&](caf::error& err) { why = sys.render(err); });
       }
@@ -261,12 +272,33 @@ task_manager::start(const task_manager_settings& settings,
   auto& d = *tm->impl_;
   d.settings = settings;
   d.log = std::move(log);
-  // A TaskManager that runs no subtasks needs only the middleman and two
-  // workers; every thread is a stack in its memory.
-  d.cfg.set("scheduler.max-threads", size_t{2});
+  // Subtasks run on this system: the scheduler is set up as a mini-cluster's.
+  try {
+    actors::configure_scheduler(d.cfg, settings.job_config);
+  } catch (const std::exception& e) {
+    return make_error(remote_errc::invalid_configuration, std::string("taskmanager: ") + e.what());
+  }
   d.cfg.load<caf::io::middleman>();
   add_membership_types(d.cfg);
+  actors::add_cluster_message_types(d.cfg);
+  {
+    auto pattern = (fs::temp_directory_path() / "sluice-taskmanager-XXXXXX").string();
+    if (!mkdtemp(pattern.data()))
+      return make_error(remote_errc::invalid_configuration,
+                        "taskmanager: cannot make a directory for job libraries under " +
+                          fs::temp_directory_path().string());
+    d.library_dir = pattern;
+  }
+  d.libraries = std::make_shared<job_library_cache>(d.library_dir);
   d.system = std::make_unique<caf::actor_system>(d.cfg);
+  actors::job_resolver resolver = [libraries = d.libraries, log = d.log](
+                                    const std::string& job_id, const std::string& spec) {
+    auto built = libraries->resolve(job_id, spec);
+    log("job " + job_id + ": running its subtasks here (" + built.graph->name() + ")");
+    return actors::resolved_job{std::move(built.graph), std::move(built.config)};
+  };
+  d.executor = d.system->spawn(actors::task_executor_impl, settings.slots, std::move(resolver),
+                               settings.job_config);
   auto& r = d.registration;
   r.host = settings.host;
   r.slots = settings.slots;
@@ -282,7 +314,10 @@ task_manager::start(const task_manager_settings& settings,
   if (!bound) {
     auto why = d.system->render(bound.error());
     caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(d.executor, caf::exit_reason::user_shutdown);
     d.system.reset();
+    std::error_code ec;
+    fs::remove_all(d.library_dir, ec);
     return make_error(remote_errc::server_failed, "taskmanager: cannot listen on " + bind + ":" +
                                                     std::to_string(settings.port) + ": " + why);
   }
@@ -336,8 +371,13 @@ void task_manager::stop() {
   }
   (void) d.system->middleman().unpublish(d.actor, d.port);
   caf::anon_send_exit(d.actor, caf::exit_reason::user_shutdown);
+  // The executor's subtasks end with it (they are linked to it).
+  caf::anon_send_exit(d.executor, caf::exit_reason::user_shutdown);
   d.actor = nullptr;
+  d.executor = nullptr;
   d.system.reset();
+  std::error_code ec;
+  fs::remove_all(d.library_dir, ec);
 }
 
 } // namespace sluice::remote::cluster

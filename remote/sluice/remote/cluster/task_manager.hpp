@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/remote/cluster/membership.hpp"
+#include "sluice/runtime/job.hpp"
 
 #include <caf/expected.hpp>
 
@@ -15,7 +16,10 @@
 /// A TaskManager process (`sluice taskmanager`): registers with the
 /// JobManager's membership actor, exchanges heartbeats with it, registers
 /// again whenever the JobManager is lost, and deregisters when stopped. It
-/// offers its slots but runs no subtasks yet.
+/// offers its slots, and runs the subtasks the JobMasters deploy to it:
+/// it rebuilds each job from the job library the JobManager sends along
+/// (job_spec.hpp) and runs its subtasks in its own actor system, with
+/// batches to and from other processes serialized under credit.
 namespace sluice::remote::cluster {
 
 /// The keys a TaskManager reads.
@@ -33,6 +37,11 @@ struct task_manager_settings {
   /// taskmanager.numberOfTaskSlots (1).
   int32_t slots = 1;
   heartbeat_settings heartbeats;
+  /// Every other key, as runtime::apply_settings reads it: the defaults of
+  /// the subtasks this TaskManager runs (scheduler threads and profile,
+  /// state backend memory). Jobs bring their own settings from the
+  /// JobManager.
+  runtime::configuration job_config;
 };
 
 /// Reads the TaskManager's keys out of `settings`; every other key is

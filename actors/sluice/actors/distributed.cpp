@@ -1,0 +1,403 @@
+#include "sluice/actors/distributed.hpp"
+
+#include "sluice/runtime/checkpoint_storage.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace sluice::actors {
+
+// ---- metrics samples -----------------------------------------------------------
+
+subtask_metrics_sample sample_metrics(const subtask_metrics_cell& c, int32_t vertex, int32_t index,
+                                      int32_t attempt) {
+  constexpr auto r = std::memory_order_relaxed;
+  subtask_metrics_sample s;
+  s.vertex = vertex;
+  s.index = index;
+  s.attempt = attempt;
+  s.state = c.state.load(r);
+  s.records_in = c.records_in.load(r);
+  s.records_out = c.records_out.load(r);
+  s.busy_ns = c.busy_ns.load(r);
+  s.backpressured_ns = c.backpressured_ns.load(r);
+  s.blocked_since_ns = c.blocked_since_ns.load(r);
+  s.started_ns = c.started_ns.load(r);
+  s.ended_ns = c.ended_ns.load(r);
+  s.peak_queued_batches = c.peak_queued_batches.load(r);
+  s.peak_pending_batches = c.peak_pending_batches.load(r);
+  s.input_watermark = c.input_watermark.load(r);
+  return s;
+}
+
+void apply_metrics(const subtask_metrics_sample& s, subtask_metrics_cell& c) {
+  constexpr auto r = std::memory_order_relaxed;
+  c.state.store(s.state, r);
+  c.records_in.store(s.records_in, r);
+  c.records_out.store(s.records_out, r);
+  c.busy_ns.store(s.busy_ns, r);
+  c.backpressured_ns.store(s.backpressured_ns, r);
+  c.blocked_since_ns.store(s.blocked_since_ns, r);
+  c.started_ns.store(s.started_ns, r);
+  c.ended_ns.store(s.ended_ns, r);
+  c.peak_queued_batches.store(s.peak_queued_batches, r);
+  c.peak_pending_batches.store(s.peak_pending_batches, r);
+  c.input_watermark.store(s.input_watermark, r);
+}
+
+void add_control_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<remote_deployment>("sluice::remote_deployment");
+  // Also registers std::vector<subtask_metrics_sample>, what the relay sends.
+  cfg.add_message_type<subtask_metrics_sample>("sluice::subtask_metrics_sample");
+}
+
+std::chrono::milliseconds
+slot_request_timeout(const std::map<std::string, std::string>& settings) {
+  static const std::string key = "slot.request.timeout";
+  auto it = settings.find(key);
+  if (it == settings.end())
+    return std::chrono::minutes(5);
+  const auto& raw = it->second;
+  size_t pos = 0;
+  while (pos < raw.size() && std::isdigit(static_cast<unsigned char>(raw[pos])))
+    ++pos;
+  auto bad = [&] {
+    return std::invalid_argument("bad value '" + raw + "' for " + key +
+                                 " (a duration such as 500 ms, 30 s or 5 min)");
+  };
+  if (pos == 0 || pos > 12)
+    throw bad();
+  auto n = std::stoll(raw.substr(0, pos));
+  auto unit = raw.substr(pos);
+  unit.erase(std::remove_if(unit.begin(), unit.end(),
+                            [](unsigned char ch) { return std::isspace(ch) != 0; }),
+             unit.end());
+  if (unit.empty() || unit == "ms")
+    return std::chrono::milliseconds(n);
+  if (unit == "s")
+    return std::chrono::seconds(n);
+  if (unit == "min")
+    return std::chrono::minutes(n);
+  throw bad();
+}
+
+// ---- task executor -------------------------------------------------------------
+
+namespace {
+
+using executor_pointer = caf::stateful_actor<task_executor_state>*;
+
+constexpr auto relay_interval = std::chrono::milliseconds(500);
+
+/// Sends the counters of this executor's subtasks to their JobMasters.
+void relay_metrics(executor_pointer self) {
+  std::map<caf::actor, std::vector<subtask_metrics_sample>> per_master;
+  for (auto& [addr, s] : self->state.subtasks)
+    per_master[s.job_master].push_back(sample_metrics(*s.cell, s.vertex, s.index, s.attempt));
+  for (auto& [jm, samples] : per_master)
+    self->send(jm, tmmetrics_atom::value, std::move(samples));
+}
+
+void schedule_relay(executor_pointer self) {
+  if (self->state.relay_scheduled || self->state.subtasks.empty())
+    return;
+  self->state.relay_scheduled = true;
+  self->delayed_send(self, relay_interval, relay_atom::value);
+}
+
+caf::result<subtask_actor> deploy_remote(executor_pointer self, remote_deployment& rd) {
+  auto& st = self->state;
+  auto where = "subtask " + std::to_string(rd.index + 1) + " of vertex " +
+               std::to_string(rd.vertex) + " of job " + rd.job_id;
+  auto fail = [&](const std::string& why) {
+    return caf::make_error(caf::sec::runtime_error, "cannot deploy " + where + ": " + why);
+  };
+  auto it = st.jobs.find(rd.job_id);
+  if (it == st.jobs.end()) {
+    try {
+      auto job = st.resolver(rd.job_id, rd.spec);
+      if (!job.graph)
+        return fail("the job resolver returned no job graph");
+      it = st.jobs.emplace(rd.job_id, task_executor_state::job_entry{std::move(job), 0}).first;
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
+  const auto& graph = it->second.job.graph;
+  if (rd.vertex < 0 || static_cast<size_t>(rd.vertex) >= graph->vertices().size() ||
+      rd.index < 0 || rd.index >= graph->vertices()[rd.vertex].parallelism)
+    return fail("no such subtask in the job the resolver rebuilt");
+  std::shared_ptr<const runtime::restore_point> restore;
+  if (!rd.restore_dir.empty()) {
+    try {
+      auto rp = std::make_shared<runtime::restore_point>(runtime::restore_point::read(rd.restore_dir));
+      rp->owns_shared_files = rd.restore_owns_shared_files;
+      restore = std::move(rp);
+    } catch (const std::exception& e) {
+      if (it->second.live == 0)
+        st.jobs.erase(it);
+      return fail(e.what());
+    }
+  }
+  const auto& v = graph->vertices()[rd.vertex];
+  auto cell = std::make_shared<subtask_metrics_cell>();
+  cell->task = v.name;
+  cell->vertex_id = v.hex_id;
+  cell->subtask = rd.index;
+  cell->state.store(static_cast<int>(runtime::execution_state::deploying));
+  subtask_deployment d{graph,          it->second.job.config, rd.vertex, rd.index,
+                       rd.job_master,  cell,                  rd.attempt, rd.checkpoint_dir,
+                       std::move(restore)};
+  // Linked: when the executor goes (its TaskManager shuts down or is
+  // killed), its subtasks go with it; the executor outlives theirs.
+  auto h = self->spawn<caf::linked>(subtask_impl, std::move(d));
+  self->monitor(h);
+  st.linked.insert(h.address());
+  ++it->second.live;
+  st.subtasks.emplace(h.address(), task_executor_state::subtask_entry{
+                                     rd.job_id, rd.vertex, rd.index, rd.attempt, rd.job_master,
+                                     std::move(cell)});
+  schedule_relay(self);
+  return h;
+}
+
+} // namespace
+
+caf::behavior task_executor_impl(caf::stateful_actor<task_executor_state>* self, int32_t slots,
+                                 job_resolver resolver, runtime::configuration tm_config) {
+  auto& st = self->state;
+  st.slots = slots;
+  st.resolver = std::move(resolver);
+  st.tm_config = std::move(tm_config);
+  // A subtask that fails or is killed must not take the executor along.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (self->state.linked.erase(em.source) == 0)
+      self->quit(em.reason);
+  });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto it = st.subtasks.find(dm.source);
+    if (it == st.subtasks.end())
+      return;
+    // The last counters, so the JobMaster's board shows the final figures.
+    auto& s = it->second;
+    std::vector<subtask_metrics_sample> last{sample_metrics(*s.cell, s.vertex, s.index, s.attempt)};
+    self->send(s.job_master, tmmetrics_atom::value, std::move(last));
+    auto job = st.jobs.find(s.job_id);
+    if (job != st.jobs.end() && --job->second.live == 0)
+      st.jobs.erase(job);
+    st.subtasks.erase(it);
+  });
+  return {
+    [self](deploy_atom, remote_deployment& rd) -> caf::result<subtask_actor> {
+      return deploy_remote(self, rd);
+    },
+    [self](relay_atom) {
+      self->state.relay_scheduled = false;
+      relay_metrics(self);
+      schedule_relay(self);
+    },
+  };
+}
+
+// ---- cluster dispatcher ----------------------------------------------------------
+
+bool cluster_dispatcher_state::try_allocate(const std::string& job, int32_t n,
+                                            const caf::actor& job_master,
+                                            std::vector<caf::actor>& out) {
+  int32_t free = 0;
+  for (auto& tm : task_managers)
+    free += tm.free;
+  if (free < n)
+    return false;
+  auto& alloc = allocations[job];
+  alloc.job_master = job_master;
+  for (auto& tm : task_managers) {
+    if (static_cast<int32_t>(out.size()) == n)
+      break;
+    int32_t take = std::min(tm.free, n - static_cast<int32_t>(out.size()));
+    if (take == 0)
+      continue;
+    tm.free -= take;
+    alloc.taken.emplace_back(tm.id, take);
+    for (int32_t i = 0; i < take; ++i)
+      out.push_back(tm.handle);
+  }
+  publish();
+  return true;
+}
+
+void cluster_dispatcher_state::release(const std::string& job) {
+  auto it = allocations.find(job);
+  if (it == allocations.end())
+    return;
+  for (auto& [id, n] : it->second.taken)
+    for (auto& tm : task_managers)
+      if (tm.id == id)
+        tm.free = std::min(tm.slots, tm.free + n);
+  allocations.erase(it);
+  publish();
+}
+
+void cluster_dispatcher_state::publish() const {
+  if (!board)
+    return;
+  std::lock_guard<std::mutex> guard(board->mtx);
+  board->task_managers.clear();
+  for (auto& tm : task_managers)
+    board->task_managers.push_back({tm.id, tm.slots, tm.free});
+}
+
+namespace {
+
+using dispatcher_pointer = caf::stateful_actor<cluster_dispatcher_state>*;
+
+/// Answers waiting slot requests in arrival order, as long as the oldest
+/// one can be met (later ones never overtake it).
+void serve_waiting(dispatcher_pointer self) {
+  auto& st = self->state;
+  while (!st.waiting.empty()) {
+    auto& w = st.waiting.front();
+    std::vector<caf::actor> out;
+    if (!st.try_allocate(w.job, w.n, w.job_master, out))
+      return;
+    w.promise.deliver(std::move(out));
+    st.waiting.pop_front();
+  }
+}
+
+/// Forgets a TaskManager and tells the JobMasters that held slots on it.
+void drop_task_manager(dispatcher_pointer self, const std::string& id, const std::string& why) {
+  auto& st = self->state;
+  auto tm = std::find_if(st.task_managers.begin(), st.task_managers.end(),
+                         [&](const auto& t) { return t.id == id; });
+  if (tm == st.task_managers.end())
+    return;
+  auto handle = tm->handle;
+  st.task_managers.erase(tm);
+  for (auto& [job, alloc] : st.allocations) {
+    auto& taken = alloc.taken;
+    auto before = taken.size();
+    taken.erase(std::remove_if(taken.begin(), taken.end(),
+                               [&](const auto& t) { return t.first == id; }),
+                taken.end());
+    if (taken.size() != before && alloc.job_master)
+      self->send(alloc.job_master, lost_atom::value, handle, id, why);
+  }
+  st.publish();
+}
+
+} // namespace
+
+caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_state>* self,
+                                      std::shared_ptr<slot_board> slots,
+                                      std::chrono::milliseconds request_timeout) {
+  auto& st = self->state;
+  st.board = std::move(slots);
+  st.request_timeout = request_timeout;
+  st.publish();
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto& tm : st.task_managers)
+      if (tm.handle.address() == dm.source) {
+        auto id = tm.id;
+        drop_task_manager(self, id, self->system().render(dm.reason));
+        return;
+      }
+  });
+  auto add_task_manager = [self](caf::actor tm, int32_t slots, std::string id) {
+    auto& st = self->state;
+    // A TaskManager that registers again (reconnected) replaces its entry.
+    drop_task_manager(self, id, "registered again");
+    self->monitor(tm);
+    st.task_managers.push_back({std::move(id), std::move(tm), slots, slots});
+    st.publish();
+    serve_waiting(self);
+  };
+  return {
+    [self, add_task_manager](register_atom, caf::actor tm, int32_t slots, std::string& id) {
+      add_task_manager(std::move(tm), slots, std::move(id));
+    },
+    [self, add_task_manager](register_atom, caf::actor tm, int32_t slots) {
+      add_task_manager(std::move(tm), slots,
+                       "taskmanager_" + std::to_string(self->state.task_managers.size()));
+    },
+    [self](lost_atom, const std::string& id, const std::string& why) {
+      drop_task_manager(self, id, why);
+    },
+    [self](slots_atom, const std::string& job,
+           int32_t n) -> caf::result<std::vector<caf::actor>> {
+      auto& st = self->state;
+      auto jm = caf::actor_cast<caf::actor>(self->current_sender());
+      std::vector<caf::actor> out;
+      if (st.waiting.empty() && st.try_allocate(job, n, jm, out))
+        return out;
+      auto rp = self->make_response_promise<std::vector<caf::actor>>();
+      auto ticket = st.next_ticket++;
+      st.waiting.push_back({ticket, job, n, jm, rp});
+      self->delayed_send(self, st.request_timeout, slotwait_atom::value, ticket);
+      return rp;
+    },
+    [self](slotwait_atom, uint64_t ticket) {
+      auto& st = self->state;
+      auto it = std::find_if(st.waiting.begin(), st.waiting.end(),
+                             [&](const auto& w) { return w.ticket == ticket; });
+      if (it == st.waiting.end())
+        return;
+      int32_t free = 0, total = 0;
+      for (auto& tm : st.task_managers) {
+        free += tm.free;
+        total += tm.slots;
+      }
+      it->promise.deliver(caf::make_error(
+        caf::sec::runtime_error,
+        "slot request timed out after " + std::to_string(st.request_timeout.count()) +
+          " ms (slot.request.timeout): the job needs " + std::to_string(it->n) +
+          " task slots, the cluster has " + std::to_string(free) + " free of " +
+          std::to_string(total) + " on " + std::to_string(st.task_managers.size()) +
+          " TaskManager(s)"));
+      st.waiting.erase(it);
+      // A large request that gave up may have blocked smaller ones.
+      serve_waiting(self);
+    },
+    [self](release_atom, const std::string& job) {
+      auto& st = self->state;
+      st.release(job);
+      // A JobMaster that gave up while waiting (cancelled) wants no slots.
+      for (auto it = st.waiting.begin(); it != st.waiting.end();)
+        if (it->job == job) {
+          it->promise.deliver(
+            caf::make_error(caf::sec::runtime_error, "the slots of job " + job + " were released"));
+          it = st.waiting.erase(it);
+        } else {
+          ++it;
+        }
+      serve_waiting(self);
+    },
+    [self](submit_atom, job_submission& sub) -> caf::actor {
+      return spawn_job_master(self, std::move(sub), caf::actor_cast<caf::actor>(self));
+    },
+  };
+}
+
+// ---- cluster executor --------------------------------------------------------------
+
+cluster_executor::cluster_executor(std::shared_ptr<caf::actor_system> system,
+                                   caf::actor dispatcher, std::string spec,
+                                   std::shared_ptr<const slot_board> slots)
+  : owned_(std::move(system)), system_(owned_.get()), dispatcher_(std::move(dispatcher)),
+    spec_(std::move(spec)), slots_(std::move(slots)) {}
+
+cluster_executor::cluster_executor(caf::actor_system& system, caf::actor dispatcher,
+                                   std::string spec, std::shared_ptr<const slot_board> slots)
+  : system_(&system), dispatcher_(std::move(dispatcher)), spec_(std::move(spec)),
+    slots_(std::move(slots)) {}
+
+std::shared_ptr<runtime::job_client>
+cluster_executor::submit(std::shared_ptr<const runtime::job_graph> job,
+                         const runtime::configuration& config) {
+  return submit_job(owned_, *system_, dispatcher_, slots_, std::move(job), config, spec_);
+}
+
+} // namespace sluice::actors
