@@ -25,7 +25,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using sluice::test::get_json;
 using sluice::test::job_manager_process;
+using sluice::test::poll;
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 
@@ -64,23 +66,6 @@ struct network_namespace {
   /// Takes the host side of the link down: packets stop, nothing closes.
   bool cut() { return sh("ip link set " + host_if + " down"); }
 };
-
-json get_json(int port, const std::string& path) {
-  auto [status, body] = sluice::test::http_get(port, path);
-  REQUIRE_MESSAGE(status == 200, path << ": " << status << " " << body);
-  return json::parse(body);
-}
-
-template <class Pred>
-bool poll(Pred pred, std::chrono::milliseconds limit) {
-  auto deadline = steady::now() + limit;
-  while (!pred()) {
-    if (steady::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 bool listed(int port, const std::string& id) {
   auto list = get_json(port, "/taskmanagers"); // a range-for over a temporary's member dangles
@@ -160,17 +145,7 @@ TEST_CASE("a TaskManager whose network is cut is detected by the heartbeat timeo
   REQUIRE(poll(
     [&] { return get_json(jm.rest_port, "/jobs/" + id)["state"] == "FINISHED"; }, 60s));
 
-  std::map<std::string, std::map<long, int>> seen;
-  std::string all = sluice::test::finished_parts(out);
-  std::regex line(R"(\((k[0-9]),([0-9]+)\))");
-  for (std::sregex_iterator i(all.begin(), all.end(), line), end; i != end; ++i)
-    ++seen[(*i)[1].str()][std::stol((*i)[2].str())];
-  REQUIRE(seen.size() == 10);
-  for (const auto& [key, values] : seen) {
-    CHECK_MESSAGE(values.size() == static_cast<size_t>(records / 10), key);
-    for (const auto& [v, n] : values)
-      CHECK_MESSAGE(n == 1, key << "," << v << " committed " << n << " times");
-  }
+  sluice::test::check_counts_exactly_once(out, records);
   // The cut-off process still runs, unaware; it goes with its namespace.
   CHECK(a->stop(SIGKILL, 10s));
 }

@@ -9,6 +9,7 @@
 #include "test_util.hpp"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
 
@@ -20,9 +21,58 @@
 #include <memory>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::test {
+
+/// Waits until `pred` holds, asking every 20 ms; false after `limit`.
+template <class Pred>
+bool poll(Pred pred, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+/// The JSON body of `GET path` from the REST API on loopback `port`; fails
+/// the test unless 200.
+inline nlohmann::json get_json(int port, const std::string& path) {
+  auto [status, body] = http_get(port, path);
+  REQUIRE_MESSAGE(status == 200, path << ": " << status << " " << body);
+  return nlohmann::json::parse(body);
+}
+
+/// Checks the finished parts in `dir` of test_jobs' bounded_counts_main over
+/// `records` records: each key k0..k9 committed its running sums 1..records/10,
+/// each exactly once.
+inline void check_counts_exactly_once(const std::filesystem::path& dir, long records) {
+  std::map<std::string, std::map<long, int>> seen;
+  std::string all;
+  if (std::filesystem::exists(dir))
+    for (const auto& f : std::filesystem::directory_iterator(dir)) {
+      if (f.path().filename().string().front() == '.')
+        continue;
+      std::ifstream in(f.path());
+      all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  std::regex line(R"(\((k[0-9]),([0-9]+)\))");
+  for (std::sregex_iterator i(all.begin(), all.end(), line), end; i != end; ++i)
+    ++seen[(*i)[1].str()][std::stol((*i)[2].str())];
+  REQUIRE(seen.size() == 10);
+  for (const auto& [key, values] : seen) {
+    CHECK_MESSAGE(values.size() == static_cast<size_t>(records / 10), key);
+    long duplicated = 0;
+    for (const auto& [v, n] : values)
+      duplicated += n != 1;
+    CHECK_MESSAGE(duplicated == 0, key << " has " << duplicated << " values committed twice");
+    CHECK(values.begin()->first == 1);
+    CHECK(values.rbegin()->first == records / 10);
+  }
+}
 
 /// `s` quoted for /bin/sh.
 inline std::string sh_quoted(const std::string& s) {

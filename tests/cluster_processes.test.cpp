@@ -23,7 +23,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+using sluice::test::get_json;
 using sluice::test::job_manager_process;
+using sluice::test::poll;
 using sluice::test::task_manager_process;
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
@@ -48,24 +50,6 @@ std::map<std::string, long> count_words(const std::string& path) {
   }
   flush();
   return out;
-}
-
-/// Waits until `pred` holds, asking every 20 ms; false after `limit`.
-template <class Pred>
-bool poll(Pred pred, std::chrono::milliseconds limit) {
-  auto deadline = steady::now() + limit;
-  while (!pred()) {
-    if (steady::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-json get_json(int port, const std::string& path) {
-  auto [status, body] = sluice::test::http_get(port, path);
-  REQUIRE_MESSAGE(status == 200, path << ": " << status << " " << body);
-  return json::parse(body);
 }
 
 /// Waits until every id is listed in /taskmanagers.
@@ -167,21 +151,7 @@ TEST_CASE("a TaskManager killed with SIGKILL mid-job: the job recovers from its 
 
   // Exactly once: each key's running sum went 1, 2, ..., records/10, and
   // every value is in the committed output once.
-  std::map<std::string, std::map<long, int>> seen;
-  std::string all = sluice::test::finished_parts(out);
-  std::regex line(R"(\((k[0-9]),([0-9]+)\))");
-  for (std::sregex_iterator i(all.begin(), all.end(), line), end; i != end; ++i)
-    ++seen[(*i)[1].str()][std::stol((*i)[2].str())];
-  REQUIRE(seen.size() == 10);
-  for (const auto& [key, values] : seen) {
-    CHECK_MESSAGE(values.size() == static_cast<size_t>(records / 10), key);
-    long dup = 0;
-    for (const auto& [v, n] : values)
-      dup += n != 1;
-    CHECK_MESSAGE(dup == 0, key << " has " << dup << " duplicated values");
-    CHECK(values.begin()->first == 1);
-    CHECK(values.rbegin()->first == records / 10);
-  }
+  sluice::test::check_counts_exactly_once(out, records);
 }
 
 } // TEST_SUITE

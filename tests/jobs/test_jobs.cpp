@@ -1,11 +1,34 @@
-// Job libraries for tests/cluster_cli.test.cpp: a job that runs until it is
-// cancelled or stopped (the default entry), and entries that fail.
+// Job libraries for the cluster tests (cluster_cli, cluster_processes,
+// cluster_netns): a job that runs until it is cancelled or stopped (the
+// default entry), a bounded exactly-once count, and entries that fail.
 
 #include "sluice/job.hpp"
 
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+namespace {
+
+/// Counts `records` generated keys k0..k9 (`rate` records/s in all) into the
+/// file sink of `directory`: the running count of each key, "(kI,c)".
+void count_keys(sluice::job_context& ctx, const std::string& directory, uint64_t records,
+                double rate) {
+  using count = std::pair<std::string, int64_t>;
+  sluice::file_sink_options sink;
+  sink.directory = directory;
+  ctx.env()
+    .from_generator(records, [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; },
+                    rate)
+    .uid("keys")
+    .key_by([](const count& c) { return c.first; })
+    .sum(&count::second)
+    .uid("counts")
+    .sink_to_files(sink)
+    .uid("files");
+}
+
+} // namespace
 
 /// Counts generated keys k0..k9 (200 records/s) into the file sink of
 /// `--output DIR` until cancelled or stopped.
@@ -14,18 +37,7 @@ extern "C" int sluice_job_main(int argc, char** argv, sluice::job_context& ctx) 
     ctx.fail("usage: --output DIR");
     return 2;
   }
-  using count = std::pair<std::string, int64_t>;
-  sluice::file_sink_options sink;
-  sink.directory = argv[2];
-  auto& env = ctx.env();
-  env.from_generator(sluice::stream_environment::unbounded,
-                     [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; }, 200)
-    .uid("keys")
-    .key_by([](const count& c) { return c.first; })
-    .sum(&count::second)
-    .uid("counts")
-    .sink_to_files(sink)
-    .uid("files");
+  count_keys(ctx, argv[2], sluice::stream_environment::unbounded, 200);
   ctx.set_job_name("endless counts");
   return 0;
 }
@@ -52,19 +64,7 @@ extern "C" int bounded_counts_main(int argc, char** argv, sluice::job_context& c
     ctx.fail("usage: --output DIR --records N --rate R");
     return 2;
   }
-  using count = std::pair<std::string, int64_t>;
-  sluice::file_sink_options sink;
-  sink.directory = argv[2];
-  auto& env = ctx.env();
-  env.from_generator(std::stoull(argv[4]),
-                     [](uint64_t i) { return count{"k" + std::to_string(i % 10), 1}; },
-                     std::stod(argv[6]))
-    .uid("keys")
-    .key_by([](const count& c) { return c.first; })
-    .sum(&count::second)
-    .uid("counts")
-    .sink_to_files(sink)
-    .uid("files");
+  count_keys(ctx, argv[2], std::stoull(argv[4]), std::stod(argv[6]));
   ctx.set_job_name("bounded counts");
   return 0;
 }
