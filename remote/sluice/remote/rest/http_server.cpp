@@ -48,7 +48,7 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<c
   lc.idle_timeout = config.idle_timeout;
   auto handle = [routes, token = config.bearer_token](internal::http_request&& req) {
     rest_request r;
-    bool target_ok = parse_target(req.target, r.path, r.query);
+    bool target_ok = parse_target(req.target, r.path, r.query, &r.segments);
     // The dashboard's static files are open (the page then sends the token
     // with its API calls); everything else needs the token when one is set.
     if (!token.empty() && !(target_ok && !routes->needs_token(req.method, r.path))) {

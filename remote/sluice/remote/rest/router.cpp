@@ -69,12 +69,21 @@ bool percent_decode(std::string_view in, std::string& out, bool plus_is_space) {
 } // namespace
 
 bool parse_target(std::string_view target, std::string& path,
-                  std::map<std::string, std::string>& query) {
+                  std::map<std::string, std::string>& query, std::vector<std::string>* segments) {
   if (target.empty() || target.front() != '/')
     return false;
   auto q = target.find('?');
   if (!percent_decode(target.substr(0, q), path, false))
     return false;
+  if (segments) {
+    *segments = split_path(target.substr(0, q));
+    std::string decoded;
+    for (auto& seg : *segments) {
+      if (!percent_decode(seg, decoded, false))
+        return false;
+      seg = decoded;
+    }
+  }
   query.clear();
   if (q == std::string_view::npos)
     return true;
@@ -138,7 +147,7 @@ std::vector<std::string> router::allowed_methods(std::string_view path) const {
 }
 
 rest_response router::handle(rest_request req) const {
-  auto segments = split_path(req.path);
+  auto segments = req.segments.empty() ? split_path(req.path) : req.segments;
   bool path_known = false;
   for (const auto& r : routes_) {
     if (!match(r, segments, nullptr))

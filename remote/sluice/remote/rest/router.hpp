@@ -15,6 +15,10 @@ namespace sluice::remote::rest {
 struct rest_request {
   std::string method; ///< upper case: GET, POST, PATCH...
   std::string path;   ///< without the query string, percent-decoded
+  /// The path's segments, each percent-decoded on its own, so an escaped
+  /// '/' (%2F) stays inside its segment (a key in a path parameter). Empty:
+  /// the router splits `path`.
+  std::vector<std::string> segments;
   std::map<std::string, std::string> query;
   /// Values of the pattern's `:name` segments.
   std::map<std::string, std::string> params;
@@ -79,9 +83,11 @@ private:
 /// Splits "/a/b/" into {"a", "b"} (empty segments dropped).
 std::vector<std::string> split_path(std::string_view path);
 /// Splits a request target into its percent-decoded path and query
-/// parameters; false if the target is malformed (bad percent escape, not
+/// parameters, and, if `segments` is given, the path's segments decoded one
+/// by one; false if the target is malformed (bad percent escape, not
 /// starting with '/').
 [[nodiscard]] bool parse_target(std::string_view target, std::string& path,
-                                std::map<std::string, std::string>& query);
+                                std::map<std::string, std::string>& query,
+                                std::vector<std::string>* segments = nullptr);
 
 } // namespace sluice::remote::rest

@@ -75,4 +75,24 @@ TEST_CASE("request targets are split into a decoded path and query") {
   CHECK(split_path("//a//b/") == std::vector<std::string>{"a", "b"});
 }
 
+TEST_CASE("an escaped slash stays inside its path parameter (a queryable-state key)") {
+  router r;
+  r.add("GET", "/jobs/:jobid/state/:uid/:key", [](const rest_request& req) {
+    return json_response(200, req.params.at("uid") + "|" + req.params.at("key"));
+  });
+  rest_request req;
+  req.method = "GET";
+  REQUIRE(parse_target("/jobs/j1/state/counts/http%3A%2F%2Fa.b%2Fc%20d?x=1", req.path, req.query,
+                       &req.segments));
+  CHECK(req.path == "/jobs/j1/state/counts/http://a.b/c d");
+  CHECK(req.segments ==
+        std::vector<std::string>{"jobs", "j1", "state", "counts", "http://a.b/c d"});
+  CHECK(r.handle(req).body == "counts|http://a.b/c d");
+  // Unescaped, the slashes split the path: no route has that many segments.
+  REQUIRE(parse_target("/jobs/j1/state/counts/a/b", req.path, req.query, &req.segments));
+  CHECK(r.handle(req).status == 404);
+  std::vector<std::string> segments;
+  CHECK_FALSE(parse_target("/jobs/a%2", req.path, req.query, &segments));
+}
+
 } // TEST_SUITE
