@@ -4,13 +4,20 @@
 # over ssh on other hosts):
 #   scripts/sluice-daemon.sh start jobmanager|taskmanager INDEX [sluice args...]
 #   scripts/sluice-daemon.sh stop  jobmanager|taskmanager INDEX|all
-# Environment: SLUICE_BIN (build/sluice), SLUICE_CONF_DIR (conf/),
-# SLUICE_LOG_DIR (log/), SLUICE_PID_DIR (/tmp), SLUICE_STOP_TIMEOUT (10 s,
-# then SIGKILL), SLUICE_START_TIMEOUT (10 s to come up).
+# Environment: SLUICE_BIN (build/sluice, or bin/sluice of an install),
+# SLUICE_CONF_DIR (conf/), SLUICE_LOG_DIR (log/), SLUICE_PID_DIR (/tmp),
+# SLUICE_STOP_TIMEOUT (10 s, then SIGKILL), SLUICE_START_TIMEOUT (10 s to
+# come up).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${SLUICE_BIN:-$root/build/sluice}"
+# The binary: build/sluice in a source tree; <prefix>/bin/sluice when these
+# scripts are installed (in <prefix>/share/sluice/scripts, conf/ beside them).
+default_bin="$root/build/sluice"
+if [ ! -x "$default_bin" ] && [ -x "$root/../../bin/sluice" ]; then
+  default_bin="$(cd "$root/../../bin" && pwd)/sluice"
+fi
+bin="${SLUICE_BIN:-$default_bin}"
 conf_dir="${SLUICE_CONF_DIR:-$root/conf}"
 log_dir="${SLUICE_LOG_DIR:-$root/log}"
 pid_dir="${SLUICE_PID_DIR:-/tmp}"

@@ -22,7 +22,7 @@
 /// ```
 ///
 /// Build it as a shared library against sluice's headers only (CMake:
-/// `add_library(my_job MODULE my_job.cpp)` linked to `sluice::job_api`): the
+/// `find_package(sluice)`, `sluice_add_job(my_job my_job.cpp)`): the
 /// sluice runtime comes from the `sluice` process that loads it, so the
 /// library and that process must come from the same sluice build.
 #include "sluice/sluice.hpp"
