@@ -137,6 +137,7 @@ TEST_CASE("sluice list -m https:// verifies the JobManager with the trust file")
   auto plain = sluice_cli("list -m 127.0.0.1:" + std::to_string(f.port));
   CHECK(plain.exit_code == 1);
   CHECK(plain.output.find("cannot reach the JobManager") != std::string::npos);
+CHECK_MESSAGE(plain.output.find("use -m https://127.0.0.1:") != std::string::npos, plain.output);
   auto still = f.get("/overview");
   REQUIRE_MESSAGE(still, describe(still.error()));
   CHECK(still->status == 200);

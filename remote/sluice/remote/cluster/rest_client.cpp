@@ -81,7 +81,10 @@ caf::expected<rest_reply> rest_client::request(const std::string& method,
       if (ec)
         return unreachable(ec.message());
       if ((ec = exchange(stream, req, out)))
-        return unreachable(ec.message());
+        return unreachable(ec.message() + (ec == http::error::end_of_stream
+                                             ? " (if it serves TLS, use -m https://" + host_ +
+                                                 ":" + std::to_string(port_) + ")"
+                                             : std::string()));
       stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
       return out;
     }

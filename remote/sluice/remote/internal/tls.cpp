@@ -6,6 +6,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <fstream>
 
@@ -15,7 +16,7 @@ namespace net = boost::asio;
 
 namespace {
 
-/// OpenSSL's reason for the last failure (its error queue), or `fallback`.
+/// OpenSSL's reason for the last failure (its error queue), else `ec`'s.
 std::string openssl_reason(const boost::system::error_code& ec) {
   std::string why = ec ? ec.message() : std::string{};
   if (auto code = ERR_get_error()) {
@@ -60,12 +61,23 @@ make_tls_server_context(const tls_server_files& files) {
                       files.certificate_setting + ": '" + files.certificate_file +
                           "' holds no PEM certificate chain (" + openssl_reason(ec) + ")");
   ctx->use_private_key_file(files.private_key_file, net::ssl::context::pem, ec);
-  if (ec)
+  if (ec) {
+    // OpenSSL refuses a key that does not match the certificate loaded
+    // first with X509_R_KEY_VALUES_MISMATCH (Asio has taken it from the
+    // error queue into `ec`); anything else is not a key.
+    bool mismatch = ec.category() == net::error::get_ssl_category() &&
+                    ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
+                      X509_R_KEY_VALUES_MISMATCH;
+    auto why = openssl_reason(ec);
+    if (mismatch)
+      return make_error(remote_errc::invalid_configuration,
+                        files.private_key_setting + ": the key in '" + files.private_key_file +
+                          "' does not match the certificate of " + files.certificate_setting +
+                          " (" + why + ")");
     return make_error(remote_errc::invalid_configuration,
                       files.private_key_setting + ": '" + files.private_key_file +
-                          "' holds no PEM private key, or one that does not match the "
-                          "certificate of " +
-                          files.certificate_setting + " (" + openssl_reason(ec) + ")");
+                        "' holds no PEM private key (" + why + ")");
+  }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
     return make_error(remote_errc::invalid_configuration,
                       files.private_key_setting + ": the key in '" + files.private_key_file +

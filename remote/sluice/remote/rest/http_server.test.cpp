@@ -220,6 +220,9 @@ TEST_CASE("bad TLS files fail start naming the key") {
         std::string::npos);
   // A key file given as the certificate: no certificate in it.
   CHECK(start(certs.key(), certs.key()).find("security.ssl.rest.cert-file") != std::string::npos);
+// A certificate given as the key: no key in it.
+CHECK(start(certs.cert(), certs.cert()).find("security.ssl.rest.key-file: '") !=
+      std::string::npos);
   auto mismatch = start(certs.cert(), certs.other_key());
   CHECK(mismatch.find("security.ssl.rest.key-file") != std::string::npos);
   CHECK(mismatch.find("does not match") != std::string::npos);
