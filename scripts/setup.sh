@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config
-  libcaf-dev libprotobuf-dev protobuf-compiler librocksdb-dev libboost-dev zlib1g-dev
+  libcaf-dev libprotobuf-dev protobuf-compiler librocksdb-dev libboost-dev zlib1g-dev libssl-dev openssl
   nlohmann-json3-dev doctest-dev libyaml-cpp-dev libcli11-dev
   libpqxx-dev libpq-dev postgresql
   librdkafka-dev

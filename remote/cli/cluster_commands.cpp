@@ -38,13 +38,13 @@ int fail(const std::string& message) {
   return 1;
 }
 
-std::optional<rest_client> connect(const std::string& address, int& rc) {
-  auto parsed = remote::cluster::parse_job_manager_address(address);
+std::optional<rest_client> connect(const job_manager_target& target, int& rc) {
+  auto parsed = remote::cluster::parse_job_manager_url(target.address);
   if (!parsed) {
     rc = fail(remote::describe(parsed.error()));
     return std::nullopt;
   }
-  return rest_client{parsed->first, parsed->second};
+  return rest_client{std::move(*parsed), target.trust_cert_file};
 }
 
 /// A JSON reply with one of `ok` statuses; otherwise the error's message.
@@ -176,7 +176,8 @@ int run_job_manager(const std::map<std::string, std::string>& settings) {
   }
   for (const auto& w : (*jm)->warnings())
     std::cerr << "sluice: warning: " << w << "\n";
-  std::cout << "sluice: jobmanager REST API on http://" << (*jm)->settings().rest_address << ":"
+  std::cout << "sluice: jobmanager REST API on " << ((*jm)->settings().rest_tls ? "https" : "http")
+            << "://" << (*jm)->settings().rest_address << ":"
             << (*jm)->rest_port() << "\n"
             << "sluice: TaskManagers register at " << (*jm)->settings().rpc_address << ":"
             << (*jm)->rpc_port() << "\n"
@@ -337,7 +338,7 @@ int run_job(const run_options& options) {
               (state == "FAILED" ? ": " + root_exception(*client, job_id) : std::string()));
 }
 
-int list_jobs(const std::string& job_manager, const std::string& which) {
+int list_jobs(const job_manager_target& job_manager, const std::string& which) {
   int rc = 0;
   auto client = connect(job_manager, rc);
   if (!client)
@@ -383,7 +384,7 @@ int list_jobs(const std::string& job_manager, const std::string& which) {
   return 0;
 }
 
-int cancel_job(const std::string& job_manager, const std::string& job_id) {
+int cancel_job(const job_manager_target& job_manager, const std::string& job_id) {
   int rc = 0;
   auto client = connect(job_manager, rc);
   if (!client)
@@ -406,7 +407,7 @@ namespace {
 /// The common steps of stop and savepoint: check the job exists, print
 /// `intro`, trigger the operation at `target` with `body`, and wait for the
 /// savepoint's location, printed after "Savepoint completed. Path: ".
-int savepoint_operation(const std::string& job_manager, const std::string& job_id,
+int savepoint_operation(const job_manager_target& job_manager, const std::string& job_id,
                         const std::string& intro, const std::string& target, const json& body,
                         const std::string& what) {
   int rc = 0;
@@ -428,7 +429,7 @@ int savepoint_operation(const std::string& job_manager, const std::string& job_i
 
 } // namespace
 
-int stop_job(const std::string& job_manager, const std::string& job_id, bool drain,
+int stop_job(const job_manager_target& job_manager, const std::string& job_id, bool drain,
              const std::string& directory) {
   json body{{"drain", drain}};
   if (!directory.empty())
@@ -438,7 +439,7 @@ int stop_job(const std::string& job_manager, const std::string& job_id, bool dra
                              "stop job " + job_id);
 }
 
-int savepoint_job(const std::string& job_manager, const std::string& job_id,
+int savepoint_job(const job_manager_target& job_manager, const std::string& job_id,
                   const std::string& directory) {
   json body{{"cancel-job", false}};
   if (!directory.empty())

@@ -20,9 +20,18 @@ int run_job_manager(const std::map<std::string, std::string>& settings);
 /// run_job_manager does.
 int run_task_manager(const std::map<std::string, std::string>& settings);
 
+/// Where a client command finds the JobManager.
+struct job_manager_target {
+  /// -m: host:port (plain HTTP) or https://host:port (TLS).
+  std::string address = "127.0.0.1:8081";
+  /// security.ssl.rest.trust-cert-file (settings file or -D): the PEM
+  /// certificates that verify an https JobManager; empty = the system's.
+  std::string trust_cert_file;
+};
+
 /// Options of `sluice run`.
 struct run_options {
-  std::string job_manager; ///< -m host:port
+  job_manager_target job_manager; ///< -m
   bool detached = false;   ///< -d
   int32_t parallelism = 0; ///< -p; 0 = the cluster's default
   std::string savepoint;   ///< -s
@@ -57,14 +66,14 @@ int dispose_savepoint(const std::string& path);
 int run_job(const run_options& options);
 /// `sluice list [-a|-r|-s]`: `which` is "all", "running" or "scheduled";
 /// empty = running and scheduled.
-int list_jobs(const std::string& job_manager, const std::string& which);
+int list_jobs(const job_manager_target& job_manager, const std::string& which);
 /// `sluice cancel <jobid>`: cancels and waits until the job is CANCELED.
-int cancel_job(const std::string& job_manager, const std::string& job_id);
+int cancel_job(const job_manager_target& job_manager, const std::string& job_id);
 /// `sluice stop [--drain] [-p dir] <jobid>`.
-int stop_job(const std::string& job_manager, const std::string& job_id, bool drain,
+int stop_job(const job_manager_target& job_manager, const std::string& job_id, bool drain,
              const std::string& directory);
 /// `sluice savepoint <jobid> [dir]`.
-int savepoint_job(const std::string& job_manager, const std::string& job_id,
+int savepoint_job(const job_manager_target& job_manager, const std::string& job_id,
                   const std::string& directory);
 
 } // namespace sluice::cli

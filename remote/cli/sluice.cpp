@@ -192,10 +192,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> tm_overrides;
   taskmanager->add_option("-D", tm_overrides, "a setting key=value, over the file's");
 
-  std::string job_manager = "127.0.0.1:8081";
+  sluice::cli::job_manager_target job_manager;
+  std::vector<std::string> client_overrides;
   auto add_address = [&](CLI::App* c) {
-    c->add_option("-m,--jobmanager", job_manager, "the JobManager's REST address host:port "
-                                                  "(127.0.0.1:8081)");
+    c->add_option("-m,--jobmanager", job_manager.address,
+                  "the JobManager's REST address host:port, or https://host:port for TLS "
+                  "(127.0.0.1:8081)");
+    c->add_option("-D", client_overrides,
+                  "a setting key=value over $SLUICE_CONF_DIR/sluice-conf.yaml's "
+                  "(security.ssl.rest.trust-cert-file)");
   };
   auto* run_cmd = cli.add_subcommand(
     "run", "upload a job library (job.so) to the JobManager and run it: sluice run [options] "
@@ -296,6 +301,18 @@ int main(int argc, char** argv) {
     if (!conf_file.empty())
       std::cout << "sluice: configuration from " << conf_file << "\n" << std::flush;
     return sluice::cli::run_task_manager(settings);
+  }
+  // The client commands read the trust file for https JobManagers from the
+  // settings file and -D, as the daemons read theirs.
+  for (auto* c : {run_cmd, list_cmd, cancel_cmd, stop_cmd, savepoint_cmd}) {
+    if (!c->parsed())
+      continue;
+    std::map<std::string, std::string> settings;
+    std::string conf_file;
+    if (!find_conf_file({}, conf_file) || !load_cli_settings(conf_file, client_overrides, settings))
+      return 2;
+    if (auto i = settings.find("security.ssl.rest.trust-cert-file"); i != settings.end())
+      job_manager.trust_cert_file = i->second;
   }
   if (run_cmd->parsed()) {
     auto rest = run_cmd->remaining();

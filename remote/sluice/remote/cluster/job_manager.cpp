@@ -75,6 +75,22 @@ job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest)
     s.rest_port = static_cast<uint16_t>(runtime::parse_setting_int("rest.port", *v, 0, 65535));
   if (auto v = take("rest.server.max-content-length"))
     s.max_content_length = runtime::parse_memory_size("rest.server.max-content-length", *v);
+  if (auto v = take("security.ssl.rest.enabled"))
+    s.rest_tls = runtime::parse_setting_bool("security.ssl.rest.enabled", *v);
+  if (auto v = take("security.ssl.rest.cert-file"))
+    s.rest_tls_certificate_file = *v;
+  if (auto v = take("security.ssl.rest.key-file"))
+    s.rest_tls_private_key_file = *v;
+  // The CLI's key: a settings file shared with the clients may hold it.
+  take("security.ssl.rest.trust-cert-file");
+  // The files are read (and matched) when the server starts; here only what
+  // can be told from the settings alone.
+  if (s.rest_tls && s.rest_tls_certificate_file.empty())
+    throw std::invalid_argument(
+      "security.ssl.rest.enabled is true but security.ssl.rest.cert-file is not set");
+  if (s.rest_tls && s.rest_tls_private_key_file.empty())
+    throw std::invalid_argument(
+      "security.ssl.rest.enabled is true but security.ssl.rest.key-file is not set");
   if (auto v = take("web.upload.dir"))
     s.upload_dir = path("web.upload.dir", *v);
   if (auto v = take("state.savepoints.dir"))
@@ -108,7 +124,8 @@ const std::vector<std::string> cluster_keys = {
   "jobmanager.rpc.port",  "rest.address",         "rest.bind-address",
   "rest.port",            "rest.server.max-content-length",
   "state.savepoints.dir", "web.upload.dir",       "sluice.cluster.placement",
-  "slot.request.timeout"};
+  "slot.request.timeout", "security.ssl.rest.enabled", "security.ssl.rest.cert-file",
+  "security.ssl.rest.key-file", "security.ssl.rest.trust-cert-file"};
 
 rest::rest_response jar_error(const caf::error& err) {
   return rest::error_response(400, describe(err));
@@ -156,6 +173,10 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
   rc.bind_address = cluster.rest_address;
   rc.port = cluster.rest_port;
   rc.max_body_bytes = cluster.max_content_length;
+  if (cluster.rest_tls) {
+    rc.tls_certificate_file = cluster.rest_tls_certificate_file;
+    rc.tls_private_key_file = cluster.rest_tls_private_key_file;
+  }
   rc.default_savepoint_directory = cluster.savepoints_dir;
   // Running a library loads it and starts its mini-cluster on an I/O
   // thread; a second thread keeps the API answering meanwhile.
@@ -175,6 +196,8 @@ job_manager::start(const std::map<std::string, std::string>& settings) {
   auto* self = jm.get();
   auto server =
     rest::rest_server::start(view, rc, [self](rest::router& r) { self->add_routes(r); });
+  if (!server && is(server.error(), remote_errc::invalid_configuration))
+    return server.error(); // a TLS file that does not do: names its key
   if (!server)
     return make_error(remote_errc::server_failed,
                       "cannot serve REST on " + cluster.rest_address + ":" +
@@ -365,7 +388,8 @@ void job_manager::add_routes(rest::router& r) {
                        {"entry", json::array({{{"name", std::string(default_job_entry)},
                                                {"description", nullptr}}})}});
     return rest::json_response(
-      200, json{{"address", "http://" + settings_.rest_address + ":" + std::to_string(rest_port())},
+      200, json{{"address", (settings_.rest_tls ? "https://" : "http://") +
+                                settings_.rest_address + ":" + std::to_string(rest_port())},
                 {"files", files}}
              .dump());
   });

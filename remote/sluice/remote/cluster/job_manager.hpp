@@ -52,6 +52,13 @@ struct job_manager_settings {
   uint16_t rest_port = 8081;
   /// rest.server.max-content-length (100 MiB, Flink's): the largest upload.
   uint64_t max_content_length = 100ull * 1024 * 1024;
+  /// security.ssl.rest.enabled (false): serve the REST API over TLS only,
+  /// with security.ssl.rest.cert-file (PEM certificate chain) and
+  /// security.ssl.rest.key-file (PEM private key). sluice's own file keys:
+  /// Flink configures keystores, which are Java's.
+  bool rest_tls = false;
+  std::string rest_tls_certificate_file;
+  std::string rest_tls_private_key_file;
   /// web.upload.dir: where uploaded libraries are kept (empty = a new
   /// directory under the system's temp directory, removed on stop).
   std::string upload_dir;

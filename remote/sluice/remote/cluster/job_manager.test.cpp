@@ -75,7 +75,9 @@ TEST_CASE("every key the JobManager reads is listed as its own, and an unknown k
   const auto& keys = job_manager_keys();
   for (auto key : {"rest.port", "rest.address", "rest.bind-address", "state.savepoints.dir",
                    "heartbeat.interval", "heartbeat.timeout", "jobmanager.rpc.address",
-                   "jobmanager.rpc.port", "web.upload.dir", "rest.server.max-content-length"})
+                   "jobmanager.rpc.port", "web.upload.dir", "rest.server.max-content-length",
+                   "security.ssl.rest.enabled", "security.ssl.rest.cert-file",
+                   "security.ssl.rest.key-file", "security.ssl.rest.trust-cert-file"})
     CHECK_MESSAGE(std::find(keys.begin(), keys.end(), key) != keys.end(), key);
   auto jm = job_manager::start(
     {{"rest.port", "0"}, {"jobmanager.rpc.port", "0"}, {"no.such.key", "1"}});

@@ -5,10 +5,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
 #include <mutex>
@@ -24,7 +26,14 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
-class session;
+
+/// What `stop` needs of a connection, whatever its stream.
+class session_base {
+public:
+  virtual ~session_base() = default;
+  /// Closes the socket on the connection's strand.
+  virtual void close() = 0;
+};
 
 /// Where a responder leaves a reply given before the handler returned.
 struct reply_slot {
@@ -48,44 +57,80 @@ struct http_listener::impl {
   std::vector<std::thread> threads;
   std::mutex mtx;
   bool stopped = false;
-  std::unordered_map<session*, std::weak_ptr<session>> sessions;
+  std::unordered_map<session_base*, std::weak_ptr<session_base>> sessions;
   uint16_t port = 0;
 
   void accept();
+  /// Registers and starts one connection; false once stopped.
+  template <class Session>
+  bool open_session(tcp::socket socket);
 };
 
 namespace {
 
-class session : public std::enable_shared_from_this<session> {
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+/// One connection. `Stream` is `beast::tcp_stream` (plain HTTP: the same
+/// code as before TLS existed, no indirection per request) or `tls_stream`.
+template <class Stream>
+class session final : public session_base, public std::enable_shared_from_this<session<Stream>> {
 public:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
   session(tcp::socket socket, http_listener::impl& server)
-      : stream_(std::move(socket))
+      : stream_(make_stream(std::move(socket), server))
       , server_(server) {}
 
-  void start() { read(); }
-
-  void close() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ignore;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignore);
-      self->stream_.socket().close(ignore);
-    });
+  void start() {
+    if constexpr (is_tls) {
+      // The handshake has the idle timeout: a client that connects and says
+      // nothing, or speaks plain HTTP, loses only its own connection.
+      lowest().expires_after(server_.config.idle_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec)
+                                  return self->drop();
+                                self->read();
+                              });
+    } else {
+      read();
+    }
   }
 
-  ~session() {
+  void close() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->drop(); });
+  }
+
+  ~session() override {
     std::lock_guard<std::mutex> lock{server_.mtx};
     server_.sessions.erase(this);
   }
 
 private:
+  static Stream make_stream(tcp::socket socket, http_listener::impl& server) {
+    if constexpr (is_tls)
+      return Stream{std::move(socket), *server.config.tls};
+    else
+      return Stream{std::move(socket)};
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void drop() {
+    beast::error_code ignore;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignore);
+    lowest().socket().close(ignore);
+  }
+
   void read() {
     parser_.emplace();
     parser_->body_limit(server_.config.max_body_bytes);
-    stream_.expires_after(server_.config.idle_timeout);
+    lowest().expires_after(server_.config.idle_timeout);
     // Header first: Beast 1.74 does not apply body_limit to a
     // Content-Length, so the session checks it before reading the body.
+    auto self = this->shared_from_this();
     http::async_read_header(
-        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        stream_, buffer_, *parser_, [self = std::move(self)](beast::error_code ec, size_t) {
           if (ec)
             return self->on_read(ec);
           auto length = self->parser_->content_length();
@@ -113,6 +158,13 @@ private:
         ec == net::error::operation_aborted || ec == net::error::connection_reset ||
         ec == net::error::eof)
       return; // closed, idle or stopped: drop the connection
+    if constexpr (is_tls) {
+      // A TLS record error (or a peer gone without close_notify) leaves no
+      // channel to answer on.
+      if (ec.category() == net::error::get_ssl_category() ||
+          ec == net::ssl::error::stream_truncated)
+        return drop();
+    }
     if (ec) {
       respond(server_.errors(400, "malformed HTTP request: " + ec.message()), false);
       return;
@@ -128,7 +180,7 @@ private:
     // A reply given while the handler runs is written directly; one given
     // later (from any thread) is posted to this connection's strand.
     auto slot = std::make_shared<reply_slot>();
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     http_responder responder = [self, slot, keep](http_reply reply) {
       std::lock_guard<std::mutex> lock{slot->mtx};
       if (slot->done)
@@ -161,7 +213,7 @@ private:
     if (server_.stopped)
       return;
     net::post(stream_.get_executor(),
-              [self = shared_from_this(), reply = std::move(reply), keep_alive]() mutable {
+              [self = this->shared_from_this(), reply = std::move(reply), keep_alive]() mutable {
                 self->respond(std::move(reply), keep_alive);
               });
   }
@@ -176,21 +228,31 @@ private:
     res_.keep_alive(keep_alive);
     res_.body() = std::move(reply.body);
     res_.prepare_payload();
-    stream_.expires_after(server_.config.idle_timeout);
+    lowest().expires_after(server_.config.idle_timeout);
     http::async_write(stream_, res_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec)
                           return;
-                        if (!keep_alive) {
-                          beast::error_code ignore;
-                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignore);
-                          return;
-                        }
+                        if (!keep_alive)
+                          return self->end();
                         self->read();
                       });
   }
 
-  beast::tcp_stream stream_;
+  /// After a reply that closes the connection: TLS says close_notify first
+  /// (within the idle timeout), so the client sees a clean end.
+  void end() {
+    if constexpr (is_tls) {
+      lowest().expires_after(server_.config.idle_timeout);
+      stream_.async_shutdown(
+          [self = this->shared_from_this()](beast::error_code) { self->drop(); });
+    } else {
+      beast::error_code ignore;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignore);
+    }
+  }
+
+  Stream stream_;
   http_listener::impl& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -199,21 +261,29 @@ private:
 
 } // namespace
 
+template <class Session>
+bool http_listener::impl::open_session(tcp::socket socket) {
+  auto s = std::make_shared<Session>(std::move(socket), *this);
+  {
+    std::lock_guard<std::mutex> lock{mtx};
+    if (stopped)
+      return false;
+    sessions.emplace(s.get(), s);
+  }
+  s->start();
+  return true;
+}
+
 void http_listener::impl::accept() {
   acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
     if (ec)
       return; // the acceptor was closed
     beast::error_code ignore;
     socket.set_option(tcp::no_delay{true}, ignore);
-    auto s = std::make_shared<session>(std::move(socket), *this);
-    {
-      std::lock_guard<std::mutex> lock{mtx};
-      if (stopped)
-        return;
-      sessions.emplace(s.get(), s);
-    }
-    s->start();
-    accept();
+    bool open = config.tls ? open_session<session<tls_stream>>(std::move(socket))
+                           : open_session<session<beast::tcp_stream>>(std::move(socket));
+    if (open)
+      accept();
   });
 }
 
@@ -274,7 +344,7 @@ uint16_t http_listener::port() const {
 }
 
 void http_listener::stop() {
-  std::vector<std::shared_ptr<session>> live;
+  std::vector<std::shared_ptr<session_base>> live;
   {
     std::lock_guard<std::mutex> lock{impl_->mtx};
     if (impl_->stopped)

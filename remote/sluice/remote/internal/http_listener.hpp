@@ -10,6 +10,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio::ssl {
+class context;
+} // namespace boost::asio::ssl
+
 namespace sluice::remote::internal {
 
 /// One request as an http_listener hands it to its handler.
@@ -46,6 +50,11 @@ struct http_listener_config {
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   /// Idle keep-alive connections are closed after this long.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds{60}};
+  /// When set, every connection starts with a TLS handshake with this
+  /// server context (internal/tls.hpp), within `idle_timeout`; a failed
+  /// handshake (a plain HTTP client, say) closes that connection only.
+  /// Null serves plain HTTP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 /// Answers a request; called on an I/O thread.

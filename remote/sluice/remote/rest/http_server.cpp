@@ -2,6 +2,7 @@
 
 #include "sluice/remote/errors.hpp"
 #include "sluice/remote/internal/http_listener.hpp"
+#include "sluice/remote/internal/tls.hpp"
 
 #include <string_view>
 
@@ -33,13 +34,20 @@ http_server::http_server(std::unique_ptr<impl> p)
 
 caf::expected<std::unique_ptr<http_server>> http_server::start(std::shared_ptr<const router> routes,
                                                                rest_config config) {
-  if (!config.tls_certificate_file.empty() || !config.tls_private_key_file.empty())
-    return make_error(remote_errc::unsupported,
-                      "REST server: TLS (rest.ssl.*) is not supported yet; serve plain HTTP on "
-                      "loopback or put a TLS proxy in front");
   if (!routes)
     return make_error(remote_errc::server_failed, "REST server: no routes");
   internal::http_listener_config lc;
+  if (!config.tls_certificate_file.empty() || !config.tls_private_key_file.empty()) {
+    internal::tls_server_files files;
+    files.certificate_file = config.tls_certificate_file;
+    files.private_key_file = config.tls_private_key_file;
+    files.certificate_setting = "security.ssl.rest.cert-file";
+    files.private_key_setting = "security.ssl.rest.key-file";
+    auto tls = internal::make_tls_server_context(files);
+    if (!tls)
+      return tls.error();
+    lc.tls = std::move(*tls);
+  }
   lc.name = "REST server";
   lc.bind_address = config.bind_address;
   lc.port = config.port;

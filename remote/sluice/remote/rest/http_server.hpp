@@ -27,7 +27,10 @@ struct rest_config {
   /// otherwise), except routes added as `route_access::open` (the
   /// dashboard's static files).
   std::string bearer_token;
-  /// TLS (rest.ssl.*): not supported yet; setting either fails `start`.
+  /// TLS: with both set, the server speaks HTTPS only (TLS 1.2 or newer).
+  /// security.ssl.rest.cert-file: the PEM certificate chain (the server's
+  /// certificate first); security.ssl.rest.key-file: its PEM private key
+  /// (unencrypted). Both empty = plain HTTP.
   std::string tls_certificate_file;
   std::string tls_private_key_file;
   /// Threads that run long operations (savepoints, stop) off the I/O
@@ -48,7 +51,9 @@ struct rest_config {
 class http_server {
 public:
   /// Binds and serves; fails with `server_failed` if the address cannot be
-  /// bound, or `unsupported` if TLS is asked for.
+  /// bound, or `invalid_configuration` naming the security.ssl.rest.* key
+  /// when only one TLS file is set, a file cannot be read or parsed, or the
+  /// key does not match the certificate.
   [[nodiscard]] static caf::expected<std::unique_ptr<http_server>>
   start(std::shared_ptr<const router> routes, rest_config config);
 

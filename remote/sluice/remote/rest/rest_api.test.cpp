@@ -281,13 +281,13 @@ TEST_CASE("a TaskManager process shows its own path, port, heartbeat and hardwar
   CHECK(overview["slots-available"] == 5);
 }
 
-TEST_CASE("TLS settings are refused at startup as not supported yet") {
+TEST_CASE("a TLS certificate without its key fails startup naming the missing key") {
   rest_config cfg;
   cfg.tls_certificate_file = "/tmp/cert.pem";
   auto server = rest_server::start(std::make_shared<fake_view>(), cfg);
   REQUIRE_FALSE(server);
-  CHECK(remote::is(server.error(), remote::remote_errc::unsupported));
-  CHECK(remote::describe(server.error()).find("not supported yet") != std::string::npos);
+  CHECK(remote::is(server.error(), remote::remote_errc::invalid_configuration));
+  CHECK(remote::describe(server.error()).find("security.ssl.rest.") != std::string::npos);
 }
 
 TEST_CASE("a savepoint is IN_PROGRESS until it completes, off the I/O thread") {
