@@ -99,12 +99,10 @@ struct cli_result {
   std::string output;
 };
 
-/// Runs `sluice <args>` to its end; `env` (e.g. "SLUICE_CONF_DIR=/x ")
-/// prefixes the shell command.
-inline cli_result sluice_cli(const std::string& args, const std::string& env = "") {
-  std::string command = env + std::string(SLUICE_BINARY) + " " + args + " 2>&1";
+/// Runs `command` with the shell to its end, stderr on stdout.
+inline cli_result run_shell(const std::string& command) {
   cli_result r;
-  FILE* p = popen(command.c_str(), "r");
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
   size_t n;
@@ -113,6 +111,12 @@ inline cli_result sluice_cli(const std::string& args, const std::string& env = "
   int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   return r;
+}
+
+/// Runs `sluice <args>` to its end; `env` (e.g. "SLUICE_CONF_DIR=/x ")
+/// prefixes the shell command.
+inline cli_result sluice_cli(const std::string& args, const std::string& env = "") {
+  return run_shell(env + std::string(SLUICE_BINARY) + " " + args);
 }
 
 /// The job id in "Job has been submitted with JobID <id>".

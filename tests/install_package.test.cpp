@@ -26,19 +26,7 @@ using sluice::test::job_manager_process;
 using sluice::test::sh_quoted;
 using sluice::test::sluice_cli;
 
-/// Runs `command` with the shell to its end, stderr on stdout.
-cli_result run_command(const std::string& command) {
-  cli_result r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    r.output.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return r;
-}
+using sluice::test::run_shell;
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);
@@ -72,7 +60,7 @@ TEST_CASE("a job library built against an installed sluice runs on the installed
   fs::remove_all(scratch);
   fs::create_directories(scratch);
 
-  auto install = run_command(sh_quoted(SLUICE_CMAKE) + " --install " + sh_quoted(SLUICE_BUILD_DIR) +
+  auto install = run_shell(sh_quoted(SLUICE_CMAKE) + " --install " + sh_quoted(SLUICE_BUILD_DIR) +
                              " --prefix " + sh_quoted(prefix.string()));
   REQUIRE_MESSAGE(install.exit_code == 0, install.output);
   REQUIRE(fs::path(SLUICE_BINARY) == prefix / "bin" / "sluice");
@@ -94,9 +82,9 @@ TEST_CASE("a job library built against an installed sluice runs on the installed
                             sh_quoted((scratch / "log").string()) + " SLUICE_PID_DIR=" +
                             sh_quoted((scratch / "pid").string()) +
                             " SLUICE_IDENT_STRING=package-test ";
-    auto start = run_command(env + daemon +
+    auto start = run_shell(env + daemon +
                              " start jobmanager 0 --rest-port 0 -D jobmanager.rpc.port=0");
-    auto stop = run_command(env + daemon + " stop jobmanager all");
+    auto stop = run_shell(env + daemon + " stop jobmanager all");
     CHECK_MESSAGE(start.exit_code == 0, start.output);
     CHECK_MESSAGE(start.output.find("started jobmanager") != std::string::npos, start.output);
     CHECK_MESSAGE(stop.output.find("stopped jobmanager") != std::string::npos, stop.output);
@@ -111,13 +99,13 @@ TEST_CASE("a job library built against an installed sluice runs on the installed
   const fs::path source = scratch / "my_job";
   const fs::path build = scratch / "my_job-build";
   fs::copy(SLUICE_PACKAGE_CONSUMER, source, fs::copy_options::recursive);
-  auto configure = run_command(configure_command(source, build, prefix));
+  auto configure = run_shell(configure_command(source, build, prefix));
   REQUIRE_MESSAGE(configure.exit_code == 0, configure.output);
   CHECK_MESSAGE(read_file(build / "CMakeCache.txt")
                     .find("sluice_DIR:PATH=" + (prefix / "lib/cmake/sluice").string()) !=
                   std::string::npos,
                 "find_package(sluice) did not take the installed package");
-  auto make = run_command(sh_quoted(SLUICE_CMAKE) + " --build " + sh_quoted(build.string()) +
+  auto make = run_shell(sh_quoted(SLUICE_CMAKE) + " --build " + sh_quoted(build.string()) +
                           " -j2");
   REQUIRE_MESSAGE(make.exit_code == 0, make.output);
   const fs::path job = build / "my_job.so";
@@ -148,7 +136,7 @@ TEST_CASE("find_package(sluice) refuses a newer version than the installed one, 
   const fs::path prefix = scratch / "prefix";
   fs::remove_all(scratch);
   fs::create_directories(scratch / "newer");
-  auto install = run_command(sh_quoted(SLUICE_CMAKE) + " --install " + sh_quoted(SLUICE_BUILD_DIR) +
+  auto install = run_shell(sh_quoted(SLUICE_CMAKE) + " --install " + sh_quoted(SLUICE_BUILD_DIR) +
                              " --prefix " + sh_quoted(prefix.string()));
   REQUIRE_MESSAGE(install.exit_code == 0, install.output);
   const std::string newer =
@@ -156,7 +144,7 @@ TEST_CASE("find_package(sluice) refuses a newer version than the installed one, 
   std::ofstream(scratch / "newer" / "CMakeLists.txt")
     << "cmake_minimum_required(VERSION 3.25)\nproject(newer LANGUAGES NONE)\n"
     << "find_package(sluice " << newer << " REQUIRED)\n";
-  auto configure = run_command(sh_quoted(SLUICE_CMAKE) + " -S " +
+  auto configure = run_shell(sh_quoted(SLUICE_CMAKE) + " -S " +
                                sh_quoted((scratch / "newer").string()) + " -B " +
                                sh_quoted((scratch / "newer-build").string()) +
                                " -DCMAKE_PREFIX_PATH=" + sh_quoted(prefix.string()));
