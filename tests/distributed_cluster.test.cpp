@@ -9,7 +9,9 @@
 #include <caf/io/all.hpp>
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -205,6 +207,7 @@ TEST_CASE("a slot request fails with a clear message after slot.request.timeout"
   CHECK(slot_request_timeout({}) == std::chrono::minutes(5));
   auto timeout = slot_request_timeout({{"slot.request.timeout", "300 ms"}});
   REQUIRE(timeout == 300ms);
+  CHECK_THROWS_AS(slot_request_timeout({{"slot.request.timeout", "0 ms"}}), std::invalid_argument);
   CHECK_THROWS_AS(slot_request_timeout({{"slot.request.timeout", "soon"}}),
                   std::invalid_argument);
   job_manager_node jm(timeout);
@@ -232,6 +235,57 @@ TEST_CASE("a job its TaskManager cannot rebuild fails with the resolver's messag
   CHECK(r->status == runtime::job_status::failed);
   CHECK_MESSAGE(r->error.find("no job library for spec 'missing-library'") != std::string::npos,
                 r->error);
+}
+
+TEST_CASE("a job whose rebuild takes long does not hold back another job on the same "
+          "TaskManager") {
+  job_catalog catalog;
+  // The resolver of "slow" waits until the test lets it go, as a library
+  // that takes long to load would: the executor must keep deploying.
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool release = false;
+  auto inner = catalog.resolver();
+  job_resolver resolver = [&, inner](const std::string& id, const std::string& spec) {
+    if (spec == "slow") {
+      std::unique_lock<std::mutex> lock(mtx);
+      cv.wait(lock, [&] { return release; });
+    }
+    return inner(id, spec);
+  };
+  job_manager_node jm;
+  task_manager_node tm(jm, 2, "tm-1", resolver);
+  auto let_go = [&] {
+    {
+      std::lock_guard<std::mutex> guard(mtx);
+      release = true;
+    }
+    cv.notify_all();
+  };
+  // Lets the resolver go however the test ends, before the TaskManager's
+  // actor system waits for its helper actors.
+  struct on_exit {
+    std::function<void()> f;
+    ~on_exit() { f(); }
+  } guard{let_go};
+  REQUIRE(eventually([&] { return jm.registered() == 1; }));
+  std::shared_ptr<runtime::collected<int64_t>> slow_out, fast_out;
+  auto slow = single_subtask_job(&slow_out, 10);
+  auto fast = single_subtask_job(&fast_out, 10);
+  catalog.add("slow", slow, {});
+  catalog.add("fast", fast, {});
+  auto slow_client = jm.submit("slow", slow, {});
+  auto fast_client = jm.submit("fast", fast, {});
+  auto r = fast_client->wait_for(30s);
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->ok(), r->error);
+  CHECK(fast_out->values().size() == 10);
+  CHECK_FALSE(slow_client->wait_for(0ms)); // still being rebuilt
+  let_go();
+  auto s = slow_client->wait_for(30s);
+  REQUIRE(s);
+  REQUIRE_MESSAGE(s->ok(), s->error);
+  CHECK(slow_out->values().size() == 10);
 }
 
 TEST_CASE("a job whose TaskManager is lost restarts on a TaskManager that registers later") {

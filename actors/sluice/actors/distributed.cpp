@@ -1,12 +1,32 @@
 #include "sluice/actors/distributed.hpp"
 
 #include "sluice/runtime/checkpoint_storage.hpp"
+#include "sluice/runtime/restart_strategy.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <stdexcept>
 
+namespace sluice::actors::detail {
+
+/// What a helper actor prepared for a task executor: the rebuilt job (when
+/// asked), the restore point read (when asked), or why it could not.
+struct preparation {
+  std::optional<resolved_job> job;
+  std::shared_ptr<const runtime::restore_point> restore;
+  std::string error;
+};
+
+} // namespace sluice::actors::detail
+
+// Stays in the TaskManager's process: a helper actor hands it to its executor.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<sluice::actors::detail::preparation>)
+
 namespace sluice::actors {
+
+using detail::preparation;
+using preparation_ptr = std::shared_ptr<preparation>;
 
 // ---- metrics samples -----------------------------------------------------------
 
@@ -54,32 +74,13 @@ void add_control_message_types(caf::actor_system_config& cfg) {
 
 std::chrono::milliseconds
 slot_request_timeout(const std::map<std::string, std::string>& settings) {
-  static const std::string key = "slot.request.timeout";
-  auto it = settings.find(key);
+  auto it = settings.find("slot.request.timeout");
   if (it == settings.end())
     return std::chrono::minutes(5);
-  const auto& raw = it->second;
-  size_t pos = 0;
-  while (pos < raw.size() && std::isdigit(static_cast<unsigned char>(raw[pos])))
-    ++pos;
-  auto bad = [&] {
-    return std::invalid_argument("bad value '" + raw + "' for " + key +
-                                 " (a duration such as 500 ms, 30 s or 5 min)");
-  };
-  if (pos == 0 || pos > 12)
-    throw bad();
-  auto n = std::stoll(raw.substr(0, pos));
-  auto unit = raw.substr(pos);
-  unit.erase(std::remove_if(unit.begin(), unit.end(),
-                            [](unsigned char ch) { return std::isspace(ch) != 0; }),
-             unit.end());
-  if (unit.empty() || unit == "ms")
-    return std::chrono::milliseconds(n);
-  if (unit == "s")
-    return std::chrono::seconds(n);
-  if (unit == "min")
-    return std::chrono::minutes(n);
-  throw bad();
+  auto timeout = runtime::parse_flink_duration(it->second, "slot.request.timeout");
+  if (timeout.count() <= 0)
+    throw std::invalid_argument("slot.request.timeout must be positive");
+  return timeout;
 }
 
 // ---- task executor -------------------------------------------------------------
@@ -87,6 +88,9 @@ slot_request_timeout(const std::map<std::string, std::string>& settings) {
 namespace {
 
 using executor_pointer = caf::stateful_actor<task_executor_state>*;
+
+/// A helper actor rebuilt a job or read a restore point for the executor.
+using prepared_atom = caf::atom_constant<caf::atom("prepared")>;
 
 constexpr auto relay_interval = std::chrono::milliseconds(500);
 
@@ -106,60 +110,128 @@ void schedule_relay(executor_pointer self) {
   self->delayed_send(self, relay_interval, relay_atom::value);
 }
 
-caf::result<subtask_actor> deploy_remote(executor_pointer self, remote_deployment& rd) {
+caf::error deploy_error(const remote_deployment& rd, const std::string& why) {
+  return caf::make_error(caf::sec::runtime_error,
+                         "cannot deploy subtask " + std::to_string(rd.index + 1) + " of vertex " +
+                           std::to_string(rd.vertex) + " of job " + rd.job_id + ": " + why);
+}
+
+/// Spawns the subtask of `rd`, whose job (and restore point, if any) is
+/// ready in the executor's cache.
+caf::expected<subtask_actor> spawn_subtask(executor_pointer self, const remote_deployment& rd) {
   auto& st = self->state;
-  auto where = "subtask " + std::to_string(rd.index + 1) + " of vertex " +
-               std::to_string(rd.vertex) + " of job " + rd.job_id;
-  auto fail = [&](const std::string& why) {
-    return caf::make_error(caf::sec::runtime_error, "cannot deploy " + where + ": " + why);
-  };
-  auto it = st.jobs.find(rd.job_id);
-  if (it == st.jobs.end()) {
-    try {
-      auto job = st.resolver(rd.job_id, rd.spec);
-      if (!job.graph)
-        return fail("the job resolver returned no job graph");
-      it = st.jobs.emplace(rd.job_id, task_executor_state::job_entry{std::move(job), 0}).first;
-    } catch (const std::exception& e) {
-      return fail(e.what());
-    }
-  }
-  const auto& graph = it->second.job.graph;
+  auto& entry = st.jobs.at(rd.job_id);
+  const auto& graph = entry.job.graph;
   if (rd.vertex < 0 || static_cast<size_t>(rd.vertex) >= graph->vertices().size() ||
       rd.index < 0 || rd.index >= graph->vertices()[rd.vertex].parallelism)
-    return fail("no such subtask in the job the resolver rebuilt");
+    return deploy_error(rd, "no such subtask in the job the resolver rebuilt");
   std::shared_ptr<const runtime::restore_point> restore;
-  if (!rd.restore_dir.empty()) {
-    try {
-      auto rp = std::make_shared<runtime::restore_point>(runtime::restore_point::read(rd.restore_dir));
-      rp->owns_shared_files = rd.restore_owns_shared_files;
-      restore = std::move(rp);
-    } catch (const std::exception& e) {
-      if (it->second.live == 0)
-        st.jobs.erase(it);
-      return fail(e.what());
-    }
-  }
+  if (!rd.restore_dir.empty())
+    restore = entry.restores.at(rd.restore_dir);
   const auto& v = graph->vertices()[rd.vertex];
   auto cell = std::make_shared<subtask_metrics_cell>();
   cell->task = v.name;
   cell->vertex_id = v.hex_id;
   cell->subtask = rd.index;
   cell->state.store(static_cast<int>(runtime::execution_state::deploying));
-  subtask_deployment d{graph,          it->second.job.config, rd.vertex, rd.index,
-                       rd.job_master,  cell,                  rd.attempt, rd.checkpoint_dir,
+  subtask_deployment d{graph,          entry.job.config, rd.vertex, rd.index,
+                       rd.job_master,  cell,             rd.attempt, rd.checkpoint_dir,
                        std::move(restore)};
   // Linked: when the executor goes (its TaskManager shuts down or is
   // killed), its subtasks go with it; the executor outlives theirs.
   auto h = self->spawn<caf::linked>(subtask_impl, std::move(d));
   self->monitor(h);
   st.linked.insert(h.address());
-  ++it->second.live;
+  ++entry.live;
   st.subtasks.emplace(h.address(), task_executor_state::subtask_entry{
                                      rd.job_id, rd.vertex, rd.index, rd.attempt, rd.job_master,
                                      std::move(cell)});
   schedule_relay(self);
   return h;
+}
+
+/// Rebuilds a job and reads a restore point on a detached actor of its own
+/// (they load libraries, run the job's entry and read files: no blocking
+/// call on the executor's thread), then reports to the executor.
+void start_preparation(executor_pointer self, const std::string& key, const remote_deployment& rd,
+                       bool resolve) {
+  auto executor = caf::actor_cast<caf::actor>(self);
+  auto resolver = self->state.resolver;
+  self->spawn<caf::detached>(
+    [executor, resolver, resolve, job_id = rd.job_id, spec = rd.spec, dir = rd.restore_dir,
+     owns = rd.restore_owns_shared_files](caf::event_based_actor* worker, std::string key) {
+      auto p = std::make_shared<preparation>();
+      try {
+        if (resolve) {
+          p->job = resolver(job_id, spec);
+          if (!p->job->graph)
+            throw std::runtime_error("the job resolver returned no job graph");
+        }
+        if (!dir.empty()) {
+          auto rp = std::make_shared<runtime::restore_point>(runtime::restore_point::read(dir));
+          rp->owns_shared_files = owns;
+          p->restore = std::move(rp);
+        }
+      } catch (const std::exception& e) {
+        p->error = e.what();
+      }
+      worker->send(executor, prepared_atom::value, std::move(key), std::move(p));
+    },
+    key);
+}
+
+caf::result<subtask_actor> deploy_remote(executor_pointer self, remote_deployment& rd) {
+  auto& st = self->state;
+  auto job = st.jobs.find(rd.job_id);
+  bool resolve = job == st.jobs.end();
+  if (!resolve && (rd.restore_dir.empty() || job->second.restores.count(rd.restore_dir) != 0)) {
+    auto h = spawn_subtask(self, rd);
+    if (!h)
+      return std::move(h.error());
+    return *h;
+  }
+  auto key = rd.job_id + '\n' + rd.restore_dir;
+  auto& waiting = st.preparing[key];
+  if (waiting.empty())
+    start_preparation(self, key, rd, resolve);
+  auto promise = self->make_response_promise<subtask_actor>();
+  waiting.push_back({std::move(rd), promise});
+  return promise;
+}
+
+/// A preparation ended: caches its job and restore point and deploys (or
+/// refuses) what waited for it.
+void on_prepared(executor_pointer self, const std::string& key, const preparation_ptr& p) {
+  auto& st = self->state;
+  auto it = st.preparing.find(key);
+  if (it == st.preparing.end())
+    return;
+  auto waiting = std::move(it->second);
+  st.preparing.erase(it);
+  if (waiting.empty())
+    return;
+  const auto& first = waiting.front().rd;
+  if (p->error.empty()) {
+    auto& entry = st.jobs[first.job_id];
+    if (p->job && !entry.job.graph)
+      entry.job = std::move(*p->job);
+    if (p->restore)
+      entry.restores[first.restore_dir] = p->restore;
+  }
+  for (auto& w : waiting) {
+    if (!p->error.empty() || st.jobs.count(w.rd.job_id) == 0) {
+      w.promise.deliver(deploy_error(w.rd, p->error.empty() ? "the job is gone" : p->error));
+      continue;
+    }
+    auto h = spawn_subtask(self, w.rd);
+    if (h)
+      w.promise.deliver(*h);
+    else
+      w.promise.deliver(std::move(h.error()));
+  }
+  // Nothing of the job runs here (every deployment failed): forget it.
+  if (auto job = st.jobs.find(first.job_id); job != st.jobs.end() && job->second.live == 0)
+    st.jobs.erase(job);
 }
 
 } // namespace
@@ -192,6 +264,9 @@ caf::behavior task_executor_impl(caf::stateful_actor<task_executor_state>* self,
   return {
     [self](deploy_atom, remote_deployment& rd) -> caf::result<subtask_actor> {
       return deploy_remote(self, rd);
+    },
+    [self](prepared_atom, const std::string& key, const preparation_ptr& p) {
+      on_prepared(self, key, p);
     },
     [self](relay_atom) {
       self->state.relay_scheduled = false;

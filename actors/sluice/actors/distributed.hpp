@@ -125,8 +125,16 @@ std::chrono::milliseconds slot_request_timeout(const std::map<std::string, std::
 struct task_executor_state {
   struct job_entry {
     resolved_job job;
+    /// Restore points read for its deployments, by directory.
+    std::map<std::string, std::shared_ptr<const runtime::restore_point>> restores;
     /// Subtasks of this job alive on this executor.
     size_t live = 0;
+  };
+  /// A deployment that waits while its job is rebuilt or its restore point
+  /// read (off the executor's thread).
+  struct waiting_deployment {
+    remote_deployment rd;
+    caf::response_promise promise;
   };
   struct subtask_entry {
     std::string job_id;
@@ -140,6 +148,8 @@ struct task_executor_state {
   job_resolver resolver;
   runtime::configuration tm_config;
   std::map<std::string, job_entry> jobs;
+  /// Deployments waiting for one preparation, by "<job id>\n<restore dir>".
+  std::map<std::string, std::vector<waiting_deployment>> preparing;
   std::map<caf::actor_addr, subtask_entry> subtasks;
   /// Subtasks linked to the executor whose exit has not arrived yet.
   std::set<caf::actor_addr> linked;
@@ -150,7 +160,9 @@ struct task_executor_state {
 /// The TaskManager side in a process of its own: deploys subtasks of jobs it
 /// rebuilds with `resolver` (once per job id, kept while the job has
 /// subtasks here) and relays their counters to their JobMasters every
-/// 500 ms. `tm_config` supplies what the job's own configuration leaves
+/// 500 ms. The resolver (which may load a library and run user code) and
+/// the reading of restore points run on a detached helper actor, never on
+/// the executor's thread; `resolver` must be callable from any thread. `tm_config` supplies what the job's own configuration leaves
 /// empty on this node (state.checkpoints.dir).
 caf::behavior task_executor_impl(caf::stateful_actor<task_executor_state>* self, int32_t slots,
                                  job_resolver resolver, runtime::configuration tm_config);
