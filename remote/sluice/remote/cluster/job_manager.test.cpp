@@ -101,6 +101,13 @@ TEST_CASE("invalid cluster keys stop the start, naming the key") {
         std::string::npos);
   CHECK(start_error({{"taskmanager.numberOfTaskSlots", "-1"}})
           .find("taskmanager.numberOfTaskSlots") != std::string::npos);
+  CHECK(start_error({{"sluice.cluster.placement", "anywhere"}})
+          .find("sluice.cluster.placement: 'anywhere' is not auto, local or taskmanagers") !=
+        std::string::npos);
+  CHECK(start_error({{"slot.request.timeout", "soon"}}).find("slot.request.timeout") !=
+        std::string::npos);
+  CHECK(start_error({{"slot.request.timeout", "0 s"}}).find("slot.request.timeout") !=
+        std::string::npos);
 }
 
 TEST_CASE("the heartbeat defaults are 1 s and 5 s, and a taken RPC port stops the start") {
