@@ -234,6 +234,13 @@ public:
     T copy(value);
     collect(std::move(copy));
   }
+  /// Takes `n` records of an arriving batch (moved from), in order. The
+  /// head of a chain may override it to work on several records at once;
+  /// the result must equal collecting them one by one.
+  virtual void collect_batch(T* records, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      collect(std::move(records[i]));
+  }
 };
 
 /// Thrown (and caught by the runtime) when user code fails; carries the name

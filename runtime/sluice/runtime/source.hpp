@@ -255,8 +255,22 @@ public:
       // A local position: the virtual collect() would otherwise force a
       // store and reload of s.next per record.
       auto next = s.next;
-      for (; next < stop; ++next)
-        out.collect(fn_(next));
+      if constexpr (word_record_v<T> && std::is_default_constructible_v<T>) {
+        // Small trivial records go out a block at a time: one virtual call
+        // per block, and a network output hashes a block's keys together.
+        constexpr uint64_t block = 64;
+        T buf[block];
+        while (next < stop) {
+          const auto m = std::min<uint64_t>(block, stop - next);
+          for (uint64_t j = 0; j < m; ++j)
+            buf[j] = fn_(next + j);
+          next += m;
+          out.collect_batch(buf, static_cast<size_t>(m));
+        }
+      } else {
+        for (; next < stop; ++next)
+          out.collect(fn_(next));
+      }
       s.next = next;
       if (s.next >= s.end)
         splits_.pop_front();

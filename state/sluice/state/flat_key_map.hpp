@@ -37,6 +37,13 @@ public:
     }
   }
 
+  /// Starts loading the home slot of `hash` into the cache, ahead of a
+  /// find() of it.
+  void prefetch(uint32_t hash) const noexcept {
+    if (!entries_.empty())
+      __builtin_prefetch(&entries_[hash & mask_]);
+  }
+
   /// Inserts `key` (which must be absent) with a default value.
   V& insert(const K& key, uint32_t hash) {
     if ((size_ + 1) * 4 > entries_.size() * 3)

@@ -426,6 +426,7 @@ template <class K, class V>
 class dense_value_table final : public dense_table_base<K> {
 public:
   [[nodiscard]] V* find(const K& key, uint32_t hash) noexcept { return map_.find(key, hash); }
+  void prefetch(uint32_t hash) const noexcept { map_.prefetch(hash); }
   /// Adds `key` (absent) with `value`.
   V& insert(const K& key, uint32_t hash, V value) {
     auto& v = map_.insert(key, hash);
