@@ -402,7 +402,9 @@ private:
       auto& ts = batches_[ch]->timestamps;
       if (ts.capacity() == 0)
         ts.reserve(capacity_);
-      ts.push_back(ectx_->timestamp);
+      // Streamed like the records (see streamable_record_v): the lines of a
+      // recycled buffer were last read by the receiving core.
+      ts.stream_back(ectx_->timestamp);
     }
     auto& recs = batches_[ch]->records;
     if constexpr (streamable_record_v<T>) {
@@ -415,7 +417,7 @@ private:
   }
 
   void hand_over(uint32_t ch) {
-    if constexpr (streamable_record_v<T>)
+    if (streamable_record_v<T> || carry_timestamps_)
       stream_fence();
     auto next = gate_.hand_over(id_, ch, std::move(batches_[ch]));
     if (next)
