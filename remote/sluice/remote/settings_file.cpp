@@ -85,4 +85,14 @@ caf::expected<std::pair<std::string, std::string>> parse_setting_override(std::s
   return std::make_pair(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
 }
 
+std::optional<std::string> take_setting(std::map<std::string, std::string>& settings,
+                                        const std::string& key) {
+  auto i = settings.find(key);
+  if (i == settings.end())
+    return std::nullopt;
+  auto v = std::move(i->second);
+  settings.erase(i);
+  return v;
+}
+
 } // namespace sluice::remote

@@ -3,6 +3,7 @@
 #include <caf/expected.hpp>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,5 +27,10 @@ load_settings(const std::string& path);
 /// Splits a `-D key=value` override; fails without '=' or with an empty key.
 [[nodiscard]] caf::expected<std::pair<std::string, std::string>>
 parse_setting_override(std::string_view text);
+
+/// Removes `key` from `settings` and returns its value, or nullopt: a
+/// process reads its own keys this way and hands the rest on.
+std::optional<std::string> take_setting(std::map<std::string, std::string>& settings,
+                                        const std::string& key);
 
 } // namespace sluice::remote

@@ -49,4 +49,12 @@ TEST_CASE("-D overrides split at the first '='") {
   CHECK_FALSE(parse_setting_override("=x"));
 }
 
+TEST_CASE("a process takes its own keys out of the settings and leaves the rest") {
+  std::map<std::string, std::string> settings{{"taskmanager.numberOfTaskSlots", "4"},
+                                              {"parallelism.default", "2"}};
+  CHECK(take_setting(settings, "taskmanager.numberOfTaskSlots") == std::optional<std::string>("4"));
+  CHECK_FALSE(take_setting(settings, "taskmanager.numberOfTaskSlots"));
+  CHECK(settings == std::map<std::string, std::string>{{"parallelism.default", "2"}});
+}
+
 }

@@ -8,6 +8,7 @@
 #include "sluice/remote/cluster/multipart.hpp"
 #include "sluice/remote/errors.hpp"
 #include "sluice/runtime/restart_strategy.hpp"
+#include "sluice/remote/settings_file.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,14 +31,7 @@ namespace fs = std::filesystem;
 /// The keys the JobManager takes out before the rest go to apply_settings.
 job_manager_settings read_cluster_keys(std::map<std::string, std::string>& rest) {
   job_manager_settings s;
-  auto take = [&](const char* key) -> std::optional<std::string> {
-    auto i = rest.find(key);
-    if (i == rest.end())
-      return std::nullopt;
-    auto v = i->second;
-    rest.erase(i);
-    return v;
-  };
+  auto take = [&](const char* key) { return take_setting(rest, key); };
   auto path = [](const char* key, const std::string& v) {
     // Flink writes directories as file: URIs; other schemes are not local.
     auto p = v;

@@ -5,6 +5,7 @@
 #include "sluice/remote/cluster/job_manager.hpp"
 #include "sluice/remote/cluster/job_spec.hpp"
 #include "sluice/remote/errors.hpp"
+#include "sluice/remote/settings_file.hpp"
 #include "sluice/runtime/settings.hpp"
 
 #include <caf/all.hpp>
@@ -133,14 +134,7 @@ task_manager_settings read_task_manager_settings(const std::map<std::string, std
                                                  std::vector<std::string>& warnings) {
   auto rest = in;
   task_manager_settings s;
-  auto take = [&](const char* key) -> std::optional<std::string> {
-    auto i = rest.find(key);
-    if (i == rest.end())
-      return std::nullopt;
-    auto v = i->second;
-    rest.erase(i);
-    return v;
-  };
+  auto take = [&](const char* key) { return take_setting(rest, key); };
   auto address = [](const char* key, const std::string& v) {
     if (v.empty() || v.find_first_of(" \t/") != std::string::npos)
       throw std::invalid_argument(std::string(key) + ": '" + v + "' is not a host name or address");
