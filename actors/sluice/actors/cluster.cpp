@@ -58,74 +58,120 @@ caf::behavior task_manager_impl(caf::event_based_actor* self, int32_t slots) {
 
 // ---- JobManager ------------------------------------------------------------
 
-struct job_manager_state {
-  struct tm_entry {
-    caf::actor handle;
-    int32_t slots = 0;
-    int32_t free = 0;
-  };
-  std::vector<tm_entry> task_managers;
-  std::map<std::string, std::vector<std::pair<size_t, int32_t>>> allocations;
-  std::string cluster_name;
-  std::shared_ptr<slot_board> board;
-  const char* name = "sluice.job_manager";
+void slot_pool::set_board(std::shared_ptr<slot_board> board) {
+  board_ = std::move(board);
+  publish();
+}
 
-  /// Mirrors the free slots into the board the REST API reads.
-  void publish() const {
-    if (!board)
-      return;
-    std::lock_guard<std::mutex> guard(board->mtx);
-    board->task_managers.resize(task_managers.size());
-    for (size_t t = 0; t < task_managers.size(); ++t) {
-      auto& out = board->task_managers[t];
-      out.id = "taskmanager_" + std::to_string(t);
-      out.slots = task_managers[t].slots;
-      out.free = task_managers[t].free;
-    }
+void slot_pool::add(std::string id, caf::actor handle, int32_t slots) {
+  task_managers_.push_back({std::move(id), std::move(handle), slots, slots});
+  publish();
+}
+
+caf::actor slot_pool::remove(const std::string& id, std::vector<caf::actor>& affected) {
+  auto tm = std::find_if(task_managers_.begin(), task_managers_.end(),
+                         [&](const auto& t) { return t.id == id; });
+  if (tm == task_managers_.end())
+    return nullptr;
+  auto handle = tm->handle;
+  task_managers_.erase(tm);
+  for (auto& [job, alloc] : allocations_) {
+    auto& taken = alloc.taken;
+    auto before = taken.size();
+    taken.erase(std::remove_if(taken.begin(), taken.end(),
+                               [&](const auto& t) { return t.first == id; }),
+                taken.end());
+    if (taken.size() != before && alloc.job_master)
+      affected.push_back(alloc.job_master);
   }
+  publish();
+  return handle;
+}
+
+bool slot_pool::try_allocate(const std::string& job, int32_t n, const caf::actor& job_master,
+                             std::vector<caf::actor>& out) {
+  if (free_slots() < n)
+    return false;
+  auto& alloc = allocations_[job];
+  alloc.job_master = job_master;
+  int32_t given = 0;
+  for (auto& tm : task_managers_) {
+    if (given == n)
+      break;
+    int32_t take = std::min(tm.free, n - given);
+    if (take == 0)
+      continue;
+    tm.free -= take;
+    given += take;
+    alloc.taken.emplace_back(tm.id, take);
+    for (int32_t i = 0; i < take; ++i)
+      out.push_back(tm.handle);
+  }
+  publish();
+  return true;
+}
+
+void slot_pool::release(const std::string& job) {
+  auto it = allocations_.find(job);
+  if (it == allocations_.end())
+    return;
+  for (auto& [id, n] : it->second.taken)
+    for (auto& tm : task_managers_)
+      if (tm.id == id)
+        tm.free = std::min(tm.slots, tm.free + n);
+  allocations_.erase(it);
+  publish();
+}
+
+int32_t slot_pool::free_slots() const noexcept {
+  int32_t n = 0;
+  for (auto& tm : task_managers_)
+    n += tm.free;
+  return n;
+}
+
+int32_t slot_pool::total_slots() const noexcept {
+  int32_t n = 0;
+  for (auto& tm : task_managers_)
+    n += tm.slots;
+  return n;
+}
+
+void slot_pool::publish() const {
+  if (!board_)
+    return;
+  std::lock_guard<std::mutex> guard(board_->mtx);
+  board_->task_managers.clear();
+  for (auto& tm : task_managers_)
+    board_->task_managers.push_back({tm.id, tm.slots, tm.free});
+}
+
+struct job_manager_state {
+  slot_pool pool;
+  std::string cluster_name;
+  const char* name = "sluice.job_manager";
 };
 
 caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
                                std::string cluster_name, std::shared_ptr<slot_board> slots) {
   self->state.cluster_name = std::move(cluster_name);
-  self->state.board = std::move(slots);
+  self->state.pool.set_board(std::move(slots));
   return {
     [self](register_atom, caf::actor tm, int32_t slots) {
-      self->state.task_managers.push_back({std::move(tm), slots, slots});
-      self->state.publish();
+      auto& pool = self->state.pool;
+      pool.add("taskmanager_" + std::to_string(pool.task_managers().size()), std::move(tm), slots);
     },
     [self](slots_atom, const std::string& job, int32_t n) -> caf::result<std::vector<caf::actor>> {
-      auto& st = self->state;
-      int32_t free = 0;
-      for (auto& tm : st.task_managers)
-        free += tm.free;
-      if (free < n)
+      auto& pool = self->state.pool;
+      std::vector<caf::actor> out;
+      if (!pool.try_allocate(job, n, caf::actor{}, out))
         return caf::make_error(caf::sec::runtime_error,
                                "not enough task slots: the job needs " + std::to_string(n) +
-                                 ", the cluster has " + std::to_string(free) + " free");
-      std::vector<caf::actor> out;
-      auto& alloc = st.allocations[job];
-      for (size_t t = 0; t < st.task_managers.size() && static_cast<int32_t>(out.size()) < n; ++t) {
-        auto& tm = st.task_managers[t];
-        int32_t take = std::min(tm.free, n - static_cast<int32_t>(out.size()));
-        tm.free -= take;
-        alloc.emplace_back(t, take);
-        for (int32_t i = 0; i < take; ++i)
-          out.push_back(tm.handle);
-      }
-      st.publish();
+                                 ", the cluster has " + std::to_string(pool.free_slots()) +
+                                 " free");
       return out;
     },
-    [self](release_atom, const std::string& job) {
-      auto& st = self->state;
-      auto it = st.allocations.find(job);
-      if (it == st.allocations.end())
-        return;
-      for (auto& [t, n] : it->second)
-        st.task_managers[t].free += n;
-      st.allocations.erase(it);
-      st.publish();
-    },
+    [self](release_atom, const std::string& job) { self->state.pool.release(job); },
     [self](submit_atom, job_submission& sub) -> caf::actor {
       auto jm = spawn_job_master(self, std::move(sub), caf::actor_cast<caf::actor>(self));
       return jm;

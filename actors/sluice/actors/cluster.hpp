@@ -93,6 +93,50 @@ struct slot_board {
   std::vector<task_manager> task_managers;
 };
 
+/// The task slots of a JobManager's TaskManagers, allocated first fit in
+/// registration order and held per job; mirrored into a slot_board for the
+/// REST API. Owned by one actor (the in-process JobManager or the cluster
+/// dispatcher): not thread-safe.
+class slot_pool {
+public:
+  struct task_manager {
+    std::string id;
+    caf::actor handle; ///< the TaskManager's executor: one per slot given out
+    int32_t slots = 0;
+    int32_t free = 0;
+  };
+
+  /// Where free slots are mirrored (may be null).
+  void set_board(std::shared_ptr<slot_board> board);
+  /// Adds a TaskManager with all its slots free.
+  void add(std::string id, caf::actor handle, int32_t slots);
+  /// Removes TaskManager `id` and the slots jobs held there; returns its
+  /// handle (null if unknown) and appends to `affected` the JobMasters of
+  /// the jobs that lost slots (as given to try_allocate, when not null).
+  caf::actor remove(const std::string& id, std::vector<caf::actor>& affected);
+  /// Takes `n` slots for `job` if that many are free: appends one handle
+  /// per slot to `out`. All or nothing.
+  bool try_allocate(const std::string& job, int32_t n, const caf::actor& job_master,
+                    std::vector<caf::actor>& out);
+  /// Gives back every slot `job` holds.
+  void release(const std::string& job);
+
+  int32_t free_slots() const noexcept;
+  int32_t total_slots() const noexcept;
+  const std::vector<task_manager>& task_managers() const noexcept { return task_managers_; }
+
+private:
+  struct allocation {
+    caf::actor job_master;
+    std::vector<std::pair<std::string, int32_t>> taken; ///< (TaskManager id, slots)
+  };
+  void publish() const;
+
+  std::vector<task_manager> task_managers_;
+  std::map<std::string, allocation> allocations_;
+  std::shared_ptr<slot_board> board_;
+};
+
 /// What the dispatcher needs to run a job.
 struct job_submission {
   std::shared_ptr<const runtime::job_graph> job;

@@ -278,52 +278,6 @@ caf::behavior task_executor_impl(caf::stateful_actor<task_executor_state>* self,
 
 // ---- cluster dispatcher ----------------------------------------------------------
 
-bool cluster_dispatcher_state::try_allocate(const std::string& job, int32_t n,
-                                            const caf::actor& job_master,
-                                            std::vector<caf::actor>& out) {
-  int32_t free = 0;
-  for (auto& tm : task_managers)
-    free += tm.free;
-  if (free < n)
-    return false;
-  auto& alloc = allocations[job];
-  alloc.job_master = job_master;
-  for (auto& tm : task_managers) {
-    if (static_cast<int32_t>(out.size()) == n)
-      break;
-    int32_t take = std::min(tm.free, n - static_cast<int32_t>(out.size()));
-    if (take == 0)
-      continue;
-    tm.free -= take;
-    alloc.taken.emplace_back(tm.id, take);
-    for (int32_t i = 0; i < take; ++i)
-      out.push_back(tm.handle);
-  }
-  publish();
-  return true;
-}
-
-void cluster_dispatcher_state::release(const std::string& job) {
-  auto it = allocations.find(job);
-  if (it == allocations.end())
-    return;
-  for (auto& [id, n] : it->second.taken)
-    for (auto& tm : task_managers)
-      if (tm.id == id)
-        tm.free = std::min(tm.slots, tm.free + n);
-  allocations.erase(it);
-  publish();
-}
-
-void cluster_dispatcher_state::publish() const {
-  if (!board)
-    return;
-  std::lock_guard<std::mutex> guard(board->mtx);
-  board->task_managers.clear();
-  for (auto& tm : task_managers)
-    board->task_managers.push_back({tm.id, tm.slots, tm.free});
-}
-
 namespace {
 
 using dispatcher_pointer = caf::stateful_actor<cluster_dispatcher_state>*;
@@ -335,7 +289,7 @@ void serve_waiting(dispatcher_pointer self) {
   while (!st.waiting.empty()) {
     auto& w = st.waiting.front();
     std::vector<caf::actor> out;
-    if (!st.try_allocate(w.job, w.n, w.job_master, out))
+    if (!st.pool.try_allocate(w.job, w.n, w.job_master, out))
       return;
     w.promise.deliver(std::move(out));
     st.waiting.pop_front();
@@ -344,23 +298,10 @@ void serve_waiting(dispatcher_pointer self) {
 
 /// Forgets a TaskManager and tells the JobMasters that held slots on it.
 void drop_task_manager(dispatcher_pointer self, const std::string& id, const std::string& why) {
-  auto& st = self->state;
-  auto tm = std::find_if(st.task_managers.begin(), st.task_managers.end(),
-                         [&](const auto& t) { return t.id == id; });
-  if (tm == st.task_managers.end())
-    return;
-  auto handle = tm->handle;
-  st.task_managers.erase(tm);
-  for (auto& [job, alloc] : st.allocations) {
-    auto& taken = alloc.taken;
-    auto before = taken.size();
-    taken.erase(std::remove_if(taken.begin(), taken.end(),
-                               [&](const auto& t) { return t.first == id; }),
-                taken.end());
-    if (taken.size() != before && alloc.job_master)
-      self->send(alloc.job_master, lost_atom::value, handle, id, why);
-  }
-  st.publish();
+  std::vector<caf::actor> affected;
+  auto handle = self->state.pool.remove(id, affected);
+  for (auto& jm : affected)
+    self->send(jm, lost_atom::value, handle, id, why);
 }
 
 } // namespace
@@ -369,12 +310,10 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
                                       std::shared_ptr<slot_board> slots,
                                       std::chrono::milliseconds request_timeout) {
   auto& st = self->state;
-  st.board = std::move(slots);
+  st.pool.set_board(std::move(slots));
   st.request_timeout = request_timeout;
-  st.publish();
   self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    for (auto& tm : st.task_managers)
+    for (auto& tm : self->state.pool.task_managers())
       if (tm.handle.address() == dm.source) {
         auto id = tm.id;
         drop_task_manager(self, id, self->system().render(dm.reason));
@@ -382,12 +321,10 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
       }
   });
   auto add_task_manager = [self](caf::actor tm, int32_t slots, std::string id) {
-    auto& st = self->state;
     // A TaskManager that registers again (reconnected) replaces its entry.
     drop_task_manager(self, id, "registered again");
     self->monitor(tm);
-    st.task_managers.push_back({std::move(id), std::move(tm), slots, slots});
-    st.publish();
+    self->state.pool.add(std::move(id), std::move(tm), slots);
     serve_waiting(self);
   };
   return {
@@ -396,7 +333,7 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
     },
     [self, add_task_manager](register_atom, caf::actor tm, int32_t slots) {
       add_task_manager(std::move(tm), slots,
-                       "taskmanager_" + std::to_string(self->state.task_managers.size()));
+                       "taskmanager_" + std::to_string(self->state.pool.task_managers().size()));
     },
     [self](lost_atom, const std::string& id, const std::string& why) {
       drop_task_manager(self, id, why);
@@ -406,7 +343,7 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
       auto& st = self->state;
       auto jm = caf::actor_cast<caf::actor>(self->current_sender());
       std::vector<caf::actor> out;
-      if (st.waiting.empty() && st.try_allocate(job, n, jm, out))
+      if (st.waiting.empty() && st.pool.try_allocate(job, n, jm, out))
         return out;
       auto rp = self->make_response_promise<std::vector<caf::actor>>();
       auto ticket = st.next_ticket++;
@@ -420,17 +357,13 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
                              [&](const auto& w) { return w.ticket == ticket; });
       if (it == st.waiting.end())
         return;
-      int32_t free = 0, total = 0;
-      for (auto& tm : st.task_managers) {
-        free += tm.free;
-        total += tm.slots;
-      }
       it->promise.deliver(caf::make_error(
         caf::sec::runtime_error,
         "slot request timed out after " + std::to_string(st.request_timeout.count()) +
           " ms (slot.request.timeout): the job needs " + std::to_string(it->n) +
-          " task slots, the cluster has " + std::to_string(free) + " free of " +
-          std::to_string(total) + " on " + std::to_string(st.task_managers.size()) +
+          " task slots, the cluster has " + std::to_string(st.pool.free_slots()) + " free of " +
+          std::to_string(st.pool.total_slots()) + " on " +
+          std::to_string(st.pool.task_managers().size()) +
           " TaskManager(s)"));
       st.waiting.erase(it);
       // A large request that gave up may have blocked smaller ones.
@@ -438,7 +371,7 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
     },
     [self](release_atom, const std::string& job) {
       auto& st = self->state;
-      st.release(job);
+      st.pool.release(job);
       // A JobMaster that gave up while waiting (cancelled) wants no slots.
       for (auto it = st.waiting.begin(); it != st.waiting.end();)
         if (it->job == job) {

@@ -169,12 +169,6 @@ caf::behavior task_executor_impl(caf::stateful_actor<task_executor_state>* self,
 
 /// The state of the JobManager's dispatcher for TaskManagers on other nodes.
 struct cluster_dispatcher_state {
-  struct tm_entry {
-    std::string id;
-    caf::actor handle;
-    int32_t slots = 0;
-    int32_t free = 0;
-  };
   struct waiting_request {
     uint64_t ticket = 0;
     std::string job;
@@ -182,24 +176,11 @@ struct cluster_dispatcher_state {
     caf::actor job_master;
     caf::response_promise promise;
   };
-  struct allocation {
-    caf::actor job_master;
-    /// (TaskManager id, slots taken there).
-    std::vector<std::pair<std::string, int32_t>> taken;
-  };
-  std::vector<tm_entry> task_managers;
-  std::map<std::string, allocation> allocations;
+  slot_pool pool;
   std::deque<waiting_request> waiting;
   uint64_t next_ticket = 1;
   std::chrono::milliseconds request_timeout{std::chrono::minutes(5)};
-  std::shared_ptr<slot_board> board;
   const char* name = "sluice.cluster_dispatcher";
-
-  /// Takes `n` slots for `job` if they are free: one executor per slot.
-  bool try_allocate(const std::string& job, int32_t n, const caf::actor& job_master,
-                    std::vector<caf::actor>& out);
-  void release(const std::string& job);
-  void publish() const;
 };
 
 /// The JobManager's dispatcher and resource manager for TaskManagers on

@@ -70,31 +70,55 @@ TEST_CASE("the control-plane messages that cross nodes survive serialization") {
   CHECK(copy.input_watermark.load() == -5);
 }
 
-TEST_CASE("the dispatcher allocates slots in registration order and gives them back") {
-  cluster_dispatcher_state st;
+TEST_CASE("the slot pool allocates slots in registration order, gives them back, and names the "
+          "jobs a lost TaskManager held slots for") {
+  slot_pool pool;
+  auto board = std::make_shared<slot_board>();
+  pool.set_board(board);
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   // The int argument: CAF 0.17 dereferences a null argument tuple otherwise.
   auto idle = [](caf::event_based_actor*, int) -> caf::behavior { return {[](int32_t) {}}; };
   auto a = sys.spawn(idle, 0);
   auto b = sys.spawn(idle, 0);
-  st.task_managers.push_back({"a", a, 2, 2});
-  st.task_managers.push_back({"b", b, 2, 2});
+  auto jm = sys.spawn(idle, 0);
+  pool.add("a", a, 2);
+  pool.add("b", b, 2);
   std::vector<caf::actor> out;
-  CHECK_FALSE(st.try_allocate("big", 5, caf::actor{}, out));
+  CHECK_FALSE(pool.try_allocate("big", 5, caf::actor{}, out));
   CHECK(out.empty());
-  REQUIRE(st.try_allocate("j1", 3, caf::actor{}, out));
+  REQUIRE(pool.try_allocate("j1", 3, jm, out));
   REQUIRE(out.size() == 3);
   CHECK(out[0] == a);
   CHECK(out[1] == a);
   CHECK(out[2] == b);
-  CHECK(st.task_managers[0].free == 0);
-  CHECK(st.task_managers[1].free == 1);
-  st.release("j1");
-  CHECK(st.task_managers[0].free == 2);
-  CHECK(st.task_managers[1].free == 2);
-  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  CHECK(pool.task_managers()[0].free == 0);
+  CHECK(pool.task_managers()[1].free == 1);
+  CHECK(pool.free_slots() == 1);
+  {
+    std::lock_guard<std::mutex> guard(board->mtx);
+    REQUIRE(board->task_managers.size() == 2);
+    CHECK(board->task_managers[1].id == "b");
+    CHECK(board->task_managers[1].free == 1);
+  }
+  pool.release("j1");
+  CHECK(pool.task_managers()[0].free == 2);
+  CHECK(pool.task_managers()[1].free == 2);
+
+  // Losing a TaskManager names the JobMasters holding slots there.
+  out.clear();
+  REQUIRE(pool.try_allocate("j2", 1, jm, out)); // on a
+  REQUIRE(pool.try_allocate("j3", 2, caf::actor{}, out)); // a, then b
+  std::vector<caf::actor> affected;
+  CHECK(pool.remove("a", affected) == a);
+  CHECK(affected == std::vector<caf::actor>{jm}); // j3 has no JobMaster handle
+  CHECK(pool.total_slots() == 2);
+  CHECK(pool.free_slots() == 1);
+  affected.clear();
+  CHECK(pool.remove("nobody", affected) == nullptr);
+  CHECK(affected.empty());
+  for (auto& x : {a, b, jm})
+    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 } // TEST_SUITE
