@@ -202,17 +202,22 @@ struct job_manager_process {
   std::string m() const { return "-m 127.0.0.1:" + std::to_string(rest_port) + " "; }
 };
 
-/// A TaskManager registering at `rpc_port` as `id` with `slots` slots and
-/// the heartbeats of job_manager_process; waits until it starts registering.
-inline std::unique_ptr<child_process> task_manager_process(int rpc_port, const std::string& id,
-                                                           int slots) {
+/// A TaskManager registering at `rpc_port` as `id` with `slots` slots, the
+/// heartbeats of job_manager_process and `extra` -D settings; waits until it
+/// starts registering.
+inline std::unique_ptr<child_process> task_manager_process(
+  int rpc_port, const std::string& id, int slots, const std::vector<std::string>& extra = {}) {
   using namespace std::chrono_literals;
-  auto tm = spawn_shell({SLUICE_BINARY, "taskmanager", "-D",
-                         "jobmanager.rpc.port=" + std::to_string(rpc_port), "-D",
-                         "taskmanager.resource-id=" + id, "-D",
-                         "taskmanager.numberOfTaskSlots=" + std::to_string(slots), "-D",
-                         "heartbeat.interval=200 ms", "-D", "heartbeat.timeout=1 s"},
-                        "SLUICE_CONF_DIR= ");
+  std::vector<std::string> args{SLUICE_BINARY, "taskmanager", "-D",
+                                "jobmanager.rpc.port=" + std::to_string(rpc_port), "-D",
+                                "taskmanager.resource-id=" + id, "-D",
+                                "taskmanager.numberOfTaskSlots=" + std::to_string(slots), "-D",
+                                "heartbeat.interval=200 ms", "-D", "heartbeat.timeout=1 s"};
+  for (const auto& e : extra) {
+    args.push_back("-D");
+    args.push_back(e);
+  }
+  auto tm = spawn_shell(args, "SLUICE_CONF_DIR= ");
   REQUIRE_MESSAGE(tm->wait_for_line("registering at the JobManager", 30s),
                   "the taskmanager did not start");
   return tm;

@@ -79,9 +79,13 @@ int64_t completed_checkpoints(int port, const std::string& id) {
 TEST_SUITE("integration.cluster_processes") {
 
 TEST_CASE("a keyed job runs on two TaskManager processes with exact results") {
-  job_manager_process jm(0);
-  auto a = task_manager_process(jm.rpc_port, "tm-a", 2);
-  auto b = task_manager_process(jm.rpc_port, "tm-b", 2);
+  // No failure is injected here: heartbeats that tolerate a loaded machine
+  // (sanitizer builds, parallel tests) instead of the 1 s that the
+  // failure tests need for quick detection.
+  const std::vector<std::string> patient{"heartbeat.timeout=20 s"};
+  job_manager_process jm(0, patient);
+  auto a = task_manager_process(jm.rpc_port, "tm-a", 2, patient);
+  auto b = task_manager_process(jm.rpc_port, "tm-b", 2, patient);
   wait_registered(jm.rest_port, {"tm-a", "tm-b"});
   sluice::test::temp_dir dir;
   auto input = std::string(EXAMPLE_DATA) + "/words.txt";

@@ -255,7 +255,8 @@ public:
       // A local position: the virtual collect() would otherwise force a
       // store and reload of s.next per record.
       auto next = s.next;
-      if constexpr (word_record_v<T> && std::is_default_constructible_v<T>) {
+      if constexpr (word_record_v<T> && std::is_default_constructible_v<T> &&
+                    std::is_move_assignable_v<T>) {
         // Small trivial records go out a block at a time: one virtual call
         // per block, and a network output hashes a block's keys together.
         constexpr uint64_t block = 64;
