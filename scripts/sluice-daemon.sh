@@ -40,6 +40,14 @@ running() {
   kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q sluice
 }
 
+# A pid that has not finished exiting: its command line reads empty once its
+# memory is released, before it becomes a zombie (a while for a large process).
+exiting() {
+  local state
+  state="$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)"
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 start() {
   [ -x "$bin" ] || die "no sluice binary at $bin: build it first (scripts/build.sh), or set SLUICE_BIN"
   [ -f "$conf_dir/sluice-conf.yaml" ] || die "no sluice-conf.yaml in $conf_dir (set SLUICE_CONF_DIR)"
@@ -88,13 +96,15 @@ stop_one() {
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
-  local waited=0
-  while running "$pid"; do
-    if [ "$waited" -ge $((stop_timeout * 10)) ]; then
+  local waited=0 killed=0
+  # Until the process is gone, not only until it stops looking like sluice.
+  while exiting "$pid"; do
+    if [ "$killed" = 0 ] && [ "$waited" -ge $((stop_timeout * 10)) ]; then
       echo "sluice: $role (pid $pid) did not stop within ${stop_timeout} s: killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
-      break
+      killed=1
     fi
+    [ "$waited" -ge $((stop_timeout * 20)) ] && break
     sleep 0.1
     waited=$((waited + 1))
   done
