@@ -11,7 +11,6 @@
 
 #include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <map>
 #include <memory>
 #include <mutex>

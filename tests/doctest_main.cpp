@@ -2,7 +2,7 @@
 //
 // ctest kills a test that outlives its TIMEOUT and shows nothing of where it
 // hung. The watchdog fires first (SLUICE_TEST_WATCHDOG_S seconds, 100 by
-// default, below the shortest TIMEOUT of 120): it names the running test
+// default, below the shortest TIMEOUT of 120; 0 turns it off): it names the running test
 // case, prints every thread's stack (through gdb, when installed) to stderr,
 // and aborts, so a hang on a CI machine leaves its stacks in the log.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -44,8 +44,15 @@ REGISTER_LISTENER("sluice-watchdog", 1, watchdog_listener);
 
 void start_watchdog() {
   long seconds = 100;
-  if (const char* s = std::getenv("SLUICE_TEST_WATCHDOG_S"))
-    seconds = std::strtol(s, nullptr, 10);
+  if (const char* s = std::getenv("SLUICE_TEST_WATCHDOG_S")) {
+    char* end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (end == s || *end != '\0')
+      std::fprintf(stderr, "watchdog: SLUICE_TEST_WATCHDOG_S='%s' is not a number of seconds; "
+                           "using %ld\n", s, seconds);
+    else
+      seconds = v; // 0 or less: no watchdog
+  }
   if (seconds <= 0)
     return;
   std::thread([seconds] {

@@ -159,7 +159,7 @@ caf::behavior job_manager_impl(caf::stateful_actor<job_manager_state>* self,
   return {
     [self](register_atom, caf::actor tm, int32_t slots) {
       auto& pool = self->state.pool;
-      pool.add("taskmanager_" + std::to_string(pool.task_managers().size()), std::move(tm), slots);
+      pool.add(pool.unnamed_id(), std::move(tm), slots);
     },
     [self](slots_atom, const std::string& job, int32_t n) -> caf::result<std::vector<caf::actor>> {
       auto& pool = self->state.pool;

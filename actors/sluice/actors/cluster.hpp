@@ -110,6 +110,8 @@ public:
   void set_board(std::shared_ptr<slot_board> board);
   /// Adds a TaskManager with all its slots free.
   void add(std::string id, caf::actor handle, int32_t slots);
+  /// The id of a TaskManager that registers without one: taskmanager_<n>.
+  std::string unnamed_id() const { return "taskmanager_" + std::to_string(task_managers_.size()); }
   /// Removes TaskManager `id` and the slots jobs held there; returns its
   /// handle (null if unknown) and appends to `affected` the JobMasters of
   /// the jobs that lost slots (as given to try_allocate, when not null).

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <optional>
-#include <cctype>
 #include <stdexcept>
 
 namespace sluice::actors::detail {
@@ -332,8 +331,7 @@ caf::behavior cluster_dispatcher_impl(caf::stateful_actor<cluster_dispatcher_sta
       add_task_manager(std::move(tm), slots, std::move(id));
     },
     [self, add_task_manager](register_atom, caf::actor tm, int32_t slots) {
-      add_task_manager(std::move(tm), slots,
-                       "taskmanager_" + std::to_string(self->state.pool.task_managers().size()));
+      add_task_manager(std::move(tm), slots, self->state.pool.unnamed_id());
     },
     [self](lost_atom, const std::string& id, const std::string& why) {
       drop_task_manager(self, id, why);

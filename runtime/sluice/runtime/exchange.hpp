@@ -1,6 +1,7 @@
 #pragma once
 
 #include "sluice/runtime/function.hpp"
+#include "sluice/runtime/words.hpp"
 #include "sluice/state/key_group.hpp"
 #include "sluice/state/serializer.hpp"
 
@@ -205,8 +206,7 @@ std::shared_ptr<record_batch<T>> read_record_batch(state::byte_reader& r, size_t
 template <class T>
 constexpr bool streamable_record_v =
 #if defined(__x86_64__)
-  std::is_trivially_copy_constructible_v<T> && std::is_trivially_destructible_v<T> &&
-  sizeof(T) % 8 == 0 && alignof(T) >= 8;
+  word_record_v<T>;
 #else
   false;
 #endif

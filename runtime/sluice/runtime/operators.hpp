@@ -632,16 +632,18 @@ public:
       return;
     }
     constexpr size_t block = 16;
+    K keys[block];
     uint32_t hashes[block];
     for (size_t base = 0; base < n; base += block) {
       const size_t m = std::min(block, n - base);
       T* r = records + base;
       for (size_t j = 0; j < m; ++j) {
-        hashes[j] = heap_backend_->dense_hash(sel_(static_cast<const T&>(r[j])));
+        keys[j] = sel_(static_cast<const T&>(r[j]));
+        hashes[j] = heap_backend_->dense_hash(keys[j]);
         dense_->prefetch(hashes[j]);
       }
       for (size_t j = 0; j < m; ++j)
-        fold_dense(sel_(static_cast<const T&>(r[j])), hashes[j], std::move(r[j]));
+        fold_dense(keys[j], hashes[j], std::move(r[j]));
     }
   }
 
