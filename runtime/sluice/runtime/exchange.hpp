@@ -369,6 +369,30 @@ public:
     }
   }
 
+  /// As collect_batch, each record with its timestamp (carried when this
+  /// output carries timestamps).
+  void collect_stamped(T* records, const int64_t* timestamps, size_t n,
+                       element_context& element) override {
+    if constexpr (Selector::broadcast) {
+      collector<T>::collect_stamped(records, timestamps, n, element);
+    } else {
+      if (n == 0)
+        return;
+      records_ += n;
+      constexpr size_t block = 16;
+      uint32_t channels[block];
+      for (size_t base = 0; base < n; base += block) {
+        const size_t m = std::min(block, n - base);
+        T* r = records + base;
+        for (size_t j = 0; j < m; ++j)
+          channels[j] = sel_.select(static_cast<const T&>(r[j]));
+        for (size_t j = 0; j < m; ++j)
+          append(channels[j], std::move(r[j]), timestamps[base + j]);
+      }
+      element.timestamp = timestamps[n - 1];
+    }
+  }
+
   void flush(bool only_with_credit) override {
     for (uint32_t ch = 0; ch < batches_.size(); ++ch)
       if (!batches_[ch]->records.empty() && (!only_with_credit || gate_.has_credit(id_, ch)))
@@ -397,15 +421,27 @@ public:
 
 private:
 
+  /// Appends a record with the element context's timestamp.
   void append(uint32_t ch, T&& value) {
-    if (carry_timestamps_) {
-      auto& ts = batches_[ch]->timestamps;
-      if (ts.capacity() == 0)
-        ts.reserve(capacity_);
-      // Streamed like the records (see streamable_record_v): the lines of a
-      // recycled buffer were last read by the receiving core.
-      ts.stream_back(ectx_->timestamp);
-    }
+    if (carry_timestamps_)
+      append_timestamp(ch, ectx_->timestamp);
+    append_record(ch, std::move(value));
+  }
+  void append(uint32_t ch, T&& value, int64_t timestamp) {
+    if (carry_timestamps_)
+      append_timestamp(ch, timestamp);
+    append_record(ch, std::move(value));
+  }
+  void append_timestamp(uint32_t ch, int64_t timestamp) {
+    auto& ts = batches_[ch]->timestamps;
+    if (ts.capacity() == 0)
+      ts.reserve(capacity_);
+    // Streamed like the records (see streamable_record_v): the lines of a
+    // recycled buffer were last read by the receiving core.
+    ts.stream_back(timestamp);
+  }
+  /// Appends after the record's timestamp (if carried); a full batch goes.
+  void append_record(uint32_t ch, T&& value) {
     auto& recs = batches_[ch]->records;
     if constexpr (streamable_record_v<T>) {
       recs.stream_back(value);
@@ -550,10 +586,7 @@ public:
     auto& recs = b.records;
     auto n = recs.size();
     if (ectx_ != nullptr && b.timestamps.size() == n && n > 0) {
-      for (size_t i = 0; i < n; ++i) {
-        ectx_->timestamp = b.timestamps[i];
-        target_->collect(std::move(recs[i]));
-      }
+      target_->collect_stamped(recs.begin(), b.timestamps.begin(), n, *ectx_);
     } else {
       if (ectx_ != nullptr)
         ectx_->timestamp = INT64_MIN;

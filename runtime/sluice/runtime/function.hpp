@@ -241,6 +241,17 @@ public:
     for (size_t i = 0; i < n; ++i)
       collect(std::move(records[i]));
   }
+  /// Takes `n` records (moved from) with their event timestamps, in order:
+  /// records[i] is processed with element.timestamp = timestamps[i] (the
+  /// subtask's element context, left at the last record's). Overridden like
+  /// collect_batch; the result must equal collecting them one by one.
+  virtual void collect_stamped(T* records, const int64_t* timestamps, size_t n,
+                               element_context& element) {
+    for (size_t i = 0; i < n; ++i) {
+      element.timestamp = timestamps[i];
+      collect(std::move(records[i]));
+    }
+  }
 };
 
 /// Thrown (and caught by the runtime) when user code fails; carries the name

@@ -120,7 +120,16 @@ public:
   void advance_processing_time(int64_t now, F&& fire) {
     processing_.advance(now, fire);
   }
-  /// Event-time timers set.
+  /// Calls visit(time, key, ns) for each of the owner's implied timers.
+  using implied_timers =
+    std::function<void(const std::function<void(int64_t, const K&, const N&)>& visit)>;
+  /// Event-time timers the owner keeps implicitly instead of in this queue
+  /// (a window operator's panes imply one per window and key): snapshots
+  /// carry them as if they were set here. A restore sets them here; the
+  /// owner takes back those it implies.
+  void set_implied_event_timers(implied_timers fn) { implied_ = std::move(fn); }
+
+  /// Event-time timers set (without implied ones).
   [[nodiscard]] size_t event_timers() const noexcept { return event_.size(); }
   /// Processing-time timers set.
   [[nodiscard]] size_t processing_timers() const noexcept { return processing_.size(); }
@@ -353,11 +362,14 @@ private:
       if constexpr (state::is_serializable_v<N>) {
         std::string ns;
         auto& q = domain_ == time_domain::event_time ? owner_.event_ : owner_.processing_;
-        q.for_each([&](int64_t t, const K& k, const N& n) {
+        auto visit = [&](int64_t t, const K& k, const N& n) {
           ns.clear();
           state::serialize_into(ns, n);
           fn(t, k, ns);
-        });
+        };
+        q.for_each(visit);
+        if (domain_ == time_domain::event_time && owner_.implied_)
+          owner_.implied_(visit);
       } else {
         (void)fn;
         throw state::state_error("timers cannot be snapshotted: their namespace has no serializer");
@@ -381,6 +393,7 @@ private:
   queue processing_;
   snapshot_view event_view_{*this, time_domain::event_time};
   snapshot_view processing_view_{*this, time_domain::processing_time};
+  implied_timers implied_;
   bool rearm_pending_ = false;
 };
 
@@ -643,6 +656,21 @@ public:
       emit_watermark(deferred_);
   }
 
+  /// A block at a time: the records go on as stamped blocks, each cut
+  /// after a record whose event produced a watermark (the record first, as
+  /// one by one).
+  void collect_batch(T* records, size_t n) override {
+    const int64_t previous = element_->timestamp;
+    stamp_block(records, nullptr, previous, n);
+    element_->timestamp = previous;
+  }
+  void collect_stamped(T* records, const int64_t* timestamps, size_t n,
+                       element_context& element) override {
+    stamp_block(records, timestamps, 0, n);
+    if (n > 0)
+      element.timestamp = timestamps[n - 1];
+  }
+
   void process_watermark(int64_t wm) override {
     if (wm == max_watermark && current_ != max_watermark)
       emit_watermark(max_watermark);
@@ -650,6 +678,37 @@ public:
   void process_idleness(bool) override {} // this operator decides idleness itself
 
 private:
+  /// Stamps records[0, n) (each record's previous timestamp is
+  /// previous[i], or `same` without `previous`) and forwards them.
+  void stamp_block(T* records, const int64_t* previous, int64_t same, size_t n) {
+    constexpr size_t block = 64;
+    int64_t stamps[block];
+    size_t i = 0;
+    while (i < n) {
+      // Stamp up to a block, stopping after a record whose event produced
+      // a watermark; then forward the stamped records and that watermark.
+      const size_t first = i;
+      const size_t last = std::min(n, first + block);
+      this->call_user([&] {
+        while (i < last) {
+          const T& value = records[i];
+          const int64_t ts =
+            strategy_.assign_timestamp(value, previous != nullptr ? previous[i] : same);
+          stamps[i - first] = ts;
+          deferring_ = true;
+          generator_->on_event(value, ts, *this);
+          deferring_ = false;
+          ++i;
+          if (deferred_ > current_)
+            break;
+        }
+      });
+      this->out_->collect_stamped(records + first, stamps, i - first, *element_);
+      if (deferred_ > current_)
+        emit_watermark(deferred_);
+    }
+  }
+
   // watermark_output
   void emit_watermark(int64_t wm) override {
     if (deferring_) {

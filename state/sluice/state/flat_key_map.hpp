@@ -60,6 +60,15 @@ public:
     return e.value;
   }
 
+  /// Makes room for `n` entries without growing.
+  void reserve(size_t n) {
+    size_t want = 8;
+    while (want * 3 < n * 4)
+      want *= 2;
+    if (want > entries_.size())
+      rehash(want);
+  }
+
   /// Removes `key` if present.
   void erase(const K& key, uint32_t hash) {
     if (size_ == 0)
@@ -116,10 +125,11 @@ private:
     V value{};
   };
 
-  void grow() {
+  void grow() { rehash(entries_.empty() ? 8 : entries_.size() * 2); }
+  void rehash(size_t slots) {
     std::vector<entry> old;
     old.swap(entries_);
-    entries_.resize(old.empty() ? 8 : old.size() * 2);
+    entries_.resize(slots);
     mask_ = entries_.size() - 1;
     size_ = 0;
     for (auto& e : old) {

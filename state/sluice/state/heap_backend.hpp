@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <new>
 #include <string>
@@ -414,8 +415,10 @@ public:
   /// `key_group_of` gives each key's group.
   virtual void write_snapshot(snapshot_writer& w, uint32_t idx, const state_meta& meta,
                               const std::function<int32_t(const K&)>& key_group_of) = 0;
-  /// Sets `key`'s value from its serializer<V> bytes (from a snapshot).
-  virtual void restore(const K& key, uint32_t hash, std::string_view value) = 0;
+  /// Sets `key`'s value in namespace `ns` (serialized; empty without one)
+  /// from its serializer<V> bytes (from a snapshot).
+  virtual void restore(const K& key, uint32_t hash, std::string_view ns,
+                       std::string_view value) = 0;
 };
 
 /// A value state of a small type, without namespace or TTL, in one typed
@@ -459,7 +462,9 @@ public:
       internal::no_snapshot_serializer(meta);
     }
   }
-  void restore(const K& key, uint32_t hash, std::string_view value) override {
+  void restore(const K& key, uint32_t hash, std::string_view ns, std::string_view value) override {
+    if (!ns.empty())
+      throw state_error("dense value state entry with a namespace");
     if constexpr (is_serializable_v<V>) {
       auto v = deserialize<V>(value);
       if (auto* cur = find(key, hash))
@@ -473,6 +478,122 @@ public:
 
 private:
   flat_key_map<K, V, false> map_;
+};
+
+/// The values of one namespaced value state (the accumulators of tumbling
+/// windows) kept namespace by namespace: per namespace a pane, a dense table
+/// of the keys that have a value there, in the order they got it. Under
+/// event time that advances, records go to the newest pane, whose table
+/// stays small and in cache, and a window that fires takes its whole pane
+/// at once. Without TTL; accessed with dense_hash(key), not the current key.
+template <class K, class N, class V>
+class dense_pane_table final : public dense_table_base<K> {
+public:
+  /// One namespace's values, and the order in which the keys got them.
+  struct pane {
+    flat_key_map<K, V, false> values;
+    std::vector<std::pair<K, uint32_t>> order; // key, hash
+
+    /// Key's value here, or nullptr.
+    V* find(const K& key, uint32_t hash) noexcept { return values.find(key, hash); }
+    /// Adds `key` (absent) with `value` (through the table's insert, which
+    /// counts it).
+    V& insert(const K& key, uint32_t hash, V value) {
+      order.emplace_back(key, hash);
+      auto& v = values.insert(key, hash);
+      v = std::move(value);
+      return v;
+    }
+    void prefetch(uint32_t hash) const noexcept { values.prefetch(hash); }
+    /// Calls fn(const K&, V&) for every value, in arrival order.
+    template <class F>
+    void for_each(F&& fn) {
+      for (auto& [k, h] : order)
+        fn(static_cast<const K&>(k), *values.find(k, h));
+    }
+  };
+  using pane_map = std::map<N, pane>;
+
+  /// Namespace ns's pane, created empty if absent. Stays valid until that
+  /// pane is erased.
+  pane& pane_of(const N& ns) {
+    if (last_ != panes_.end() && last_->first == ns)
+      return last_->second;
+    auto [it, fresh] = panes_.try_emplace(ns);
+    if (fresh && size_hint_ > 0) {
+      // Sized like the last pane that went: no regrowing on the way up.
+      it->second.values.reserve(size_hint_);
+      it->second.order.reserve(size_hint_);
+    }
+    last_ = it;
+    return last_->second;
+  }
+  /// Every pane, in N's order.
+  pane_map& panes() noexcept { return panes_; }
+  /// Drops a pane with all its values.
+  typename pane_map::iterator erase(typename pane_map::iterator it) {
+    if (it == last_)
+      last_ = panes_.end();
+    values_ -= it->second.order.size();
+    size_hint_ = it->second.order.size();
+    return panes_.erase(it);
+  }
+  /// Adds `key` (absent from pane p) with `value` to p.
+  V& insert(pane& p, const K& key, uint32_t hash, V value) {
+    ++values_;
+    return p.insert(key, hash, std::move(value));
+  }
+
+  [[nodiscard]] size_t size() const noexcept override { return values_; }
+  void keys(std::vector<K>& out) override {
+    flat_key_map<K, bool, false> seen;
+    for (auto& [ns, p] : panes_)
+      for (auto& [k, h] : p.order)
+        if (seen.find(k, h) == nullptr) {
+          seen.insert(k, h) = true;
+          out.push_back(k);
+        }
+  }
+  void write_snapshot(snapshot_writer& w, uint32_t idx, const state_meta& meta,
+                      const std::function<int32_t(const K&)>& key_group_of) override {
+    if constexpr (is_serializable_v<K> && is_serializable_v<N> && is_serializable_v<V>) {
+      std::string k;
+      std::string n;
+      for (auto& [ns, p] : panes_) {
+        n.clear();
+        serialize_into(n, ns);
+        p.for_each([&](const K& key, V& value) {
+          k.clear();
+          serialize_into(k, key);
+          // As a heap cell without TTL writes it (entry_codec<stamped<V>>).
+          w.add_value(key_group_of(key), idx, k, n, serialize(value), 0);
+        });
+      }
+    } else {
+      internal::no_snapshot_serializer(meta);
+    }
+  }
+  void restore(const K& key, uint32_t hash, std::string_view ns, std::string_view value) override {
+    if constexpr (is_serializable_v<N> && is_serializable_v<V>) {
+      auto n = deserialize<N>(ns);
+      auto v = deserialize<V>(value);
+      auto& p = pane_of(n);
+      if (auto* cur = p.find(key, hash)) {
+        *cur = std::move(v);
+      } else {
+        insert(p, key, hash, std::move(v));
+      }
+    } else {
+      throw state_error("dense pane state has no serializer for its namespace or value type");
+    }
+  }
+
+private:
+  pane_map panes_;
+  typename pane_map::iterator last_ = panes_.end();
+  size_t values_ = 0;
+  /// The size of the last pane erased.
+  size_t size_hint_ = 0;
 };
 
 /// The key-type independent half of the heap backend: cells of the current
@@ -629,6 +750,22 @@ public:
       throw state_error("state '" + states_[index].name + "' is dense with another type");
     return *t;
   }
+  /// The pane table of namespaced value state `index` (declared without
+  /// TTL): created on first use. Accessed with dense_hash(key) instead of
+  /// set_current_key.
+  template <class N, class V>
+  dense_pane_table<K, N, V>& dense_panes(uint32_t index) {
+    if (states_.at(index).ttl.enabled())
+      throw state_error("state '" + states_[index].name + "' has a TTL; it cannot be dense");
+    if (dense_.size() <= index)
+      dense_.resize(index + 1);
+    if (!dense_[index])
+      dense_[index] = std::make_unique<dense_pane_table<K, N, V>>();
+    auto* t = dynamic_cast<dense_pane_table<K, N, V>*>(dense_[index].get());
+    if (t == nullptr)
+      throw state_error("state '" + states_[index].name + "' is dense with another type");
+    return *t;
+  }
   /// Checks that `key` belongs to this backend's key groups and returns its
   /// hash for dense tables (sets the current key group, not the key).
   uint32_t dense_hash(const K& key) { return route(key); }
@@ -712,11 +849,12 @@ protected:
                           std::to_string(kg) + " belongs to key group " +
                           std::to_string(this->key_group_of_key(key)) + " (corrupt snapshot)");
       if (idx < dense_.size() && dense_[idx]) {
-        if (!e.ns.empty())
-          throw state_error("restore: state '" + meta.name +
-                            "': dense value state entry with a namespace");
         auto hash = route(key);
-        dense_[idx]->restore(key, hash, e.value);
+        try {
+          dense_[idx]->restore(key, hash, e.ns, e.value);
+        } catch (const std::exception& x) {
+          throw state_error("restore: state '" + meta.name + "': " + x.what());
+        }
         return;
       }
       auto fn = idx < restore_fns_.size() ? restore_fns_[idx] : nullptr;

@@ -331,6 +331,13 @@ public:
   explicit tumbling_event_time_windows(std::chrono::milliseconds size,
                                        std::chrono::milliseconds offset = {})
     : clocked("tumbling_event_time_windows", size, offset) {}
+
+  /// The window of an element with event time `timestamp` (what
+  /// assign_windows gives, without a virtual call or a vector).
+  [[nodiscard]] time_window window_of(int64_t timestamp) const {
+    internal::require_timestamp(name_, timestamp);
+    return window_at(timestamp);
+  }
 };
 
 /// Consecutive, non-overlapping processing-time windows: the element goes to

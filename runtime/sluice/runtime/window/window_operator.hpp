@@ -122,6 +122,8 @@ public:
     }
   }
   [[nodiscard]] const process_factory<K, R, Out, W>& factory() const noexcept { return make_; }
+  /// Whether results go through a process window function.
+  [[nodiscard]] bool has_process() const noexcept { return static_cast<bool>(make_); }
 
 private:
   process_factory<K, R, Out, W> make_;
@@ -180,6 +182,8 @@ public:
     core_ = nullptr;
     state_.reset();
   }
+  /// The state's index in the backend.
+  [[nodiscard]] uint32_t index() const noexcept { return idx_; }
 
   /// Folds into window w's accumulator of the current key: fold(Acc&) when
   /// it has one, else stores make(). True when the accumulator is new.
@@ -359,6 +363,34 @@ private:
 
 } // namespace internal
 
+/// Window contents kept pane by pane (state::dense_pane_table): for each
+/// window, the accumulators of the keys that have one, in arrival order.
+/// The window operator's path for tumbling event-time windows with the
+/// default trigger and no allowed lateness on the heap backend: records are
+/// added without the backend's current key, a window's cleanup timers are
+/// implied by its pane (one per key, at its max timestamp, which is also
+/// the trigger's timer), and a watermark fires whole panes.
+template <class K, class T, class W, class Out>
+class window_panes {
+public:
+  virtual ~window_panes() = default;
+  /// Adds *values[i] to window windows[i] of keys[i] (hashes[i] from the
+  /// backend's dense_hash).
+  virtual void add(const K* keys, const uint32_t* hashes, const W* windows,
+                   const T* const* values, size_t n) = 0;
+  /// Emits every window whose max timestamp is at most `wm`, oldest first,
+  /// each window's keys in arrival order (the order their timers were set),
+  /// and drops it. Each result carries the window's max timestamp in
+  /// `element`; `enter_key(k)` runs before key k's result is made when a
+  /// process window function (which may read keyed state) makes it.
+  virtual void fire(int64_t wm, element_context& element, const processing_time_service* clock,
+                    collector<Out>& out, const std::function<void(const K&)>& enter_key) = 0;
+  /// Calls visit(window, key) for every accumulator held.
+  virtual void for_each(const std::function<void(const W&, const K&)>& visit) = 0;
+  /// Accumulators held (= implied timers).
+  [[nodiscard]] virtual size_t size() const noexcept = 0;
+};
+
 /// Where a window operator keeps window contents and how it emits them.
 /// Each subtask uses its own clone; all calls concern the backend's current
 /// key.
@@ -366,6 +398,12 @@ template <class K, class T, class W, class Out>
 class window_contents {
 public:
   virtual ~window_contents() = default;
+  /// After open(): keeps every later element in panes of `b` (see
+  /// window_panes) and returns them, or nullptr when these contents cannot
+  /// (then nothing changes).
+  virtual window_panes<K, T, W, Out>* use_panes(state::heap_keyed_backend<K>& /*b*/) {
+    return nullptr;
+  }
   /// Declares state on ctx.keyed_backend() and opens user functions.
   virtual void open(const runtime_context& ctx) = 0;
   /// Closes user functions.
@@ -432,7 +470,8 @@ struct aggregate_ops {
 /// (reduce_ops or aggregate_ops) as elements arrive, emitted as is or
 /// through a process window function with the window's metadata.
 template <class K, class T, class W, class Out, class Ops>
-class incremental_contents final : public window_contents<K, T, W, Out> {
+class incremental_contents final : public window_contents<K, T, W, Out>,
+                                   private window_panes<K, T, W, Out> {
 public:
   using acc_type = typename Ops::acc_type;
   using result_type = std::decay_t<typename Ops::result_type>;
@@ -471,10 +510,57 @@ public:
     return std::make_unique<incremental_contents>(ops_, emitter_.factory());
   }
 
+  window_panes<K, T, W, Out>* use_panes(state::heap_keyed_backend<K>& b) override {
+    if constexpr (std::is_same_v<W, time_window>) {
+      panes_ = &b.template dense_panes<W, acc_type>(acc_.index());
+      return this;
+    } else {
+      (void)b;
+      return nullptr;
+    }
+  }
+
 private:
+  using pane_table = state::dense_pane_table<K, W, acc_type>;
+
+  // window_panes
+  void add(const K* keys, const uint32_t* hashes, const W* windows, const T* const* values,
+           size_t n) override {
+    for (size_t i = 0; i < n; ++i) {
+      auto& pane = panes_->pane_of(windows[i]);
+      if (acc_type* a = pane.find(keys[i], hashes[i]))
+        ops_.add(*a, *values[i]);
+      else
+        panes_->insert(pane, keys[i], hashes[i], ops_.create(*values[i]));
+    }
+  }
+  void fire(int64_t wm, element_context& element, const processing_time_service* clock,
+            collector<Out>& out, const std::function<void(const K&)>& enter_key) override {
+    auto& all = panes_->panes();
+    const bool keyed = emitter_.has_process();
+    for (auto it = all.begin(); it != all.end() && it->first.max_timestamp() <= wm;) {
+      const W& w = it->first;
+      element.timestamp = w.max_timestamp();
+      window_context<W> ctx{w, element.watermark, clock};
+      it->second.for_each([&](const K& key, acc_type& a) {
+        if (keyed)
+          enter_key(key);
+        emitter_.emit(key, ctx, result_type(ops_.result(a)), out);
+      });
+      it = panes_->erase(it);
+    }
+  }
+  void for_each(const std::function<void(const W&, const K&)>& visit) override {
+    for (auto& [w, pane] : panes_->panes())
+      pane.for_each([&](const K& key, acc_type&) { visit(w, key); });
+  }
+  size_t size() const noexcept override { return panes_->size(); }
+
   Ops ops_;
   internal::result_emitter<K, result_type, Out, W> emitter_;
   internal::window_accumulators<W, acc_type> acc_;
+  /// The panes, once use_panes switched to them.
+  pane_table* panes_ = nullptr;
 };
 
 /// What a window does with all its elements when it fires (without
@@ -721,6 +807,7 @@ public:
         throw std::invalid_argument("operator '" + this->name() +
                                     "': the trigger cannot merge, but the windows do (sessions)");
     }
+    open_panes();
   }
   void close() override {
     if (contents_)
@@ -730,6 +817,47 @@ public:
   }
 
   void collect(T&& value) override {
+    if (panes_ != nullptr) {
+      const T* one = &value;
+      add_to_panes(&one, &element_->timestamp, 1);
+      return;
+    }
+    collect_one(std::move(value));
+  }
+
+  void collect_stamped(T* records, const int64_t* timestamps, size_t n,
+                       element_context& element) override {
+    if (panes_ == nullptr || n == 0) {
+      keyed_operator<K, T, Out>::collect_stamped(records, timestamps, n, element);
+      return;
+    }
+    constexpr size_t block = 64;
+    const T* values[block];
+    for (size_t base = 0; base < n; base += block) {
+      const size_t m = std::min(block, n - base);
+      for (size_t j = 0; j < m; ++j)
+        values[j] = records + base + j;
+      add_to_panes(values, timestamps + base, m);
+    }
+    element.timestamp = timestamps[n - 1];
+  }
+
+  /// Elements dropped because they came too late (Flink's
+  /// numLateRecordsDropped).
+  [[nodiscard]] uint64_t late_records_dropped() const noexcept { return late_dropped_; }
+
+  /// Timers set (for tests and metrics).
+  [[nodiscard]] const keyed_timers<K, W>& timers() const noexcept { return timers_; }
+  /// Event-time timers set, those that panes imply among them.
+  [[nodiscard]] size_t event_timer_count() const noexcept {
+    return timers_.event_timers() + (panes_ != nullptr ? panes_->size() : 0);
+  }
+  /// Whether this subtask keeps its windows in panes (window_panes).
+  [[nodiscard]] bool uses_panes() const noexcept { return panes_ != nullptr; }
+
+private:
+  /// The element path without panes.
+  void collect_one(T&& value) {
     key_ = sel_(static_cast<const T&>(value));
     set_current_key();
     const auto ts = element_->timestamp;
@@ -787,20 +915,89 @@ public:
     }
   }
 
-  /// Elements dropped because they came too late (Flink's
-  /// numLateRecordsDropped).
-  [[nodiscard]] uint64_t late_records_dropped() const noexcept { return late_dropped_; }
+  /// Switches to panes when the windows allow (see window_panes): tumbling
+  /// event-time windows, the default trigger, no allowed lateness, incremental
+  /// contents on the heap backend.
+  void open_panes() {
+    panes_ = nullptr;
+    if constexpr (std::is_same_v<W, time_window>) {
+      tumbling_ = dynamic_cast<const tumbling_event_time_windows*>(spec_.assigner.get());
+      if (tumbling_ == nullptr || heap_backend_ == nullptr || event_trigger_ == nullptr ||
+          merging_ || spec_.allowed_lateness != 0)
+        return;
+      panes_ = this->call_user([&] { return contents_->use_panes(*heap_backend_); });
+      if (panes_ == nullptr)
+        return;
+      enter_key_ = [this](const K& k) {
+        key_ = k;
+        set_current_key();
+      };
+      timers_.set_implied_event_timers([this](const auto& visit) {
+        panes_->for_each([&](const W& w, const K& k) { visit(w.max_timestamp(), k, w); });
+      });
+    }
+  }
 
-  /// Timers set (for tests and metrics).
-  [[nodiscard]] const keyed_timers<K, W>& timers() const noexcept { return timers_; }
+  /// Adds *values[i] (timestamp timestamps[i]) to its window's pane; an
+  /// element without a timestamp, or late, takes the path without panes
+  /// (which fails it, or drops it as late).
+  void add_to_panes(const T* const* values, const int64_t* timestamps, size_t n) {
+    constexpr size_t block = 16;
+    K keys[block];
+    uint32_t hashes[block];
+    W windows[block];
+    const T* ready[block];
+    size_t m = 0;
+    auto flush = [&] {
+      this->call_user([&] { panes_->add(keys, hashes, windows, ready, m); });
+      m = 0;
+    };
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t ts = timestamps[i];
+      bool fast = ts != INT64_MIN;
+      if (fast) {
+        if constexpr (std::is_same_v<W, time_window>) {
+          // Event time mostly stays in the last element's window: skip the
+          // division then.
+          if (ts < recent_window_.start || ts >= recent_window_.end)
+            recent_window_ = tumbling_->window_of(ts);
+          windows[m] = recent_window_;
+          fast = recent_window_.max_timestamp() > element_->watermark;
+        }
+      }
+      if (!fast) {
+        if (m > 0)
+          flush();
+        element_->timestamp = ts;
+        collect_one(T(*values[i]));
+        continue;
+      }
+      keys[m] = sel_(*values[i]);
+      hashes[m] = heap_backend_->dense_hash(keys[m]);
+      ready[m] = values[i];
+      if (++m == block)
+        flush();
+    }
+    if (m > 0)
+      flush();
+  }
 
 protected:
   void on_keyed_state_restored() override {
     if (time_ != nullptr)
       timers_.rearm_restored_processing([&](int64_t t) { time_->register_timer(t, this); });
+    // A restore sets the timers panes imply as timers: take them back.
+    if (panes_ != nullptr)
+      panes_->for_each(
+        [&](const W& w, const K& k) { timers_.remove_event(w.max_timestamp(), k, w); });
   }
 
   void on_watermark(int64_t wm) override {
+    if (panes_ != nullptr) {
+      const auto saved = element_->timestamp;
+      this->call_user([&] { panes_->fire(wm, *element_, time_, *this->out_, enter_key_); });
+      element_->timestamp = saved;
+    }
     timers_.advance_watermark(wm, [&](const typename keyed_timers<K, W>::timer& t) {
       on_timer(t, true);
     });
@@ -1075,6 +1272,14 @@ private:
   uint64_t late_dropped_ = 0;
   /// The late-data side output's collector (null: nobody reads it).
   collector<T>* late_output_ = nullptr;
+  /// The contents' panes, when this subtask uses them (open_panes).
+  window_panes<K, T, W, Out>* panes_ = nullptr;
+  /// The assigner, when it is tumbling event-time windows.
+  const tumbling_event_time_windows* tumbling_ = nullptr;
+  /// The window of the last element added to panes (empty at first).
+  W recent_window_{};
+  /// Makes a key current for a process window function reading state.
+  std::function<void(const K&)> enter_key_;
 };
 
 } // namespace sluice::runtime

@@ -153,11 +153,11 @@ std::multiset<int64_t> run(state::backend_kind from_kind, int32_t from_p,
     std::vector<std::string_view> views(snaps.begin(), snaps.end());
     size_t timers_before = 0;
     for (auto& h : old)
-      timers_before += h->op->timers().event_timers();
+      timers_before += h->op->event_timer_count();
     size_t timers_after = 0;
     for (auto& h : subtasks) {
       h->op->restore_keyed_state(views);
-      timers_after += h->op->timers().event_timers();
+      timers_after += h->op->event_timer_count();
     }
     CHECK(timers_after == timers_before);
     watermark(subtasks, 95);
@@ -169,7 +169,7 @@ std::multiset<int64_t> run(state::backend_kind from_kind, int32_t from_p,
   auto rest = outputs(subtasks);
   fired.insert(rest.begin(), rest.end());
   for (auto& h : subtasks)
-    CHECK(h->op->timers().event_timers() == 0);
+    CHECK(h->op->event_timer_count() == 0);
   return fired;
 }
 
