@@ -526,12 +526,23 @@ private:
   // window_panes
   void add(const K* keys, const uint32_t* hashes, const W* windows, const T* const* values,
            size_t n) override {
-    for (size_t i = 0; i < n; ++i) {
-      auto& pane = panes_->pane_of(windows[i]);
-      if (acc_type* a = pane.find(keys[i], hashes[i]))
-        ops_.add(*a, *values[i]);
-      else
-        panes_->insert(pane, keys[i], hashes[i], ops_.create(*values[i]));
+    // Each record's slot is loaded ahead (a pane's table outgrows the
+    // first-level cache), then the folds run.
+    constexpr size_t ahead = 16;
+    typename pane_table::pane* panes[ahead];
+    for (size_t base = 0; base < n; base += ahead) {
+      const size_t m = std::min(ahead, n - base);
+      for (size_t j = 0; j < m; ++j) {
+        panes[j] = &panes_->pane_of(windows[base + j]);
+        panes[j]->prefetch(hashes[base + j]);
+      }
+      for (size_t j = 0; j < m; ++j) {
+        const size_t i = base + j;
+        if (acc_type* a = panes[j]->find(keys[i], hashes[i]))
+          ops_.add(*a, *values[i]);
+        else
+          panes_->insert(*panes[j], keys[i], hashes[i], ops_.create(*values[i]));
+      }
     }
   }
   void fire(int64_t wm, element_context& element, const processing_time_service* clock,
