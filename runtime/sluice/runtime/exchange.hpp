@@ -352,21 +352,10 @@ public:
   /// Chooses the channels of a block of records first (their key hashes
   /// are independent and overlap), then appends them in order.
   void collect_batch(T* records, size_t n) override {
-    if constexpr (Selector::broadcast) {
+    if constexpr (Selector::broadcast)
       collector<T>::collect_batch(records, n);
-    } else {
-      records_ += n;
-      constexpr size_t block = 16;
-      uint32_t channels[block];
-      for (size_t base = 0; base < n; base += block) {
-        const size_t m = std::min(block, n - base);
-        T* r = records + base;
-        for (size_t j = 0; j < m; ++j)
-          channels[j] = sel_.select(static_cast<const T&>(r[j]));
-        for (size_t j = 0; j < m; ++j)
-          append(channels[j], std::move(r[j]));
-      }
-    }
+    else
+      append_block(records, nullptr, n);
   }
 
   /// As collect_batch, each record with its timestamp (carried when this
@@ -375,20 +364,8 @@ public:
                        element_context& element) override {
     if constexpr (Selector::broadcast) {
       collector<T>::collect_stamped(records, timestamps, n, element);
-    } else {
-      if (n == 0)
-        return;
-      records_ += n;
-      constexpr size_t block = 16;
-      uint32_t channels[block];
-      for (size_t base = 0; base < n; base += block) {
-        const size_t m = std::min(block, n - base);
-        T* r = records + base;
-        for (size_t j = 0; j < m; ++j)
-          channels[j] = sel_.select(static_cast<const T&>(r[j]));
-        for (size_t j = 0; j < m; ++j)
-          append(channels[j], std::move(r[j]), timestamps[base + j]);
-      }
+    } else if (n > 0) {
+      append_block(records, timestamps, n);
       element.timestamp = timestamps[n - 1];
     }
   }
@@ -420,6 +397,26 @@ public:
   }
 
 private:
+
+  /// Appends records[0, n), with timestamps[i] or (without timestamps) the
+  /// element context's, channels chosen 16 at a time.
+  void append_block(T* records, const int64_t* timestamps, size_t n) {
+    records_ += n;
+    constexpr size_t block = 16;
+    uint32_t channels[block];
+    for (size_t base = 0; base < n; base += block) {
+      const size_t m = std::min(block, n - base);
+      T* r = records + base;
+      for (size_t j = 0; j < m; ++j)
+        channels[j] = sel_.select(static_cast<const T&>(r[j]));
+      for (size_t j = 0; j < m; ++j) {
+        if (timestamps != nullptr)
+          append(channels[j], std::move(r[j]), timestamps[base + j]);
+        else
+          append(channels[j], std::move(r[j]));
+      }
+    }
+  }
 
   /// Appends a record with the element context's timestamp.
   void append(uint32_t ch, T&& value) {

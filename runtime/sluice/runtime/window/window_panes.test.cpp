@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <tuple>
 #include <typeindex>
@@ -112,13 +113,10 @@ struct subtask {
   }
 };
 
-struct lcg {
-  uint64_t x;
-  uint64_t next(uint64_t bound) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    return (x >> 33) % bound;
-  }
-};
+/// A number in [0, bound) from `rng`.
+uint64_t next(std::mt19937_64& rng, uint64_t bound) {
+  return rng() % bound;
+}
 
 } // namespace
 
@@ -132,15 +130,15 @@ TEST_CASE("panes emit what the per-key path emits, in the same order, late data 
 
   // Out-of-order timestamps over many windows; blocks of uneven size; a
   // watermark between blocks, so some records arrive late.
-  lcg rng{11};
+  std::mt19937_64 rng{11};
   int64_t wm = -1;
   int64_t next_value = 1;
   for (int round = 0; round < 300; ++round) {
-    const size_t n = 1 + rng.next(100);
+    const size_t n = 1 + next(rng, 100);
     std::vector<int64_t> values, stamps;
     for (size_t i = 0; i < n; ++i) {
       values.push_back(next_value++);
-      stamps.push_back(wm - 20 + static_cast<int64_t>(rng.next(80)));
+      stamps.push_back(wm - 20 + static_cast<int64_t>(next(rng, 80)));
     }
     auto copy = values;
     panes.op->collect_stamped(copy.data(), stamps.data(), n, panes.element);
@@ -149,8 +147,8 @@ TEST_CASE("panes emit what the per-key path emits, in the same order, late data 
       per_key.element.timestamp = stamps[i];
       per_key.op->collect(int64_t(values[i]));
     }
-    if (rng.next(3) == 0) {
-      wm += static_cast<int64_t>(rng.next(30));
+    if (next(rng, 3) == 0) {
+      wm += static_cast<int64_t>(next(rng, 30));
       panes.watermark(wm);
       per_key.watermark(wm);
       REQUIRE(panes.out.records == per_key.out.records);
