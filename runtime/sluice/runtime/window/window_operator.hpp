@@ -829,8 +829,7 @@ public:
 
   void collect(T&& value) override {
     if (panes_ != nullptr) {
-      const T* one = &value;
-      add_to_panes(&one, &element_->timestamp, 1);
+      add_to_panes(&value, &element_->timestamp, 1);
       return;
     }
     collect_one(std::move(value));
@@ -842,14 +841,7 @@ public:
       keyed_operator<K, T, Out>::collect_stamped(records, timestamps, n, element);
       return;
     }
-    constexpr size_t block = 64;
-    const T* values[block];
-    for (size_t base = 0; base < n; base += block) {
-      const size_t m = std::min(block, n - base);
-      for (size_t j = 0; j < m; ++j)
-        values[j] = records + base + j;
-      add_to_panes(values, timestamps + base, m);
-    }
+    add_to_panes(records, timestamps, n);
     element.timestamp = timestamps[n - 1];
   }
 
@@ -949,10 +941,10 @@ private:
     }
   }
 
-  /// Adds *values[i] (timestamp timestamps[i]) to its window's pane; an
+  /// Adds records[i] (timestamp timestamps[i]) to its window's pane; an
   /// element without a timestamp, or late, takes the path without panes
   /// (which fails it, or drops it as late).
-  void add_to_panes(const T* const* values, const int64_t* timestamps, size_t n) {
+  void add_to_panes(const T* records, const int64_t* timestamps, size_t n) {
     constexpr size_t block = 16;
     K keys[block];
     uint32_t hashes[block];
@@ -980,12 +972,12 @@ private:
         if (m > 0)
           flush();
         element_->timestamp = ts;
-        collect_one(T(*values[i]));
+        collect_one(T(records[i]));
         continue;
       }
-      keys[m] = sel_(*values[i]);
+      keys[m] = sel_(records[i]);
       hashes[m] = heap_backend_->dense_hash(keys[m]);
-      ready[m] = values[i];
+      ready[m] = &records[i];
       if (++m == block)
         flush();
     }

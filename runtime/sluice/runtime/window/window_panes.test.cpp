@@ -213,6 +213,18 @@ TEST_CASE("a record without a timestamp fails on the pane path as on the per-key
                     doctest::Contains("timestamp"));
 }
 
+TEST_CASE("a pane entry with a corrupt window or value fails its restore, naming the problem") {
+  state::dense_pane_table<int64_t, time_window, int64_t> table;
+  const auto window = state::serialize(time_window{0, 10});
+  const auto value = state::serialize(int64_t{7});
+  table.restore(1, 1, window, value);
+  CHECK(table.size() == 1);
+  CHECK_THROWS_WITH(table.restore(2, 2, window.substr(0, 3), value),
+                    doctest::Contains("deserialize"));
+  CHECK_THROWS_WITH(table.restore(2, 2, window, value + "x"), doctest::Contains("trailing"));
+  CHECK(table.size() == 1); // nothing half restored
+}
+
 TEST_CASE("a timestamp assigner forwards blocks, each cut after a record that makes a watermark") {
   // Punctuated: a watermark after every record divisible by 10.
   auto strategy = watermark_strategy<int64_t>::for_generator([] {
