@@ -117,6 +117,7 @@ TEST_CASE("every message type that crosses nodes survives a serializer round tri
   f.size = 77;
   f.crc32 = 0xdeadbeef;
   f.shared = true;
+  f.prefix = true;
   ack.native_files = {{f}, {}};
   ack.channel_state_file = "n1.chan";
   ack.channel_bytes = 5;

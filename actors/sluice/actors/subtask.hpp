@@ -23,7 +23,8 @@ namespace sluice::state {
 /// messages that cross nodes (found by argument-dependent lookup).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, native_file_ref& x) {
-  return f(caf::meta::type_name("native_file_ref"), x.name, x.stored, x.size, x.crc32, x.shared);
+  return f(caf::meta::type_name("native_file_ref"), x.name, x.stored, x.size, x.crc32, x.shared,
+           x.prefix);
 }
 
 } // namespace sluice::state

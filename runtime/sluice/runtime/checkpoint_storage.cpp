@@ -138,6 +138,58 @@ std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
   return {size, crc};
 }
 
+/// Size (at most `limit` bytes) and CRC-32 of a file's content, after
+/// syncing the file.
+std::pair<uint64_t, uint32_t> sum_and_sync(const std::filesystem::path& p, uint64_t limit) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw checkpoint_error("cannot open " + p.string() + ": " + errno_text());
+  auto fail = [&](const std::string& what) {
+    auto why = errno_text();
+    ::close(fd);
+    throw checkpoint_error(what + " " + p.string() + ": " + why);
+  };
+  std::string buf(size_t{1} << 20, '\0');
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  while (size < limit) {
+    auto n = ::read(fd, buf.data(),
+                    static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - size)));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      fail("cannot read");
+    if (n == 0)
+      break;
+    crc = state::snapshot_crc32_update(crc, std::string_view(buf.data(), static_cast<size_t>(n)));
+    size += static_cast<uint64_t>(n);
+  }
+  if (::fdatasync(fd) != 0)
+    fail("cannot sync");
+  ::close(fd);
+  return {size, crc};
+}
+
+/// Stores a file of a native snapshot at `to`: as a hard link when `to` is
+/// on the snapshot's filesystem (RocksDB never rewrites a byte it wrote:
+/// SST files are immutable, logs and the MANIFEST only grow, and `limit`
+/// is then the snapshot's prefix), else as a durable copy of at most
+/// `limit` bytes. Returns the stored content's size and CRC-32.
+std::pair<uint64_t, uint32_t> store_native_file(const std::filesystem::path& from,
+                                                const std::filesystem::path& to, uint64_t limit) {
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    try {
+      return sum_and_sync(to, limit);
+    } catch (...) {
+      ::unlink(to.c_str());
+      throw;
+    }
+  }
+  // EXDEV (another filesystem), EPERM (links not supported), EEXIST (a
+  // retried upload): copy instead.
+  return copy_with_crc(from, to, true, limit);
+}
+
 std::string random_token() {
   std::random_device rd;
   std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
@@ -213,12 +265,16 @@ std::string checkpoint_metadata::to_json() const {
                   {"bytes", s.bytes}};
       if (!s.native_files.empty()) {
         json files = json::array();
-        for (const auto& f : s.native_files)
-          files.push_back({{"name", f.name},
-                           {"stored", f.stored},
-                           {"size", f.size},
-                           {"crc32", f.crc32},
-                           {"shared", f.shared}});
+        for (const auto& f : s.native_files) {
+          json file = {{"name", f.name},
+                       {"stored", f.stored},
+                       {"size", f.size},
+                       {"crc32", f.crc32},
+                       {"shared", f.shared}};
+          if (f.prefix)
+            file["prefix"] = true; // absent in checkpoints written before it existed
+          files.push_back(std::move(file));
+        }
         sub["native"] = std::move(files);
       }
       if (!s.channel_state_file.empty())
@@ -300,6 +356,7 @@ checkpoint_metadata checkpoint_metadata::from_json(std::string_view text,
             r.size = f.at("size").get<uint64_t>();
             r.crc32 = f.at("crc32").get<uint32_t>();
             r.shared = f.at("shared").get<bool>();
+            r.prefix = f.contains("prefix") && f.at("prefix").get<bool>();
             check_file_name(r.name, origin);
             if (r.shared)
               check_shared_path(r.stored, origin);
@@ -449,7 +506,7 @@ void checkpoint_storage::finalize(const checkpoint_metadata& md) {
         auto p = f.shared ? dir_ / f.stored : d / f.stored;
         std::error_code ec;
         auto size = std::filesystem::file_size(p, ec);
-        if (ec || size != f.size)
+        if (ec || size < f.size || (size > f.size && !f.prefix))
           missing(op, s, (ec ? "missing file " : "file of another size: ") + f.stored);
       }
     }
@@ -651,7 +708,8 @@ download_native(const restore_point& rp, const operator_state_handle& op,
                              " is missing");
     std::pair<uint64_t, uint32_t> got;
     try {
-      got = copy_with_crc(from, dir / f.name, false);
+      got = copy_with_crc(from, dir / f.name, false,
+                          f.prefix ? f.size : std::numeric_limits<uint64_t>::max());
     } catch (const checkpoint_error& e) {
       throw checkpoint_error(src->origin + ": " + e.what());
     }
@@ -796,9 +854,10 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
       r.shared = immutable;
       r.stored = immutable ? shared_rel + "/" + n.instance + "-" + name : base + "." + name;
       auto [bytes, crc] =
-        copy_with_crc(local, immutable ? job_dir / r.stored : chk_dir / r.stored, true, limit);
+        store_native_file(local, immutable ? job_dir / r.stored : chk_dir / r.stored, limit);
       r.size = bytes;
       r.crc32 = crc;
+      r.prefix = valid != n.valid_sizes.end();
       out.bytes += bytes;
       if (immutable)
         uploaded.push_back(r);

@@ -35,11 +35,14 @@ struct rocks {
   std::unique_ptr<state::keyed_state_backend<int64_t>> b;
   std::unique_ptr<state::value_state<int64_t>> sum;
 
-  rocks(const fs::path& local, int32_t index, int32_t parallelism) {
+  rocks(const fs::path& local, int32_t index, int32_t parallelism,
+        state::rocksdb_config::snapshot_cut cut = state::rocksdb_config::snapshot_cut::flush) {
     static std::atomic<int> n{0};
     state::rocksdb_config cfg;
     cfg.local_dir = local.string();
     cfg.managed_memory_bytes = size_t{64} << 20;
+    cfg.native_snapshots = true;
+    cfg.cut = cut;
     b = std::make_unique<state::rocksdb_keyed_backend<int64_t>>(
       state::key_group_range_for_subtask(max_p, parallelism, index), max_p, nullptr, cfg,
       "incr-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
@@ -132,6 +135,15 @@ std::string error_of(const std::function<void()>& fn) {
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
+}
+
+/// Gives a stored file an inode of its own (stored files are hard links to
+/// the live instance's files), so damaging it leaves the instance alone.
+void detach(const fs::path& p) {
+  auto tmp = p;
+  tmp += ".detached";
+  fs::copy_file(p, tmp);
+  fs::rename(tmp, p);
 }
 
 void flip_byte(const fs::path& p, std::streamoff at) {
@@ -361,6 +373,7 @@ TEST_CASE("a missing or corrupt shared file fails the restore naming operator an
   auto shared = shared_of(md);
   REQUIRE_FALSE(shared.empty());
   auto victim = st.job_dir() / *shared.begin();
+  detach(victim);
 
   flip_byte(victim, 100);
   auto err = error_of([&] { (void)restore(st, s.dir, 1, 0, 1); });
@@ -383,6 +396,45 @@ TEST_CASE("a missing or corrupt shared file fails the restore naming operator an
     CHECK(e.path().filename().string().rfind("sluice-restore-", 0) != 0);
 }
 
+TEST_CASE("files are stored as hard links; a live log's link grows, its restore stops at the cut") {
+  scratch s;
+  checkpoint_storage st(s.dir / "chk", "job1", 2);
+  rocks r(s.dir, 0, 1, state::rocksdb_config::snapshot_cut::log);
+  r.put(0, 3000, 1);
+  auto md = take(st, 1, {&r});
+  st.complete(md);
+  r.b->checkpoint_completed(1);
+  const auto& files = md.operators[0].subtasks[0].native_files;
+  const state::native_file_ref* log = nullptr;
+  for (const auto& f : files) {
+    auto p = f.shared ? st.job_dir() / f.stored : st.checkpoint_dir(1) / f.stored;
+    if (f.name.size() > 4 && f.name.compare(f.name.size() - 4, 4, ".log") == 0 && f.prefix)
+      log = &f;
+    // Same filesystem: nothing was copied, each stored file is a link to
+    // the instance's own file (CURRENT is written, not linked).
+    if (f.name != "CURRENT")
+      CHECK_MESSAGE(fs::hard_link_count(p) >= 2, f.name);
+  }
+  REQUIRE(log != nullptr);
+  // Writes after the cut reach the same log file (the next snapshot writes
+  // the buffered log out), so the stored link grows past the recorded size.
+  r.put(0, 3000, 9);
+  (void)take(st, 2, {&r});
+  auto stored = st.checkpoint_dir(1) / log->stored;
+  CHECK(fs::file_size(stored) > log->size);
+  // Checkpoint 1 restores the state at its cut, not the later writes.
+  auto back = restore(st, s.dir, 1, 0, 1);
+  for (int64_t k = 0; k < 3000; k += 11)
+    CHECK(back->get(k) == std::optional<int64_t>(k));
+  // A stored prefix shorter than the recorded one fails the restore.
+  detach(stored);
+  fs::resize_file(stored, log->size - 1);
+  auto err = error_of([&] { (void)restore(st, s.dir, 1, 0, 1); });
+  CHECK(contains(err, "operator 'sum' subtask 0"));
+  CHECK(contains(err, stored.string()));
+  CHECK(contains(err, "truncated"));
+}
+
 TEST_CASE("native file lists survive the metadata and bad shared paths are rejected") {
   checkpoint_metadata md;
   md.job_id = "job1";
@@ -393,6 +445,7 @@ TEST_CASE("native file lists survive the metadata and bad shared paths are rejec
   h.keyed_state_file = "sum-s0.keyed";
   h.native_files.push_back({"000012.sst", "shared/c3/ab-000012.sst", 1234, 99, true});
   h.native_files.push_back({"CURRENT", "sum-s0.CURRENT", 16, 7, false});
+  h.native_files.push_back({"000011.log", "sum-s0.000011.log", 4096, 5, false, true});
   op.subtasks.push_back(h);
   md.operators.push_back(op);
   auto back = checkpoint_metadata::from_json(md.to_json(), "test");

@@ -33,10 +33,14 @@ struct native_file_ref {
   /// True for immutable files (SST files, closed logs), which later
   /// checkpoints may reference.
   bool shared = false;
+  /// True for a file RocksDB kept appending to (the live log, the
+  /// MANIFEST): the snapshot is its first `size` bytes, and the stored file
+  /// may be longer (a hard link to the file RocksDB still writes).
+  bool prefix = false;
 
   friend bool operator==(const native_file_ref& a, const native_file_ref& b) {
     return a.name == b.name && a.stored == b.stored && a.size == b.size && a.crc32 == b.crc32 &&
-           a.shared == b.shared;
+           a.shared == b.shared && a.prefix == b.prefix;
   }
 };
 

@@ -13,14 +13,21 @@ constexpr char magic[8] = {'S', 'L', 'K', 'S', 'N', 'A', 'P', '1'};
 /// Index entry per key group: offset, length, CRC.
 constexpr size_t index_entry_bytes = 8 + 8 + 4;
 
-std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> t{};
+/// Tables for CRC-32 (IEEE, reflected) eight bytes at a time ("slicing by
+/// 8"): t[0] is the classic byte table, t[k][b] the CRC of byte b followed
+/// by k zero bytes. About five times the byte-at-a-time rate, which matters
+/// for checkpoints: every stored RocksDB file and heap snapshot is summed.
+std::array<std::array<uint32_t, 256>, 8> make_crc_tables() {
+  std::array<std::array<uint32_t, 256>, 8> t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k)
       c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[i] = c;
+    t[0][i] = c;
   }
+  for (size_t k = 1; k < 8; ++k)
+    for (uint32_t i = 0; i < 256; ++i)
+      t[k][i] = t[0][t[k - 1][i] & 0xFFu] ^ (t[k - 1][i] >> 8);
   return t;
 }
 
@@ -236,10 +243,21 @@ private:
 } // namespace
 
 uint32_t snapshot_crc32_update(uint32_t crc, std::string_view bytes) noexcept {
-  static const auto table = make_crc_table();
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the CRC reads words little-endian");
+  static const auto t = make_crc_tables();
   uint32_t c = crc ^ 0xFFFFFFFFu;
-  for (char ch : bytes)
-    c = table[(c ^ static_cast<uint8_t>(ch)) & 0xFFu] ^ (c >> 8);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  size_t n = bytes.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint32_t lo = 0, hi = 0;
+    std::memcpy(&lo, p, 4); // little-endian, as every target sluice builds for
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= c;
+    c = t[7][lo & 0xFFu] ^ t[6][(lo >> 8) & 0xFFu] ^ t[5][(lo >> 16) & 0xFFu] ^ t[4][lo >> 24] ^
+        t[3][hi & 0xFFu] ^ t[2][(hi >> 8) & 0xFFu] ^ t[1][(hi >> 16) & 0xFFu] ^ t[0][hi >> 24];
+  }
+  for (; n > 0; ++p, --n)
+    c = t[0][(c ^ *p) & 0xFFu] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
 }
 
