@@ -5,13 +5,16 @@
 //                          checkpoints (--full: full snapshots instead)
 //   recovery: T ms         from a killed subtask to records flowing again,
 //                          with a 0-delay restart strategy
+//   rocksdb log cost: P%   (--only log) what a write-ahead log costs a bare
+//                          RocksDB instance doing the keyed sum's get + put,
+//                          without sluice around it: the price of the log cut
 // plus, per backend, the throughputs and the checkpoints' count, mean
 // duration ("checkpoint duration <backend>: T ms", trigger to completion),
 // mean synchronous part per subtask, and mean size ("checkpoint size
 // <backend>: N bytes", what a checkpoint wrote: for incremental ones the new
 // files only) and full state size.
 //
-//   checkpoint_overhead [--heap-records N] [--rocksdb-records N] [--only heap|rocksdb|recovery]
+//   checkpoint_overhead [--heap-records N] [--rocksdb-records N] [--only heap|rocksdb|recovery|log]
 //                       [--full 1] [--repeat N] [--single off|on]
 //                       [--cut log|flush] [--dir DIR] [--interval MS]
 // --dir: where checkpoints go (default <tmp>/sluice-bench-checkpoints); on
@@ -21,12 +24,15 @@
 #include "sluice/sluice.hpp"
 
 #include <nlohmann/json.hpp>
+#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -155,6 +161,57 @@ void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64
   std::printf("overhead %s: %.1f%%\n", label, 100.0 * (1.0 - off_s / on_s));
 }
 
+/// Records/s of get + put per record on a bare RocksDB instance (500 k
+/// keys, the keyed sum's access pattern), with or without its log
+/// (buffered, as the log cut writes it).
+double bare_rocksdb(bool log, uint64_t n) {
+  auto dir = std::filesystem::temp_directory_path() / "sluice-bench-bare-rocksdb";
+  std::filesystem::remove_all(dir);
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.write_buffer_size = size_t{16} << 20;
+  o.manual_wal_flush = true;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(o, dir.string(), &raw);
+  if (!st.ok()) {
+    std::fprintf(stderr, "cannot open RocksDB in %s: %s\n", dir.c_str(), st.ToString().c_str());
+    std::exit(1);
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions w;
+  w.disableWAL = !log;
+  std::string value;
+  auto t0 = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t key = (i * 2654435761u) % 500'000;
+    rocksdb::Slice k(reinterpret_cast<const char*>(&key), sizeof key);
+    int64_t sum = 0;
+    if (db->Get(rocksdb::ReadOptions(), k, &value).ok() && value.size() == sizeof sum)
+      std::memcpy(&sum, value.data(), sizeof sum);
+    ++sum;
+    db->Put(w, k, rocksdb::Slice(reinterpret_cast<const char*>(&sum), sizeof sum));
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  db.reset();
+  std::filesystem::remove_all(dir);
+  return static_cast<double>(n) / s;
+}
+
+void log_cost(uint64_t n, int repeat) {
+  double without_s = 0, with_s = 0;
+  for (int i = 0; i < repeat; ++i) {
+    bool log_first = i % 2 == 1;
+    double a = bare_rocksdb(log_first, n);
+    double b = bare_rocksdb(!log_first, n);
+    double without = log_first ? b : a, with = log_first ? a : b;
+    without_s += static_cast<double>(n) / without;
+    with_s += static_cast<double>(n) / with;
+    std::printf("bare rocksdb run %d: no log %.3f M ops/s, log %.3f M ops/s (%.1f%%)\n", i + 1,
+                without / 1e6, with / 1e6, 100.0 * (1.0 - with / without));
+  }
+  std::printf("rocksdb log cost: %.1f%%\n", 100.0 * (1.0 - without_s / with_s));
+}
+
 /// Kills a keyed subtask of a running checkpointed job and measures until
 /// the restarted subtask reports records again.
 double recovery_ms() {
@@ -241,6 +298,8 @@ int main(int argc, char** argv) {
     overhead("heap", state::backend_kind::heap, heap_records, 100'000, repeat);
   if (only.empty() || only == "rocksdb")
     overhead("rocksdb", state::backend_kind::rocksdb, rocksdb_records, 1'000'000, repeat);
+  if (only == "log")
+    log_cost(1'500'000, repeat);
   if (only.empty() || only == "recovery")
     std::printf("recovery: %.0f ms\n", recovery_ms());
   return 0;
