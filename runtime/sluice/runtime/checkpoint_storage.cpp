@@ -73,6 +73,31 @@ void check_shared_path(const std::string& path, const std::string& origin) {
   check_file_name(path.substr(slash + 1), origin);
 }
 
+/// Reads up to `limit` bytes of `fd` in 1 MiB chunks into `got` (size and
+/// CRC-32), handing each chunk to `sink`. False when a read fails (errno
+/// tells why) or `sink` returns false.
+template <class Sink>
+bool read_summed(int fd, uint64_t limit, std::pair<uint64_t, uint32_t>& got, Sink&& sink) {
+  std::string buf(size_t{1} << 20, '\0');
+  got = {0, 0};
+  while (got.first < limit) {
+    auto n = ::read(fd, buf.data(),
+                    static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - got.first)));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return false;
+    if (n == 0)
+      break;
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    got.second = state::snapshot_crc32_update(got.second, chunk);
+    got.first += chunk.size();
+    if (!sink(chunk))
+      return false;
+  }
+  return true;
+}
+
 /// Copies `from` to `to` in 1 MiB chunks, returning its size and CRC-32.
 /// With `durable`, through a temp file that is synced and renamed (the
 /// caller syncs the directory); otherwise straight to `to`.
@@ -98,30 +123,24 @@ std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
     ::unlink(tmp.c_str());
     throw checkpoint_error(what + ": " + why);
   };
-  std::string buf(size_t{1} << 20, '\0');
-  uint64_t size = 0;
-  uint32_t crc = 0;
-  while (size < limit) {
-    auto n = ::read(in, buf.data(),
-                    static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - size)));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      fail("cannot read " + from.string());
-    if (n == 0)
-      break;
-    crc = state::snapshot_crc32_update(crc, std::string_view(buf.data(), static_cast<size_t>(n)));
-    size += static_cast<uint64_t>(n);
+  std::pair<uint64_t, uint32_t> got;
+  bool written = true;
+  bool read = read_summed(in, limit, got, [&](std::string_view chunk) {
     size_t done = 0;
-    while (done < static_cast<size_t>(n)) {
-      auto w = ::write(out, buf.data() + done, static_cast<size_t>(n) - done);
+    while (done < chunk.size()) {
+      auto w = ::write(out, chunk.data() + done, chunk.size() - done);
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
-        fail("cannot write " + tmp.string());
+        return written = false;
       done += static_cast<size_t>(w);
     }
-  }
+    return true;
+  });
+  if (!written)
+    fail("cannot write " + tmp.string());
+  if (!read)
+    fail("cannot read " + from.string());
   if (durable && ::fsync(out) != 0)
     fail("cannot sync " + tmp.string());
   ::close(in);
@@ -135,7 +154,7 @@ std::pair<uint64_t, uint32_t> copy_with_crc(const std::filesystem::path& from,
     ::unlink(tmp.c_str());
     throw checkpoint_error("cannot rename " + tmp.string() + " to " + to.string() + ": " + why);
   }
-  return {size, crc};
+  return got;
 }
 
 /// Size (at most `limit` bytes) and CRC-32 of a file's content, after
@@ -149,25 +168,13 @@ std::pair<uint64_t, uint32_t> sum_and_sync(const std::filesystem::path& p, uint6
     ::close(fd);
     throw checkpoint_error(what + " " + p.string() + ": " + why);
   };
-  std::string buf(size_t{1} << 20, '\0');
-  uint64_t size = 0;
-  uint32_t crc = 0;
-  while (size < limit) {
-    auto n = ::read(fd, buf.data(),
-                    static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - size)));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      fail("cannot read");
-    if (n == 0)
-      break;
-    crc = state::snapshot_crc32_update(crc, std::string_view(buf.data(), static_cast<size_t>(n)));
-    size += static_cast<uint64_t>(n);
-  }
+  std::pair<uint64_t, uint32_t> got;
+  if (!read_summed(fd, limit, got, [](std::string_view) { return true; }))
+    fail("cannot read");
   if (::fdatasync(fd) != 0)
     fail("cannot sync");
   ::close(fd);
-  return {size, crc};
+  return got;
 }
 
 /// Stores a file of a native snapshot at `to`: as a hard link when `to` is
