@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <unistd.h>
@@ -450,6 +451,18 @@ TEST_CASE("native file lists survive the metadata and bad shared paths are rejec
   md.operators.push_back(op);
   auto back = checkpoint_metadata::from_json(md.to_json(), "test");
   CHECK(back.operators[0].subtasks[0].native_files == h.native_files);
+  // "prefix" is optional (older metadata has none) but must be a boolean.
+  auto text = md.to_json();
+  auto at = text.find("\"prefix\": true");
+  REQUIRE(at != std::string::npos);
+  auto no_prefix = text;
+  no_prefix.replace(at, std::strlen("\"prefix\": true"), "\"prefix\": false");
+  CHECK_FALSE(checkpoint_metadata::from_json(no_prefix, "test").operators[0].subtasks[0]
+                .native_files[2].prefix);
+  auto bad_prefix = text;
+  bad_prefix.replace(at, std::strlen("\"prefix\": true"), "\"prefix\": \"yes\"");
+  auto err = error_of([&] { (void)checkpoint_metadata::from_json(bad_prefix, "test"); });
+  CHECK(contains(err, "test: malformed checkpoint metadata"));
   for (auto bad : {"shared/c3/../../x.sst", "shared/../x", "/etc/passwd", "shared/cx/a.sst"}) {
     CAPTURE(bad);
     auto m = md;

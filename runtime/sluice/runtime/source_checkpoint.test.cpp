@@ -1,4 +1,5 @@
 #include "sluice/runtime/source.hpp"
+#include "sluice/runtime/testing/vector_collector.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,13 +19,6 @@ using sluice::state::operator_state_store;
 
 namespace {
 
-template <class T>
-struct collecting final : collector<T> {
-  std::vector<T> items;
-  using collector<T>::collect;
-  void collect(T&& v) override { items.push_back(std::move(v)); }
-};
-
 /// One source subtask with its operator state, opened as a source operator
 /// does (initialize_state, then open).
 template <class T, class S>
@@ -33,7 +27,7 @@ struct source_harness {
   checkpoint_hooks hooks;
   runtime_context ctx;
   S src;
-  collecting<T> out;
+  testing::vector_collector<T> out;
   source_step last;
 
   source_harness(S s, int32_t index, int32_t parallelism,

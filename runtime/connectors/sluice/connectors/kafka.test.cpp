@@ -1,6 +1,7 @@
 #include "sluice/connectors/kafka.hpp"
 #include "sluice/connectors/kafka_mock_cluster.hpp"
 #include "sluice/connectors/testing/function_harness.hpp"
+#include "sluice/runtime/testing/vector_collector.hpp"
 
 #include <doctest/doctest.h>
 #include <librdkafka/rdkafka.h>
@@ -46,20 +47,16 @@ using harness = testing::function_harness<F>;
 using source_harness = harness<kafka_source<std::string>>;
 using sink_harness = harness<kafka_sink<std::string>>;
 
-struct vector_collector final : collector<std::string> {
-  using collector<std::string>::collect;
-  void collect(std::string&& v) override { values.push_back(std::move(v)); }
-  std::vector<std::string> values;
-};
+using vector_collector = sluice::runtime::testing::vector_collector<std::string>;
 
 /// Runs steps of `h` until it finished or `at_least` more records came, at
 /// most 10 s. Returns whether it finished.
 bool run_source(source_harness& h, vector_collector& out, size_t at_least = SIZE_MAX,
                 size_t max_per_step = 64) {
-  auto start = out.values.size();
+  auto start = out.items.size();
   auto deadline = clock_type::now() + std::chrono::seconds(10);
   while (clock_type::now() < deadline) {
-    auto want = std::min(max_per_step, at_least - (out.values.size() - start));
+    auto want = std::min(max_per_step, at_least - (out.items.size() - start));
     if (want == 0)
       return false;
     auto step = h.fn.run(out, want);
@@ -207,7 +204,7 @@ TEST_CASE("a bounded source at parallelism 1 reads every record of a 3-partition
                    0, 1);
   vector_collector out;
   CHECK(run_source(h, out));
-  CHECK(as_set(out.values) == as_set(written));
+  CHECK(as_set(out.items) == as_set(written));
   auto pos = h.fn.positions();
   REQUIRE(pos.size() == 3);
   for (auto& p : pos)
@@ -231,8 +228,8 @@ TEST_CASE("bounded sources at parallelism 3 and 2 read their own partitions, all
       CHECK(run_source(h, out));
       for (auto& p : h.fn.positions())
         CHECK(kafka_partition_owner(in, p.partition, parallelism) == i);
-      CHECK(out.values.size() == 100 * h.fn.positions().size());
-      all.insert(all.end(), out.values.begin(), out.values.end());
+      CHECK(out.items.size() == 100 * h.fn.positions().size());
+      all.insert(all.end(), out.items.begin(), out.items.end());
       h.fn.close();
     }
     CHECK(as_set(all) == as_set(written));
@@ -252,7 +249,7 @@ TEST_CASE("a source restored at another parallelism continues exactly after its 
   for (int32_t i = 0; i < 3; ++i) {
     first.push_back(std::make_unique<source_harness>(proto, i, 3));
     CHECK_FALSE(run_source(*first[i], before[i], 40, 7));
-    CHECK(before[i].values.size() == 40);
+    CHECK(before[i].items.size() == 40);
     saved.push_back(first[i]->checkpoint(1));
   }
   // Records read after the checkpoint are lost with the failure.
@@ -263,7 +260,7 @@ TEST_CASE("a source restored at another parallelism continues exactly after its 
   }
   std::vector<std::string> up_to_checkpoint;
   for (auto& b : before)
-    up_to_checkpoint.insert(up_to_checkpoint.end(), b.values.begin(), b.values.end());
+    up_to_checkpoint.insert(up_to_checkpoint.end(), b.items.begin(), b.items.end());
 
   for (int32_t parallelism : {2, 1, 4}) {
     CAPTURE(parallelism);
@@ -272,7 +269,7 @@ TEST_CASE("a source restored at another parallelism continues exactly after its 
     for (auto& h : restored) {
       vector_collector out;
       CHECK(run_source(*h, out));
-      all.insert(all.end(), out.values.begin(), out.values.end());
+      all.insert(all.end(), out.items.begin(), out.items.end());
       h->fn.close();
     }
     CHECK(all.size() == written.size());
@@ -316,8 +313,8 @@ TEST_CASE("completed checkpoints commit offsets to the group; committed start of
   source_harness resumed(kafka_source<std::string>(committed, kafka_string_deserializer()), 0, 1);
   vector_collector rest;
   CHECK(run_source(resumed, rest));
-  auto all = first.values;
-  all.insert(all.end(), rest.values.begin(), rest.values.end());
+  auto all = first.items;
+  all.insert(all.end(), rest.items.begin(), rest.items.end());
   CHECK(as_set(all) == as_set(written));
   resumed.fn.close();
 }
@@ -335,10 +332,10 @@ TEST_CASE("an unbounded source starting at the latest offsets waits, then reads 
   auto step = h.fn.run(out, 10);
   CHECK(step.what == source_step::kind::wait);
   CHECK(step.delay == milliseconds(3));
-  CHECK(out.values.empty());
+  CHECK(out.items.empty());
   auto fresh = produce(kafka.bootstrap_servers(), in, 12, 1000);
   CHECK_FALSE(run_source(h, out, 12));
-  CHECK(as_set(out.values) == as_set(fresh));
+  CHECK(as_set(out.items) == as_set(fresh));
   h.fn.close();
 }
 

@@ -1,5 +1,6 @@
 #include "sluice/state/test_backends.hpp"
 #include "sluice/runtime/window/window_operator.hpp"
+#include "sluice/runtime/testing/vector_collector.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,17 +15,12 @@
 #include <vector>
 
 using namespace sluice::runtime;
+using sluice::runtime::testing::vector_collector;
 namespace state = sluice::state;
 
 namespace {
 
 constexpr int32_t max_p = 128;
-
-template <class T>
-struct vector_collector final : collector<T> {
-  std::vector<T> items;
-  void collect(T&& v) override { items.push_back(std::move(v)); }
-};
 
 /// A processing_time_service whose clock and timers the test drives.
 struct fake_clock final : processing_time_service {
