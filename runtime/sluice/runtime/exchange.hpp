@@ -114,6 +114,9 @@ public:
   }
   /// Appends with a streaming store (streamable records only).
   inline void stream_back(const T& value) noexcept;
+  /// Takes records [size(), n) as written in place by streaming stores
+  /// through begin() (streamable records only, n <= capacity()).
+  void set_streamed_size(size_t n) noexcept { size_ = n; }
 
   void clear() noexcept {
     if constexpr (!std::is_trivially_destructible_v<T>)
@@ -331,8 +334,9 @@ public:
                  const exchange_params& params)
     : gate_(gate), id_(id), sel_(std::move(sel)), capacity_(params.records_per_batch<T>()) {
     batches_.resize(channels);
-    for (auto& b : batches_)
-      b = fresh();
+    lanes_.resize(channels);
+    for (uint32_t ch = 0; ch < channels; ++ch)
+      attach(ch, fresh());
   }
   using collector<T>::collect;
 
@@ -372,7 +376,7 @@ public:
 
   void flush(bool only_with_credit) override {
     for (uint32_t ch = 0; ch < batches_.size(); ++ch)
-      if (!batches_[ch]->records.empty() && (!only_with_credit || gate_.has_credit(id_, ch)))
+      if (pending(ch) > 0 && (!only_with_credit || gate_.has_credit(id_, ch)))
         hand_over(ch);
   }
 
@@ -420,43 +424,73 @@ private:
 
   /// Appends a record with the element context's timestamp.
   void append(uint32_t ch, T&& value) {
-    if (carry_timestamps_)
-      append_timestamp(ch, ectx_->timestamp);
-    append_record(ch, std::move(value));
+    append(ch, std::move(value), carry_timestamps_ ? ectx_->timestamp : 0);
   }
+  /// Appends a record (and its timestamp, when carried); a full batch goes.
   void append(uint32_t ch, T&& value, int64_t timestamp) {
-    if (carry_timestamps_)
-      append_timestamp(ch, timestamp);
-    append_record(ch, std::move(value));
-  }
-  void append_timestamp(uint32_t ch, int64_t timestamp) {
-    auto& ts = batches_[ch]->timestamps;
-    if (ts.capacity() == 0)
-      ts.reserve(capacity_);
-    // Streamed like the records (see streamable_record_v): the lines of a
-    // recycled buffer were last read by the receiving core.
-    ts.stream_back(timestamp);
-  }
-  /// Appends after the record's timestamp (if carried); a full batch goes.
-  void append_record(uint32_t ch, T&& value) {
-    auto& recs = batches_[ch]->records;
     if constexpr (streamable_record_v<T>) {
-      recs.stream_back(value);
+      // Through the channel's lane: the stores and a count, nothing else.
+      auto& l = lanes_[ch];
+      if (carry_timestamps_) {
+        if (l.timestamps == nullptr)
+          attach_timestamps(ch);
+        stream_store(l.timestamps + l.size, timestamp);
+      }
+      stream_store(l.records + l.size, value);
+      if (++l.size == capacity_)
+        hand_over(ch);
     } else {
-      recs.push_back(std::move(value));
+      auto& b = *batches_[ch];
+      if (carry_timestamps_) {
+        if (b.timestamps.capacity() == 0)
+          b.timestamps.reserve(capacity_);
+        // Streamed (see streamable_record_v): the lines of a recycled
+        // buffer were last read by the receiving core.
+        b.timestamps.stream_back(timestamp);
+      }
+      b.records.push_back(std::move(value));
+      if (b.records.size() >= capacity_)
+        hand_over(ch);
     }
-    if (recs.size() >= capacity_)
-      hand_over(ch);
+  }
+
+  /// Records appended to channel ch's batch and not yet handed over.
+  size_t pending(uint32_t ch) const noexcept {
+    if constexpr (streamable_record_v<T>)
+      return lanes_[ch].size;
+    else
+      return batches_[ch]->records.size();
   }
 
   void hand_over(uint32_t ch) {
+    if constexpr (streamable_record_v<T>) {
+      // The batch learns what its lane wrote.
+      auto& l = lanes_[ch];
+      batches_[ch]->records.set_streamed_size(l.size);
+      if (carry_timestamps_ && l.size > 0)
+        batches_[ch]->timestamps.set_streamed_size(l.size);
+    }
     if (streamable_record_v<T> || carry_timestamps_)
       stream_fence();
     auto next = gate_.hand_over(id_, ch, std::move(batches_[ch]));
-    if (next)
-      batches_[ch] = std::static_pointer_cast<record_batch<T>>(std::move(next));
-    else
-      batches_[ch] = fresh();
+    attach(ch, next ? std::static_pointer_cast<record_batch<T>>(std::move(next)) : fresh());
+  }
+
+  /// Makes `b` (empty) channel ch's batch, and points its lane at it.
+  void attach(uint32_t ch, std::shared_ptr<record_batch<T>> b) {
+    batches_[ch] = std::move(b);
+    auto& l = lanes_[ch];
+    l.records = batches_[ch]->records.begin();
+    l.timestamps = batches_[ch]->timestamps.capacity() > 0 ? batches_[ch]->timestamps.begin()
+                                                           : nullptr;
+    l.size = 0;
+  }
+  /// Gives channel ch's batch room for timestamps (the first carried one).
+  void attach_timestamps(uint32_t ch) {
+    auto& ts = batches_[ch]->timestamps;
+    if (ts.capacity() == 0)
+      ts.reserve(capacity_);
+    lanes_[ch].timestamps = ts.begin();
   }
 
   std::shared_ptr<record_batch<T>> fresh() const {
@@ -465,12 +499,22 @@ private:
     return b;
   }
 
+  /// Where channel ch's next streamed record goes: raw cursors into its
+  /// batch, so appending costs the stores and a count, with no trip through
+  /// the batch object (whose sizes are set when it goes).
+  struct lane {
+    T* records = nullptr;
+    int64_t* timestamps = nullptr; ///< null until a timestamp is carried
+    size_t size = 0;
+  };
+
   output_gate& gate_;
   uint32_t id_;
   Selector sel_;
   size_t capacity_;
   uint64_t records_ = 0;
   std::vector<std::shared_ptr<record_batch<T>>> batches_;
+  std::vector<lane> lanes_;
 };
 
 /// Partitioners: choose the channel of a record among `n` channels.

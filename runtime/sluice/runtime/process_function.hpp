@@ -683,6 +683,26 @@ private:
   void stamp_block(T* records, const int64_t* previous, int64_t same, size_t n) {
     constexpr size_t block = 64;
     int64_t stamps[block];
+    if (!generator_->emits_on_event()) {
+      // Events never emit: stamp whole blocks, and give the generator each
+      // block at once.
+      for (size_t first = 0; first < n; first += block) {
+        const size_t m = std::min(block, n - first);
+        this->call_user([&] {
+          strategy_.assign_timestamps(records + first,
+                                      previous != nullptr ? previous + first : nullptr, same,
+                                      stamps, m);
+          // Held like an event's watermark, should the generator emit after all.
+          deferring_ = true;
+          generator_->on_events(records + first, stamps, m, *this);
+          deferring_ = false;
+        });
+        this->out_->collect_stamped(records + first, stamps, m, *element_);
+        if (deferred_ > current_)
+          emit_watermark(deferred_);
+      }
+      return;
+    }
     size_t i = 0;
     while (i < n) {
       // Stamp up to a block, stopping after a record whose event produced

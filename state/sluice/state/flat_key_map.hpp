@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -10,6 +11,15 @@
 /// hash (the backend computes one per record anyway for the key group), and
 /// deletion shifts entries back so no tombstones build up.
 namespace sluice::state {
+
+/// The power of two of slots (at least `least`) that holds `n` entries at a
+/// load of at most 3/4.
+inline size_t slots_for(size_t n, size_t least) noexcept {
+  size_t slots = least;
+  while (slots * 3 < n * 4)
+    slots *= 2;
+  return slots;
+}
 
 /// Map from K to V with caller-supplied 32-bit hashes. K and V must be
 /// default-constructible and movable. References returned by find/insert
@@ -62,11 +72,19 @@ public:
 
   /// Makes room for `n` entries without growing.
   void reserve(size_t n) {
-    size_t want = 8;
-    while (want * 3 < n * 4)
-      want *= 2;
+    const size_t want = slots_for(n, 8);
     if (want > entries_.size())
       rehash(want);
+  }
+
+  /// Removes every entry, keeping the slots (no allocation when refilled).
+  void clear() {
+    if (size_ == 0)
+      return;
+    for (auto& e : entries_)
+      if (e.used)
+        e = entry{};
+    size_ = 0;
   }
 
   /// Removes `key` if present.
@@ -146,6 +164,104 @@ private:
   std::vector<entry> entries_;
   size_t mask_ = 0;
   size_t size_ = 0;
+};
+
+/// Map from K to V with caller-supplied 32-bit hashes whose entries sit in
+/// arrival order in one dense array, found through a separate index of
+/// 8-byte slots (hash and position). For many small tables that are filled,
+/// walked once in order and emptied (the panes of tumbling windows): the
+/// index is a quarter of a flat_key_map's slots and stays in the first-level
+/// cache, a walk reads the entries front to back with no lookups, and
+/// clearing keeps both arrays for the next fill. No erase of single keys.
+template <class K, class V>
+class arrival_map {
+public:
+  [[nodiscard]] size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+
+  /// The value of `key`, or nullptr.
+  [[nodiscard]] V* find(const K& key, uint32_t hash) noexcept {
+    if (index_.empty())
+      return nullptr;
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const uint64_t slot = index_[i];
+      if (slot == 0)
+        return nullptr;
+      if (static_cast<uint32_t>(slot >> 32) == hash) {
+        auto& e = entries_[static_cast<uint32_t>(slot) - 1];
+        if (e.first == key)
+          return &e.second;
+      }
+    }
+  }
+
+  /// Starts loading the home slot of `hash` ahead of a find() of it.
+  void prefetch(uint32_t hash) const noexcept {
+    if (!index_.empty())
+      __builtin_prefetch(&index_[hash & mask_]);
+  }
+
+  /// Appends `key` (which must be absent) with `value`.
+  V& insert(const K& key, uint32_t hash, V value) {
+    if ((entries_.size() + 1) * 4 > index_.size() * 3)
+      rehash(index_.empty() ? 16 : index_.size() * 2);
+    place(hash, static_cast<uint32_t>(entries_.size()));
+    entries_.emplace_back(key, std::move(value));
+    hashes_.push_back(hash);
+    return entries_.back().second;
+  }
+
+  /// Makes room for `n` entries without growing.
+  void reserve(size_t n) {
+    const size_t want = slots_for(n, 16);
+    if (want > index_.size())
+      rehash(want);
+    entries_.reserve(n);
+    hashes_.reserve(n);
+  }
+
+  /// Removes every entry, keeping the memory of both arrays.
+  void clear() noexcept {
+    if (entries_.empty())
+      return;
+    std::fill(index_.begin(), index_.end(), 0);
+    entries_.clear();
+    hashes_.clear();
+  }
+
+  /// Calls fn(const K&, V&) for every entry, in arrival order.
+  template <class F>
+  void for_each(F&& fn) {
+    for (auto& [k, v] : entries_)
+      fn(static_cast<const K&>(k), v);
+  }
+  /// Calls fn(const K&, uint32_t hash) for every entry, in arrival order.
+  template <class F>
+  void for_each_key(F&& fn) const {
+    for (size_t i = 0; i < entries_.size(); ++i)
+      fn(entries_[i].first, hashes_[i]);
+  }
+
+private:
+  /// Slot value: hash in the high half, position + 1 in the low half (0: empty).
+  void place(uint32_t hash, uint32_t pos) {
+    size_t i = hash & mask_;
+    while (index_[i] != 0)
+      i = (i + 1) & mask_;
+    index_[i] = (static_cast<uint64_t>(hash) << 32) | (pos + 1);
+  }
+  void rehash(size_t slots) {
+    index_.assign(slots, 0);
+    mask_ = slots - 1;
+    for (size_t i = 0; i < entries_.size(); ++i)
+      place(hashes_[i], static_cast<uint32_t>(i));
+  }
+
+  std::vector<uint64_t> index_;
+  size_t mask_ = 0;
+  std::vector<std::pair<K, V>> entries_;
+  /// entries_[i]'s hash (read when the index grows, and by for_each_key).
+  std::vector<uint32_t> hashes_;
 };
 
 } // namespace sluice::state

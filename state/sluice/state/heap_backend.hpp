@@ -489,27 +489,22 @@ private:
 template <class K, class N, class V>
 class dense_pane_table final : public dense_table_base<K> {
 public:
-  /// One namespace's values, and the order in which the keys got them.
+  /// One namespace's values, in the order the keys got them.
   struct pane {
-    flat_key_map<K, V, false> values;
-    std::vector<std::pair<K, uint32_t>> order; // key, hash
+    arrival_map<K, V> values;
 
     /// Key's value here, or nullptr.
     V* find(const K& key, uint32_t hash) noexcept { return values.find(key, hash); }
     /// Adds `key` (absent) with `value` (through the table's insert, which
     /// counts it).
     V& insert(const K& key, uint32_t hash, V value) {
-      order.emplace_back(key, hash);
-      auto& v = values.insert(key, hash);
-      v = std::move(value);
-      return v;
+      return values.insert(key, hash, std::move(value));
     }
     void prefetch(uint32_t hash) const noexcept { values.prefetch(hash); }
     /// Calls fn(const K&, V&) for every value, in arrival order.
     template <class F>
     void for_each(F&& fn) {
-      for (auto& [k, h] : order)
-        fn(static_cast<const K&>(k), *values.find(k, h));
+      values.for_each(std::forward<F>(fn));
     }
   };
   using pane_map = std::map<N, pane>;
@@ -520,10 +515,12 @@ public:
     if (last_ != panes_.end() && last_->first == ns)
       return last_->second;
     auto [it, fresh] = panes_.try_emplace(ns);
-    if (fresh && size_hint_ > 0) {
-      // Sized like the last pane that went: no regrowing on the way up.
-      it->second.values.reserve(size_hint_);
-      it->second.order.reserve(size_hint_);
+    if (fresh && !spares_.empty()) {
+      // The storage of a pane that went, emptied: sized for as many keys,
+      // and already in memory (a fresh table costs page faults and regrowing
+      // on every window).
+      it->second = std::move(spares_.back());
+      spares_.pop_back();
     }
     last_ = it;
     return last_->second;
@@ -534,8 +531,11 @@ public:
   typename pane_map::iterator erase(typename pane_map::iterator it) {
     if (it == last_)
       last_ = panes_.end();
-    values_ -= it->second.order.size();
-    size_hint_ = it->second.order.size();
+    values_ -= it->second.values.size();
+    if (spares_.size() < max_spares) {
+      it->second.values.clear();
+      spares_.push_back(std::move(it->second));
+    }
     return panes_.erase(it);
   }
   /// Adds `key` (absent from pane p) with `value` to p.
@@ -548,11 +548,12 @@ public:
   void keys(std::vector<K>& out) override {
     flat_key_map<K, bool, false> seen;
     for (auto& [ns, p] : panes_)
-      for (auto& [k, h] : p.order)
+      p.values.for_each_key([&](const K& k, uint32_t h) {
         if (seen.find(k, h) == nullptr) {
           seen.insert(k, h) = true;
           out.push_back(k);
         }
+      });
   }
   void write_snapshot(snapshot_writer& w, uint32_t idx, const state_meta& meta,
                       const std::function<int32_t(const K&)>& key_group_of) override {
@@ -592,8 +593,11 @@ private:
   pane_map panes_;
   typename pane_map::iterator last_ = panes_.end();
   size_t values_ = 0;
-  /// The size of the last pane erased.
-  size_t size_hint_ = 0;
+  /// Emptied panes for new ones to take. Panes go when a watermark fires
+  /// them, often many at once, and as many come after; the bound caps what
+  /// a burst of windows leaves held.
+  static constexpr size_t max_spares = 256;
+  std::vector<pane> spares_;
 };
 
 /// The key-type independent half of the heap backend: cells of the current

@@ -50,6 +50,17 @@ public:
   virtual void on_event(const T& value, int64_t timestamp, watermark_output& out) = 0;
   /// Called every auto-watermark interval (Flink's default: 200 ms).
   virtual void on_periodic_emit(watermark_output& out) = 0;
+  /// Whether on_event may emit a watermark. A generator that only reads the
+  /// timestamps and emits periodically says false, and then gets whole
+  /// blocks of events through on_events (one call instead of one per record).
+  [[nodiscard]] virtual bool emits_on_event() const noexcept { return true; }
+  /// The events of values[0, n) with their timestamps, in order; called
+  /// instead of on_event only when emits_on_event() is false.
+  virtual void on_events(const T* values, const int64_t* timestamps, size_t n,
+                         watermark_output& out) {
+    for (size_t i = 0; i < n; ++i)
+      on_event(values[i], timestamps[i], out);
+  }
 };
 
 /// Watermarks that trail the highest timestamp seen by a fixed delay
@@ -63,6 +74,13 @@ public:
 
   void on_event(const T&, int64_t timestamp, watermark_output&) override {
     max_ts_ = std::max(max_ts_, timestamp);
+  }
+  bool emits_on_event() const noexcept override { return false; }
+  void on_events(const T*, const int64_t* timestamps, size_t n, watermark_output&) override {
+    int64_t m = max_ts_;
+    for (size_t i = 0; i < n; ++i)
+      m = std::max(m, timestamps[i]);
+    max_ts_ = m;
   }
 
   // max_ts_ never drops below its start value, so this never underflows.
@@ -125,6 +143,8 @@ template <class T> class no_watermarks : public watermark_generator<T> {
 public:
   void on_event(const T&, int64_t, watermark_output&) override {}
   void on_periodic_emit(watermark_output&) override {}
+  bool emits_on_event() const noexcept override { return false; }
+  void on_events(const T*, const int64_t*, size_t, watermark_output&) override {}
 };
 
 /// Wraps a generator and marks the input idle after idle_timeout without
@@ -161,6 +181,20 @@ public:
     }
     inner_->on_event(value, timestamp, out);
   }
+  /// Marking the input active is not a watermark: blocks go through when
+  /// the inner generator takes them.
+  bool emits_on_event() const noexcept override { return inner_->emits_on_event(); }
+  void on_events(const T* values, const int64_t* timestamps, size_t n,
+                 watermark_output& out) override {
+    if (n == 0)
+      return;
+    last_activity_ = clock_();
+    if (idle_) {
+      idle_ = false;
+      out.mark_active();
+    }
+    inner_->on_events(values, timestamps, n, out);
+  }
 
   void on_periodic_emit(watermark_output& out) override {
     if (!idle_ && clock_() - last_activity_ >= timeout_) {
@@ -196,13 +230,16 @@ std::unique_ptr<watermark_generator<T>> with_idleness(std::unique_ptr<watermark_
 /// assigner, a generator factory (one generator per subtask) and an optional
 /// idle timeout. A value type; copies share the (stateless) functions.
 template <class T> struct watermark_strategy {
-  /// Returns a record's timestamp given the one it already carries
-  /// (no_timestamp if none).
-  using timestamp_assigner_fn = std::function<int64_t(const T&, int64_t previous_ts)>;
+  /// Stamps a block: out[i] = the timestamp of values[i], which carries
+  /// previous[i] (or `same` when previous is null); the user's function is
+  /// inlined in the loop, so a block costs one indirect call.
+  using timestamp_assigner_fn = std::function<void(const T* values, const int64_t* previous,
+                                                   int64_t same, int64_t* out, size_t n)>;
   /// Builds a fresh generator for one subtask.
   using generator_factory_fn = std::function<std::unique_ptr<watermark_generator<T>>()>;
 
-  /// Empty: records keep the timestamp they already carry.
+  /// Empty: records keep the timestamp they already carry. Set by
+  /// with_timestamp_assigner.
   timestamp_assigner_fn timestamp_assigner;
   /// Required to create a generator.
   generator_factory_fn generator_factory;
@@ -243,17 +280,22 @@ template <class T> struct watermark_strategy {
   /// A copy that assigns timestamps with f, called as f(value, previous_ts)
   /// or, if it takes only the record, f(value).
   template <class F> watermark_strategy with_timestamp_assigner(F f) const {
+    static_assert(std::is_invocable_r_v<int64_t, F&, const T&, int64_t> ||
+                    std::is_invocable_r_v<int64_t, F&, const T&>,
+                  "a timestamp assigner is f(const T&, int64_t) or f(const T&) returning int64_t");
     watermark_strategy s = *this;
-    if constexpr (std::is_invocable_r_v<int64_t, F&, const T&, int64_t>) {
-      s.timestamp_assigner = std::move(f);
-    } else {
-      static_assert(
-          std::is_invocable_r_v<int64_t, F&, const T&>,
-          "a timestamp assigner is f(const T&, int64_t) or f(const T&) returning int64_t");
-      s.timestamp_assigner = [f = std::move(f)](const T& v, int64_t) mutable -> int64_t {
-        return f(v);
-      };
-    }
+    s.timestamp_assigner = [f = std::move(f)](const T* values, const int64_t* previous,
+                                              int64_t same, int64_t* out, size_t n) mutable {
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t prev = previous != nullptr ? previous[i] : same;
+        if constexpr (std::is_invocable_r_v<int64_t, F&, const T&, int64_t>) {
+          out[i] = f(values[i], prev);
+        } else {
+          (void)prev;
+          out[i] = f(values[i]);
+        }
+      }
+    };
     return s;
   }
 
@@ -270,7 +312,21 @@ template <class T> struct watermark_strategy {
 
   /// The timestamp of a record that carries previous_ts.
   int64_t assign_timestamp(const T& value, int64_t previous_ts) const {
-    return timestamp_assigner ? timestamp_assigner(value, previous_ts) : previous_ts;
+    if (!timestamp_assigner)
+      return previous_ts;
+    int64_t ts = previous_ts;
+    timestamp_assigner(&value, nullptr, previous_ts, &ts, 1);
+    return ts;
+  }
+  /// out[i] = the timestamp of values[i], which carries previous[i] (or
+  /// `same` when previous is null), for i in [0, n).
+  void assign_timestamps(const T* values, const int64_t* previous, int64_t same, int64_t* out,
+                         size_t n) const {
+    if (timestamp_assigner)
+      timestamp_assigner(values, previous, same, out, n);
+    else
+      for (size_t i = 0; i < n; ++i)
+        out[i] = previous != nullptr ? previous[i] : same;
   }
 
   /// Builds the generator of one subtask, wrapped with idleness detection on

@@ -295,7 +295,64 @@ TEST_SUITE("runtime.watermarks") {
     });
     CHECK(with_prev.assign_timestamp(event{7}, no_timestamp) == 7);
     CHECK(with_prev.assign_timestamp(event{7}, 3) == 3);
-    CHECK(with_prev.timestamp_assigner(event{9}, no_timestamp) == 9);
+    // A block at a time: with each record's previous timestamp, or one for all.
+    const event values[3] = {event{1}, event{2}, event{3}};
+    const int64_t previous[3] = {no_timestamp, 20, no_timestamp};
+    int64_t out[3] = {};
+    with_prev.assign_timestamps(values, previous, 0, out, 3);
+    CHECK(out[0] == 1);
+    CHECK(out[1] == 20);
+    CHECK(out[2] == 3);
+    by_value.assign_timestamps(values, nullptr, 5, out, 3);
+    CHECK(out[0] == 1000);
+    CHECK(out[2] == 3000);
+    plain.assign_timestamps(values, nullptr, 5, out, 3);
+    CHECK(out[0] == 5);
+    CHECK(out[2] == 5);
+  }
+
+  TEST_CASE("a block of events moves a periodic generator as the events one by one do") {
+    struct event {
+      int64_t at;
+    };
+    struct block_output final : watermark_output {
+      std::vector<int64_t> wms;
+      int active = 0;
+      void emit_watermark(int64_t wm) override { wms.push_back(wm); }
+      void mark_idle() override {}
+      void mark_active() override { ++active; }
+    } one, block;
+    const event values[4] = {event{1}, event{2}, event{3}, event{4}};
+    const int64_t ts[4] = {40, 10, 70, 50};
+    bounded_out_of_orderness_watermarks<event> a(std::chrono::milliseconds(5));
+    bounded_out_of_orderness_watermarks<event> b(std::chrono::milliseconds(5));
+    CHECK_FALSE(a.emits_on_event());
+    for (size_t i = 0; i < 4; ++i)
+      a.on_event(values[i], ts[i], one);
+    b.on_events(values, ts, 4, block);
+    a.on_periodic_emit(one);
+    b.on_periodic_emit(block);
+    CHECK(one.wms == std::vector<int64_t>{64});
+    CHECK(block.wms == one.wms);
+
+    // Punctuated generators emit from events: they keep the record-by-record path.
+    punctuated_watermarks<event> p([](const event&, int64_t t) { return std::optional<int64_t>(t); });
+    CHECK(p.emits_on_event());
+
+    // Idleness: a block of events marks an idle input active once.
+    int64_t now = 0;
+    watermarks_with_idleness<event> idle(
+      std::make_unique<bounded_out_of_orderness_watermarks<event>>(std::chrono::milliseconds(0)),
+      std::chrono::milliseconds(10), [&] { return now; });
+    CHECK_FALSE(idle.emits_on_event());
+    now = 20;
+    idle.on_periodic_emit(block);
+    CHECK(idle.idle());
+    idle.on_events(values, ts, 4, block);
+    CHECK_FALSE(idle.idle());
+    CHECK(block.active == 1);
+    idle.on_periodic_emit(block);
+    CHECK(block.wms.back() == 69);
   }
 
 } // TEST_SUITE

@@ -530,11 +530,19 @@ private:
     // first-level cache), then the folds run.
     constexpr size_t ahead = 16;
     typename pane_table::pane* panes[ahead];
+    // Records of one window come in runs: look its pane up once per run.
+    typename pane_table::pane* pane = nullptr;
+    const W* pane_window = nullptr;
     for (size_t base = 0; base < n; base += ahead) {
       const size_t m = std::min(ahead, n - base);
       for (size_t j = 0; j < m; ++j) {
-        panes[j] = &panes_->pane_of(windows[base + j]);
-        panes[j]->prefetch(hashes[base + j]);
+        const W& w = windows[base + j];
+        if (pane_window == nullptr || !(*pane_window == w)) {
+          pane = &panes_->pane_of(w);
+          pane_window = &w;
+        }
+        panes[j] = pane;
+        pane->prefetch(hashes[base + j]);
       }
       for (size_t j = 0; j < m; ++j) {
         const size_t i = base + j;

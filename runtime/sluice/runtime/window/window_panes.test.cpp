@@ -225,6 +225,68 @@ TEST_CASE("a pane entry with a corrupt window or value fails its restore, naming
   CHECK(table.size() == 1); // nothing half restored
 }
 
+TEST_CASE("a new pane starts empty when it takes the storage of one that went") {
+  state::dense_pane_table<int64_t, time_window, int64_t> table;
+  auto& first = table.pane_of(time_window{0, 10});
+  for (int64_t k = 0; k < 100; ++k)
+    table.insert(first, k, static_cast<uint32_t>(k), k);
+  CHECK(table.size() == 100);
+  table.erase(table.panes().begin());
+  CHECK(table.size() == 0);
+  auto& second = table.pane_of(time_window{10, 20});
+  CHECK(second.find(5, 5) == nullptr);
+  table.insert(second, 5, 5, 500);
+  CHECK(*second.find(5, 5) == 500);
+  std::vector<int64_t> seen;
+  second.for_each([&](const int64_t& k, int64_t& v) {
+    seen.push_back(k);
+    CHECK(v == 500);
+  });
+  CHECK(seen == std::vector<int64_t>{5});
+  CHECK(table.size() == 1);
+}
+
+/// A timestamp assigner with strategy `s` (no periodic emission) writing
+/// into a recording collector.
+struct stamping {
+  explicit stamping(const watermark_strategy<int64_t>& s)
+    : op("stamp", s, std::chrono::milliseconds(0)), ctx("stamp", 0, 1, max_p) {
+    ctx.set_element_context(&element);
+    out.element = &element;
+    op.set_output(&out);
+    op.open_operator(ctx);
+  }
+  /// Hands the records 1..150 over as one block.
+  void feed_1_to_150() {
+    std::vector<int64_t> block;
+    for (int64_t v = 1; v <= 150; ++v)
+      block.push_back(v);
+    op.collect_batch(block.data(), block.size());
+  }
+  timestamps_and_watermarks_operator<int64_t> op;
+  element_context element;
+  runtime_context ctx;
+  recording_collector<int64_t> out;
+};
+
+TEST_CASE("a periodic watermark strategy stamps whole blocks and emits only on its period") {
+  auto strategy = watermark_strategy<int64_t>::for_bounded_out_of_orderness(
+                    std::chrono::milliseconds(3))
+                    .with_timestamp_assigner([](const int64_t& v) { return v * 2; });
+  stamping stamp(strategy);
+  auto& out = stamp.out;
+  stamp.feed_1_to_150();
+  stamp.op.process_watermark(max_watermark); // end of input
+  std::vector<std::string> expected;
+  for (int64_t v = 1; v <= 150; ++v)
+    expected.push_back("r" + std::to_string(v));
+  expected.push_back("wm" + std::to_string(max_watermark));
+  CHECK(out.log == expected);
+  REQUIRE(out.records.size() == 150);
+  for (int64_t v = 1; v <= 150; ++v)
+    CHECK(std::get<1>(out.records[static_cast<size_t>(v - 1)]) == v * 2);
+}
+
 TEST_CASE("a timestamp assigner forwards blocks, each cut after a record that makes a watermark") {
   // Punctuated: a watermark after every record divisible by 10.
   auto strategy = watermark_strategy<int64_t>::for_generator([] {
@@ -236,20 +298,11 @@ TEST_CASE("a timestamp assigner forwards blocks, each cut after a record that ma
                       });
                   })
                     .with_timestamp_assigner([](const int64_t& v) { return v * 2; });
-  timestamps_and_watermarks_operator<int64_t> op("stamp", strategy, std::chrono::milliseconds(0));
-  element_context element;
-  runtime_context ctx("stamp", 0, 1, max_p);
-  ctx.set_element_context(&element);
-  recording_collector<int64_t> out;
-  out.element = &element;
-  op.set_output(&out);
-  op.open_operator(ctx);
+  stamping stamp(strategy);
+  auto& out = stamp.out;
 
-  std::vector<int64_t> block;
-  for (int64_t v = 1; v <= 150; ++v)
-    block.push_back(v);
-  op.collect_batch(block.data(), block.size());
-  CHECK(element.timestamp == INT64_MIN); // left as it came
+  stamp.feed_1_to_150();
+  CHECK(stamp.element.timestamp == INT64_MIN); // left as it came
 
   std::vector<std::string> expected;
   for (int64_t v = 1; v <= 150; ++v) {
@@ -260,7 +313,7 @@ TEST_CASE("a timestamp assigner forwards blocks, each cut after a record that ma
   CHECK(out.log == expected);
   for (auto& [v, ts] : out.records)
     CHECK(ts == v * 2);
-  op.close();
+  stamp.op.close();
 }
 
 } // TEST_SUITE
