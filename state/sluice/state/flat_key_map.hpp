@@ -77,16 +77,6 @@ public:
       rehash(want);
   }
 
-  /// Removes every entry, keeping the slots (no allocation when refilled).
-  void clear() {
-    if (size_ == 0)
-      return;
-    for (auto& e : entries_)
-      if (e.used)
-        e = entry{};
-    size_ = 0;
-  }
-
   /// Removes `key` if present.
   void erase(const K& key, uint32_t hash) {
     if (size_ == 0)
@@ -207,7 +197,6 @@ public:
       rehash(index_.empty() ? 16 : index_.size() * 2);
     place(hash, static_cast<uint32_t>(entries_.size()));
     entries_.emplace_back(key, std::move(value));
-    hashes_.push_back(hash);
     return entries_.back().second;
   }
 
@@ -217,7 +206,6 @@ public:
     if (want > index_.size())
       rehash(want);
     entries_.reserve(n);
-    hashes_.reserve(n);
   }
 
   /// Removes every entry, keeping the memory of both arrays.
@@ -226,7 +214,6 @@ public:
       return;
     std::fill(index_.begin(), index_.end(), 0);
     entries_.clear();
-    hashes_.clear();
   }
 
   /// Calls fn(const K&, V&) for every entry, in arrival order.
@@ -235,11 +222,16 @@ public:
     for (auto& [k, v] : entries_)
       fn(static_cast<const K&>(k), v);
   }
-  /// Calls fn(const K&, uint32_t hash) for every entry, in arrival order.
+  /// Calls fn(const K&, uint32_t hash) for every entry, in arrival order
+  /// (the hashes are read back from the index: not for a hot path).
   template <class F>
   void for_each_key(F&& fn) const {
+    std::vector<uint32_t> hashes(entries_.size());
+    for (const uint64_t slot : index_)
+      if (slot != 0)
+        hashes[static_cast<uint32_t>(slot) - 1] = static_cast<uint32_t>(slot >> 32);
     for (size_t i = 0; i < entries_.size(); ++i)
-      fn(entries_[i].first, hashes_[i]);
+      fn(entries_[i].first, hashes[i]);
   }
 
 private:
@@ -250,18 +242,19 @@ private:
       i = (i + 1) & mask_;
     index_[i] = (static_cast<uint64_t>(hash) << 32) | (pos + 1);
   }
+  /// A larger index, every slot placed again (a slot holds all it needs).
   void rehash(size_t slots) {
-    index_.assign(slots, 0);
+    std::vector<uint64_t> old(slots, 0);
+    old.swap(index_);
     mask_ = slots - 1;
-    for (size_t i = 0; i < entries_.size(); ++i)
-      place(hashes_[i], static_cast<uint32_t>(i));
+    for (const uint64_t slot : old)
+      if (slot != 0)
+        place(static_cast<uint32_t>(slot >> 32), static_cast<uint32_t>(slot) - 1);
   }
 
   std::vector<uint64_t> index_;
   size_t mask_ = 0;
   std::vector<std::pair<K, V>> entries_;
-  /// entries_[i]'s hash (read when the index grows, and by for_each_key).
-  std::vector<uint32_t> hashes_;
 };
 
 } // namespace sluice::state

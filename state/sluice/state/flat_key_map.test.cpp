@@ -64,16 +64,4 @@ TEST_CASE("a cleared arrival map is empty and fills again like a new one") {
   CHECK(n == 10);
 }
 
-TEST_CASE("a cleared flat key map keeps nothing") {
-  flat_key_map<int, int, false> m;
-  for (int i = 0; i < 40; ++i)
-    m.insert(i, static_cast<uint32_t>(i)) = i;
-  m.clear();
-  CHECK(m.size() == 0);
-  CHECK(m.find(7, 7) == nullptr);
-  m.insert(7, 7) = 70;
-  CHECK(*m.find(7, 7) == 70);
-  CHECK(m.size() == 1);
-}
-
 } // TEST_SUITE

@@ -490,23 +490,7 @@ template <class K, class N, class V>
 class dense_pane_table final : public dense_table_base<K> {
 public:
   /// One namespace's values, in the order the keys got them.
-  struct pane {
-    arrival_map<K, V> values;
-
-    /// Key's value here, or nullptr.
-    V* find(const K& key, uint32_t hash) noexcept { return values.find(key, hash); }
-    /// Adds `key` (absent) with `value` (through the table's insert, which
-    /// counts it).
-    V& insert(const K& key, uint32_t hash, V value) {
-      return values.insert(key, hash, std::move(value));
-    }
-    void prefetch(uint32_t hash) const noexcept { values.prefetch(hash); }
-    /// Calls fn(const K&, V&) for every value, in arrival order.
-    template <class F>
-    void for_each(F&& fn) {
-      values.for_each(std::forward<F>(fn));
-    }
-  };
+  using pane = arrival_map<K, V>;
   using pane_map = std::map<N, pane>;
 
   /// Namespace ns's pane, created empty if absent. Stays valid until that
@@ -531,9 +515,9 @@ public:
   typename pane_map::iterator erase(typename pane_map::iterator it) {
     if (it == last_)
       last_ = panes_.end();
-    values_ -= it->second.values.size();
+    values_ -= it->second.size();
     if (spares_.size() < max_spares) {
-      it->second.values.clear();
+      it->second.clear();
       spares_.push_back(std::move(it->second));
     }
     return panes_.erase(it);
@@ -548,7 +532,7 @@ public:
   void keys(std::vector<K>& out) override {
     flat_key_map<K, bool, false> seen;
     for (auto& [ns, p] : panes_)
-      p.values.for_each_key([&](const K& k, uint32_t h) {
+      p.for_each_key([&](const K& k, uint32_t h) {
         if (seen.find(k, h) == nullptr) {
           seen.insert(k, h) = true;
           out.push_back(k);
