@@ -803,6 +803,11 @@ written_operator_snapshot write_operator_snapshot(const std::filesystem::path& c
   }
   if (snap.native_keyed) {
     auto& n = *snap.native_keyed;
+    try {
+      n.finish(); // a flush cut: waits here, off the subtask's thread, for the flush
+    } catch (const state::state_error& e) {
+      throw checkpoint_error(e.what());
+    }
     std::vector<std::string> names;
     for (const auto& e : std::filesystem::directory_iterator(n.local_dir, ec))
       if (e.is_regular_file(ec))

@@ -45,7 +45,16 @@ native_upload_ledger::reusable(const std::vector<std::string>& live) {
   return confirmed_;
 }
 
+void native_snapshot::finish() {
+  if (!deferred)
+    return;
+  auto cut = std::move(deferred);
+  cut->finish(*this);
+}
+
 native_snapshot::~native_snapshot() {
+  if (deferred)
+    deferred->abandon();
   if (local_dir.empty())
     return;
   std::error_code ec;

@@ -72,14 +72,35 @@ private:
   std::map<int64_t, std::vector<native_file_ref>> pending_;
 };
 
-/// The synchronous part of one native snapshot: a RocksDB checkpoint in a
-/// local directory (hard links) and what the writer needs to store it.
-/// The directory is deleted with this object.
+struct native_snapshot;
+
+/// The part of a native snapshot's cut that is finished off the subtask's
+/// thread (the flush cut: the memtables sealed at the barrier are flushed
+/// while the subtask goes on, and only then are the files linked).
+class deferred_cut {
+public:
+  virtual ~deferred_cut() = default;
+  /// Fills `snap` (the files in local_dir, valid_sizes, ...). Blocks until
+  /// the instance has flushed what the cut sealed. Throws state_error.
+  virtual void finish(native_snapshot& snap) = 0;
+  /// The snapshot is dropped without being finished.
+  virtual void abandon() noexcept = 0;
+};
+
+/// One native snapshot: a RocksDB checkpoint in a local directory (hard
+/// links) and what the writer needs to store it. The synchronous part of
+/// the checkpoint makes it; finish() (the writer, off the subtask's thread)
+/// completes it before its files are read. The directory is deleted with
+/// this object.
 struct native_snapshot {
   native_snapshot() = default;
   native_snapshot(const native_snapshot&) = delete;
   native_snapshot& operator=(const native_snapshot&) = delete;
   ~native_snapshot();
+
+  /// Completes a deferred cut (once; nothing to do for a cut made whole at
+  /// the barrier). Throws state_error when the cut cannot be completed.
+  void finish();
 
   int64_t checkpoint_id = 0;
   /// The RocksDB checkpoint directory (same filesystem as the instance).
@@ -96,6 +117,13 @@ struct native_snapshot {
   /// MANIFEST), hard-linked into `local_dir`: only their first N bytes belong
   /// to this snapshot.
   std::map<std::string, uint64_t> valid_sizes;
+  /// Set while the cut still has to be finished (see finish()).
+  std::unique_ptr<deferred_cut> deferred;
+  /// The files holding the cut were gone by the time it was finished (a
+  /// later flush had already folded newer writes in), so the state as of the
+  /// cut was written out as a new RocksDB instance: nothing in it is shared
+  /// with earlier checkpoints.
+  bool rewritten = false;
 };
 
 /// The files of one old subtask's native snapshot, downloaded (and

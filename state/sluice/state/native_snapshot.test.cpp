@@ -70,8 +70,8 @@ std::unique_ptr<keyed_state_backend<int64_t>> make_rocksdb(key_group_range range
 
 /// What a checkpoint download gives a restore: a copy of the snapshot's
 /// files (of a log or MANIFEST, the part the snapshot holds) and its meta.
-std::shared_ptr<native_restore_source> source_of(const native_snapshot& snap,
-                                                 key_group_range range) {
+std::shared_ptr<native_restore_source> source_of(native_snapshot& snap, key_group_range range) {
+  snap.finish(); // what the checkpoint writer does first
   auto src = std::make_shared<native_restore_source>();
   src->dir = snap.local_dir + ".download";
   fs::remove_all(src->dir);
@@ -113,6 +113,12 @@ TEST_CASE("a flush cut hard-links the flushed files and its meta holds no entrie
     fill(*b, s, k, 0);
   auto snap = b->snapshot_native(1);
   REQUIRE(snap);
+  CHECK(snap->deferred); // the barrier only sealed the memtables
+  CHECK(files_in(snap->local_dir).empty());
+  snap->finish();
+  CHECK_FALSE(snap->deferred);
+  CHECK_FALSE(snap->rewritten);
+  CHECK(snap->ledger != nullptr); // later checkpoints may reuse its uploads
   auto files = files_in(snap->local_dir);
   CHECK(files.count("CURRENT") == 1);
   bool any_sst = false;
@@ -165,14 +171,33 @@ TEST_CASE_TEMPLATE("a native snapshot restores into an instance with the same ke
   // Writes after the cut are not in the snapshot.
   for (int64_t k = 0; k < 500; ++k)
     fill(*b, s, k, 1);
-  // A later snapshot writes those to the log the first one linked.
+  // A later snapshot writes those to the log the first one linked, or (the
+  // flush cut) into files before the first cut is finished: its files alone
+  // are gone, and it writes out the state as of the cut instead.
   auto later = b->snapshot_native(2);
+  later->finish();
+  CHECK_FALSE(later->rewritten);
   auto src = source_of(*snap, all_groups);
+  if (Cut::cut == rocksdb_config::snapshot_cut::flush) {
+    CHECK(snap->rewritten);
+    CHECK(snap->ledger == nullptr); // a new instance: nothing shared with earlier uploads
+    CHECK(snap->instance.size() == 16);
+    CHECK(snap->instance != later->instance); // its files are stored under a name of their own
+    auto files = files_in(snap->local_dir);
+    CHECK(files.count("CURRENT") == 1);
+    CHECK(files.count("LOCK") == 0);
+    CHECK(files.count("LOG") == 0);
+  }
   auto r = make_rocksdb<Cut>();
   states rs(*r);
   r->restore_native({src});
   for (int64_t k = 0; k < 500; ++k)
     check_key(*r, rs, k, 1);
+  auto r2 = make_rocksdb<Cut>();
+  states rs2(*r2);
+  r2->restore_native({source_of(*later, all_groups)});
+  for (int64_t k = 0; k < 500; ++k)
+    check_key(*r2, rs2, k, 2);
   CHECK(r->keys(0).size() == 500);
   // The restored instance keeps working and snapshots again.
   fill(*r, rs, 7, 1);
@@ -221,6 +246,44 @@ TEST_CASE_TEMPLATE("a native snapshot restores from 2 into 3 subtasks, each with
   CHECK(seen.size() == static_cast<size_t>(n));
   for (int64_t k = 0; k < n; ++k)
     CHECK(seen.count(k) == 1);
+}
+
+TEST_CASE("a flush cut taken before a state was declared is written out without it") {
+  auto b = make_rocksdb<flush_cut>();
+  value_state<int64_t> v(*b, value_state_descriptor<int64_t>("v"));
+  b->set_current_key(1);
+  v.update(5);
+  auto snap = b->snapshot_native(1);
+  // Declared after the cut: its column would be in the linked MANIFEST.
+  value_state<int64_t> w(*b, value_state_descriptor<int64_t>("w"));
+  w.update(6);
+  snap->finish();
+  CHECK(snap->rewritten);
+  auto r = make_rocksdb<flush_cut>();
+  value_state<int64_t> rv(*r, value_state_descriptor<int64_t>("v"));
+  r->restore_native({source_of(*snap, all_groups)});
+  r->set_current_key(1);
+  CHECK(rv.value() == std::optional<int64_t>(5));
+}
+
+TEST_CASE("an instance that closes first finishes the flush cuts still waiting") {
+  auto b = make_rocksdb<flush_cut>();
+  auto s = std::make_unique<states>(*b);
+  for (int64_t k = 0; k < 300; ++k)
+    fill(*b, *s, k, 0);
+  auto snap = b->snapshot_native(1);
+  auto dropped = b->snapshot_native(2);
+  auto dropped_dir = dropped->local_dir;
+  dropped.reset(); // an aborted checkpoint: its cut is released unfinished
+  CHECK_FALSE(fs::exists(dropped_dir));
+  s.reset();
+  b.reset();
+  snap->finish();
+  auto r = make_rocksdb<flush_cut>();
+  states rs(*r);
+  r->restore_native({source_of(*snap, all_groups)});
+  for (int64_t k = 0; k < 300; ++k)
+    check_key(*r, rs, k, 1);
 }
 
 TEST_CASE("the heap backend cannot restore a native snapshot and says what to do") {

@@ -16,6 +16,7 @@
 #include <limits>
 #include <mutex>
 #include <random>
+#include <thread>
 
 namespace sluice::state {
 
@@ -133,7 +134,103 @@ std::unique_ptr<rocksdb::DB> open_every_column(const rocksdb::Options& db_option
   return std::unique_ptr<rocksdb::DB>(db);
 }
 
+/// Writes every entry `from` yields from its current position on into
+/// `column` of `to`, in batches of about 4 MiB.
+rocksdb::Status copy_entries(rocksdb::Iterator& from, rocksdb::DB& to,
+                             rocksdb::ColumnFamilyHandle* column,
+                             const rocksdb::WriteOptions& write) {
+  rocksdb::WriteBatch batch;
+  for (; from.Valid(); from.Next()) {
+    batch.Put(column, from.key(), from.value());
+    if (batch.GetDataSize() >= (size_t{4} << 20)) {
+      auto st = to.Write(write, &batch);
+      if (!st.ok())
+        return st;
+      batch.Clear();
+    }
+  }
+  if (!from.status().ok())
+    return from.status();
+  return to.Write(write, &batch);
+}
+
 } // namespace
+
+namespace internal {
+
+/// What the flush cuts of one instance share with their snapshots.
+struct rocksdb_cut_guard {
+  /// Held while a cut is finished, and while the instance closes.
+  std::mutex mu;
+  /// Null once the instance is gone.
+  rocksdb_backend_core* owner = nullptr;
+  /// Guards `pending` only (the subtask's thread adds to it at the barrier
+  /// without waiting for a cut being finished).
+  std::mutex list_mu;
+  std::vector<std::weak_ptr<rocksdb_cut_state>> pending;
+};
+
+/// One flush cut between the barrier and its snapshot's finish().
+struct rocksdb_cut_state {
+  std::shared_ptr<rocksdb_cut_guard> guard;
+  /// The instance as of the cut (the fallback reads it); released when the
+  /// cut is finished or dropped.
+  const rocksdb::Snapshot* snapshot = nullptr;
+  uint64_t sequence = 0;
+  uint64_t columns_made = 0;
+  /// The states' columns at the cut.
+  std::vector<rocksdb::ColumnFamilyHandle*> columns;
+  std::string dir;
+  bool done = false;
+  /// finish() took the result, or the snapshot was dropped.
+  bool closed = false;
+  std::string error;
+  std::map<std::string, uint64_t> valid_sizes;
+  /// Set when the state as of the cut was written out as a new instance.
+  std::string rewritten_instance;
+};
+
+class rocksdb_cut final : public deferred_cut {
+public:
+  explicit rocksdb_cut(std::shared_ptr<rocksdb_cut_state> s) : s_(std::move(s)) {}
+  ~rocksdb_cut() override { abandon(); }
+
+  void finish(native_snapshot& snap) override {
+    auto& g = *s_->guard;
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!s_->done && !s_->closed) {
+      if (g.owner != nullptr) {
+        g.owner->finish_cut(*s_);
+      } else {
+        s_->error = "the RocksDB instance closed before its snapshot was taken";
+        s_->done = true;
+      }
+    }
+    s_->closed = true;
+    if (!s_->error.empty())
+      throw state_error("snapshot " + std::to_string(snap.checkpoint_id) + ": " + s_->error);
+    snap.valid_sizes = s_->valid_sizes;
+    if (!s_->rewritten_instance.empty()) {
+      snap.rewritten = true;
+      snap.instance = s_->rewritten_instance;
+      snap.ledger = nullptr; // nothing to reuse, and nothing for later cuts to reuse
+    }
+  }
+
+  void abandon() noexcept override {
+    auto& g = *s_->guard;
+    std::lock_guard<std::mutex> lock(g.mu);
+    s_->closed = true;
+    if (s_->snapshot != nullptr && g.owner != nullptr && g.owner->db_)
+      g.owner->db_->ReleaseSnapshot(s_->snapshot);
+    s_->snapshot = nullptr;
+  }
+
+private:
+  std::shared_ptr<rocksdb_cut_state> s_;
+};
+
+} // namespace internal
 
 struct rocksdb_backend_core::options_holder {
   std::shared_ptr<shared_memory> memory;
@@ -148,7 +245,9 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
                                            const rocksdb_config& config,
                                            const std::string& instance_name)
   : keyed_state_backend_base(range, max_parallelism, std::move(clock)),
-    instance_(random_instance_id()), options_(std::make_unique<options_holder>()) {
+    instance_(random_instance_id()), options_(std::make_unique<options_holder>()),
+    cuts_(std::make_shared<internal::rocksdb_cut_guard>()) {
+  cuts_->owner = this;
   auto root = config.local_dir.empty() ? temp_root() : config.local_dir;
   path_ = (std::filesystem::path(root) / instance_name).string();
   std::error_code ec;
@@ -209,6 +308,10 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
 
 rocksdb_backend_core::~rocksdb_backend_core() {
   close_db();
+  {
+    std::lock_guard<std::mutex> lock(cuts_->mu);
+    cuts_->owner = nullptr;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -216,6 +319,7 @@ rocksdb_backend_core::~rocksdb_backend_core() {
 void rocksdb_backend_core::close_db() noexcept {
   if (!db_)
     return;
+  finish_pending_cuts();
   for (auto* c : columns_)
     if (c != nullptr)
       db_->DestroyColumnFamilyHandle(c);
@@ -237,66 +341,219 @@ std::shared_ptr<native_snapshot> rocksdb_backend_core::snapshot_native(int64_t i
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir, ec);
   check(!ec, ec.message(), "create the snapshot directory");
-  rocksdb::Status st;
   if (log_cut_) {
     // The log holds every write the memtables do: write out its buffered
     // tail, and the cut is the log's length. Nothing waits for a flush.
-    st = db_->FlushWAL(false);
+    auto st = db_->FlushWAL(false);
     check(st.ok(), st.ToString(), "write out the log");
-  } else {
-    // The memtables reach the files only by a flush. RocksDB's own flush
-    // would first wait until a flush cannot stall writes (L0 below its
-    // slowdown trigger), i.e. for compactions: flush without that wait, so
-    // the cut costs only the flush itself.
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    fo.allow_write_stall = true;
-    std::vector<rocksdb::ColumnFamilyHandle*> all;
-    for (auto* c : columns_)
-      if (c != nullptr)
-        all.push_back(c);
-    st = all.empty() ? rocksdb::Status::OK() : db_->Flush(fo, all);
-    check(st.ok(), st.ToString(), "flush");
+    try {
+      (void) link_live_files(dir, snap->valid_sizes, nullptr);
+    } catch (...) {
+      std::filesystem::remove_all(dir, ec);
+      throw;
+    }
+    snap->local_dir = dir;
+    return snap;
   }
+  // The flush cut: the memtables reach the files only by a flush. Seal
+  // them here (new writes go to fresh ones) and let the writer wait for
+  // their flush; the subtask goes on at once. The RocksDB snapshot keeps
+  // the state as of the cut readable, for the rare case that a flush of
+  // newer writes gets into the files first (finish_cut).
+  auto cut = std::make_shared<internal::rocksdb_cut_state>();
+  cut->guard = cuts_;
+  cut->dir = dir;
+  cut->columns_made = columns_made_.load();
+  for (auto* c : columns_)
+    if (c != nullptr)
+      cut->columns.push_back(c);
+  snap->local_dir = dir;
+  snap->deferred = std::make_unique<internal::rocksdb_cut>(cut);
+  cut->snapshot = db_->GetSnapshot();
+  cut->sequence = cut->snapshot->GetSequenceNumber();
+  rocksdb::FlushOptions fo;
+  fo.wait = false;
+  // RocksDB would first wait until a flush cannot stall writes (L0 below
+  // its slowdown trigger), i.e. for compactions.
+  fo.allow_write_stall = true;
+  auto st = cut->columns.empty() ? rocksdb::Status::OK() : db_->Flush(fo, cut->columns);
+  check(st.ok(), st.ToString(), "seal the memtables"); // the snapshot's destructor releases the cut
+  std::lock_guard<std::mutex> lock(cuts_->list_mu);
+  auto& pending = cuts_->pending;
+  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                               [](const auto& w) { return w.expired(); }),
+                pending.end());
+  pending.push_back(cut);
+  return snap;
+}
+
+bool rocksdb_backend_core::link_live_files(const std::string& dir,
+                                           std::map<std::string, uint64_t>& valid_sizes,
+                                           const internal::rocksdb_cut_state* cut) {
   // One consistent view of the instance's files, kept from deletion while
-  // they are linked. Nothing is written meanwhile (one thread uses the
-  // instance), so the view is the state at the barrier. SST files are
-  // immutable; the log and the MANIFEST only grow, so a link plus their
-  // length now is their content at the cut.
-  st = db_->DisableFileDeletions();
+  // they are linked. SST files are immutable; the log and the MANIFEST only
+  // grow, so a link plus their length now is their content at this point.
+  auto st = db_->DisableFileDeletions();
   check(st.ok(), st.ToString(), "hold file deletions");
   struct deletions_again {
     rocksdb::DB* db;
     ~deletions_again() { (void) db->EnableFileDeletions(false); }
   } again{db_.get()};
-  rocksdb::LiveFilesStorageInfoOptions lo;
-  lo.wal_size_for_flush = std::numeric_limits<uint64_t>::max(); // never flush here
+  // A flush cut: each SST file's newest entry, to tell whether the files
+  // hold anything written after the cut. Listed before the files, so a file
+  // missing here is one a compaction wrote in between: list again.
+  std::map<std::string, uint64_t> newest;
   std::vector<rocksdb::LiveFileStorageInfo> files;
-  st = db_->GetLiveFilesStorageInfo(lo, &files);
-  check(st.ok(), st.ToString(), "list the live files");
-  try {
-    for (const auto& f : files) {
-      auto name = f.relative_filename;
-      if (!name.empty() && name.front() == '/')
-        name.erase(0, 1);
-      auto to = std::filesystem::path(dir) / name;
-      if (!f.replacement_contents.empty()) {
-        std::ofstream out(to, std::ios::binary | std::ios::trunc);
-        out << f.replacement_contents;
-        check(static_cast<bool>(out.flush()), "cannot write " + to.string(), "snapshot");
-        continue;
-      }
-      std::filesystem::create_hard_link(std::filesystem::path(f.directory) / name, to, ec);
-      check(!ec, "cannot link " + name + ": " + ec.message(), "snapshot");
-      if (f.trim_to_size)
-        snap->valid_sizes[name] = f.size;
+  for (int attempt = 0;; ++attempt) {
+    if (cut != nullptr) {
+      std::vector<rocksdb::LiveFileMetaData> meta;
+      db_->GetLiveFilesMetaData(&meta);
+      newest.clear();
+      for (const auto& m : meta)
+        newest[m.relative_filename] = m.largest_seqno;
     }
+    rocksdb::LiveFilesStorageInfoOptions lo;
+    lo.wal_size_for_flush = std::numeric_limits<uint64_t>::max(); // never flush here
+    files.clear();
+    st = db_->GetLiveFilesStorageInfo(lo, &files);
+    check(st.ok(), st.ToString(), "list the live files");
+    if (cut == nullptr)
+      break;
+    // A state declared since the cut has its column in the MANIFEST.
+    if (columns_made_.load() != cut->columns_made)
+      return false;
+    bool unknown = false;
+    for (const auto& f : files) {
+      if (f.file_type != rocksdb::kTableFile)
+        continue;
+      auto it = newest.find(f.relative_filename);
+      if (it == newest.end())
+        unknown = true;
+      else if (it->second > cut->sequence)
+        return false;
+    }
+    if (!unknown)
+      break;
+    if (attempt == 4)
+      return false;
+  }
+  std::error_code ec;
+  for (const auto& f : files) {
+    auto name = f.relative_filename;
+    if (!name.empty() && name.front() == '/')
+      name.erase(0, 1);
+    auto to = std::filesystem::path(dir) / name;
+    if (!f.replacement_contents.empty()) {
+      std::ofstream out(to, std::ios::binary | std::ios::trunc);
+      out << f.replacement_contents;
+      check(static_cast<bool>(out.flush()), "cannot write " + to.string(), "snapshot");
+      continue;
+    }
+    std::filesystem::create_hard_link(std::filesystem::path(f.directory) / name, to, ec);
+    check(!ec, "cannot link " + name + ": " + ec.message(), "snapshot");
+    if (f.trim_to_size)
+      valid_sizes[name] = f.size;
+  }
+  return true;
+}
+
+void rocksdb_backend_core::finish_cut(internal::rocksdb_cut_state& cut) noexcept {
+  try {
+    // Every memtable sealed at or before the cut is flushed once no column
+    // has an unflushed sealed one (they flush in order). Waiting for
+    // memtables sealed after the cut too is rare and only costs time.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      bool sealed = false;
+      for (auto* c : cut.columns) {
+        uint64_t n = 0;
+        if (db_->GetIntProperty(c, rocksdb::DB::Properties::kNumImmutableMemTable, &n) && n > 0)
+          sealed = true;
+      }
+      if (!sealed)
+        break;
+      uint64_t errors = 0;
+      if (db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &errors) && errors > 0)
+        throw state_error("RocksDB in " + path_ + " failed to flush the memtables of the cut");
+      if (std::chrono::steady_clock::now() > deadline)
+        throw state_error("RocksDB in " + path_ +
+                          " did not flush the memtables of the cut within 60 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!link_live_files(cut.dir, cut.valid_sizes, &cut))
+      rewrite_cut(cut);
+  } catch (const std::exception& e) {
+    cut.error = e.what();
+  }
+  if (cut.snapshot != nullptr)
+    db_->ReleaseSnapshot(cut.snapshot);
+  cut.snapshot = nullptr;
+  cut.done = true;
+}
+
+void rocksdb_backend_core::rewrite_cut(internal::rocksdb_cut_state& cut) {
+  std::error_code ec;
+  std::filesystem::remove_all(cut.dir, ec);
+  cut.valid_sizes.clear();
+  rocksdb::Options o = options_->db;
+  o.create_if_missing = true;
+  o.error_if_exists = true;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(o, cut.dir, &raw);
+  check(st.ok(), st.ToString(), "create the snapshot's instance");
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  auto close = [&] {
+    for (auto* h : handles)
+      db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    db->Close();
+  };
+  try {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = cut.snapshot;
+    ro.fill_cache = false;
+    for (auto* c : cut.columns) {
+      rocksdb::ColumnFamilyHandle* to = nullptr;
+      st = db->CreateColumnFamily(options_->column, c->GetName(), &to);
+      check(st.ok(), st.ToString(), "create a column of the snapshot's instance");
+      handles.push_back(to);
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, c));
+      it->SeekToFirst();
+      st = copy_entries(*it, *db, to, options_->write);
+      check(st.ok(), st.ToString(), "write the state as of the cut");
+    }
+    rocksdb::FlushOptions fo;
+    fo.allow_write_stall = true;
+    st = handles.empty() ? rocksdb::Status::OK() : db->Flush(fo, handles);
+    check(st.ok(), st.ToString(), "flush the snapshot's instance");
   } catch (...) {
-    std::filesystem::remove_all(dir, ec);
+    close();
     throw;
   }
-  snap->local_dir = dir;
-  return snap;
+  close();
+  // Only what a RocksDB checkpoint holds: no lock, no info log.
+  for (const auto& e : std::filesystem::directory_iterator(cut.dir, ec)) {
+    auto name = e.path().filename().string();
+    if (name == "LOCK" || name.rfind("LOG", 0) == 0)
+      std::filesystem::remove(e.path(), ec);
+  }
+  cut.rewritten_instance = random_instance_id();
+}
+
+void rocksdb_backend_core::finish_pending_cuts() noexcept {
+  std::vector<std::shared_ptr<internal::rocksdb_cut_state>> live;
+  {
+    std::lock_guard<std::mutex> lock(cuts_->list_mu);
+    for (auto& w : cuts_->pending)
+      if (auto c = w.lock())
+        live.push_back(std::move(c));
+    cuts_->pending.clear();
+  }
+  std::lock_guard<std::mutex> lock(cuts_->mu);
+  for (auto& c : live)
+    if (!c->done && !c->closed)
+      finish_cut(*c);
 }
 
 void rocksdb_backend_core::checkpoint_completed(int64_t id) { ledger_->confirm(id); }
@@ -380,19 +637,11 @@ void rocksdb_backend_core::copy_key_groups(const native_restore_source& src) {
       ro.iterate_upper_bound = &upper;
       ro.fill_cache = false;
       std::unique_ptr<rocksdb::Iterator> iter(db->NewIterator(ro, handles[c]));
-      rocksdb::WriteBatch batch;
-      for (iter->Seek(lo); iter->Valid(); iter->Next()) {
-        batch.Put(target, iter->key(), iter->value());
-        if (batch.GetDataSize() >= (size_t{4} << 20)) {
-          auto st = db_->Write(options_->write, &batch);
-          check(st.ok(), st.ToString(), "write");
-          batch.Clear();
-        }
-      }
+      iter->Seek(lo);
+      auto st = copy_entries(*iter, *db_, target, options_->write);
       if (!iter->status().ok())
         throw state_error("restore: " + src.origin + ": cannot read RocksDB in " + src.dir + ": " +
                           iter->status().ToString());
-      auto st = db_->Write(options_->write, &batch);
       check(st.ok(), st.ToString(), "write");
     }
   } catch (...) {
@@ -466,6 +715,7 @@ void rocksdb_backend_core::restore_native(
 }
 
 void rocksdb_backend_core::on_declare(uint32_t idx) {
+  columns_made_.fetch_add(1); // before the column exists: see link_live_files
   rocksdb::ColumnFamilyHandle* h = nullptr;
   auto st = db_->CreateColumnFamily(options_->column, states_[idx].name, &h);
   if (!st.ok())

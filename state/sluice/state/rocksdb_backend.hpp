@@ -5,8 +5,10 @@
 #include "sluice/state/serializer.hpp"
 #include "sluice/state/snapshot.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <functional>
 #include <memory>
@@ -35,6 +37,12 @@ class ColumnFamilyHandle;
 /// process stays within `managed_memory_bytes` however many instances run.
 namespace sluice::state {
 
+namespace internal {
+struct rocksdb_cut_guard;
+struct rocksdb_cut_state;
+class rocksdb_cut;
+} // namespace internal
+
 /// RocksDB settings (configuration keys state.backend.rocksdb.*).
 struct rocksdb_config {
   /// Directory the working instances live in ("" = the system temp dir).
@@ -54,8 +62,10 @@ struct rocksdb_config {
   /// buffered in memory and written out when its buffer fills or a snapshot
   /// is taken; the snapshot hard-links the files and records the log's
   /// length, and the writer copies that prefix, so the subtask never waits
-  /// for a memtable flush. `flush` (default): the memtables are flushed into
-  /// SST files on the subtask's thread first (Flink's way; no log). `log`
+  /// for a memtable flush. `flush` (default, no log): the barrier seals the
+  /// memtables and the subtask goes on; the checkpoint writer waits for
+  /// their flush into SST files and links the files then (Flink flushes on
+  /// the subtask's thread). `log`
   /// stays opt-in until an exactly-once functions test that fails under
   /// ASan with it is explained (docs/architecture.md).
   enum class snapshot_cut { log, flush };
@@ -102,8 +112,10 @@ public:
   /// Encodes a key group as the key prefix does (1 or 2 bytes).
   void append_key_group(std::string& out, int32_t kg) const;
 
-  /// Flushes the memtables and hard-links the instance's files into
-  /// `path()`.chk-<id> (a RocksDB checkpoint): no data is copied.
+  /// A RocksDB checkpoint of the instance in `path()`.chk-<id>: its files
+  /// hard-linked, no data copied. The flush cut seals the memtables here and
+  /// returns; the snapshot's finish() waits for their flush and links the
+  /// files (the log cut links them here).
   std::shared_ptr<native_snapshot> snapshot_native(int64_t id) override;
   /// One source with this instance's key groups: its directory becomes
   /// the instance. One that covers more: the same, then the key groups not
@@ -123,7 +135,23 @@ protected:
   std::string prefix_;
 
 private:
+  friend class internal::rocksdb_cut;
+
   rocksdb::ColumnFamilyHandle* column(uint32_t idx) const;
+  /// Completes a flush cut (with the cut guard's lock held): waits until
+  /// the memtables sealed at the cut are flushed, then links the files, or
+  /// writes the state as of the cut out when they no longer exist alone.
+  void finish_cut(internal::rocksdb_cut_state& cut) noexcept;
+  /// Links the live files of the current version into `dir`; false when
+  /// `cut` is given and the version holds anything written after it.
+  bool link_live_files(const std::string& dir, std::map<std::string, uint64_t>& valid_sizes,
+                       const internal::rocksdb_cut_state* cut);
+  /// Writes every entry as of the cut into a new RocksDB instance in its
+  /// directory.
+  void rewrite_cut(internal::rocksdb_cut_state& cut);
+  /// Finishes the cuts whose snapshots still wait (before the instance
+  /// closes).
+  void finish_pending_cuts() noexcept;
   void check(bool ok, const std::string& status, const char* what) const;
   /// Closes the instance (its files stay).
   void close_db() noexcept;
@@ -145,6 +173,12 @@ private:
   struct options_holder;
   std::unique_ptr<options_holder> options_;
   std::vector<std::string> sweep_cursor_; ///< per state: where the TTL sweep resumes
+  /// Flush cuts not finished yet, and the lock that keeps the instance open
+  /// while one is finished.
+  std::shared_ptr<internal::rocksdb_cut_guard> cuts_;
+  /// Columns created or being created: a cut whose version gained one is
+  /// not the state at the cut.
+  std::atomic<uint64_t> columns_made_{0};
 };
 
 namespace internal {
