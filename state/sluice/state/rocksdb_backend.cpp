@@ -154,7 +154,11 @@ rocksdb::Status copy_entries(rocksdb::Iterator& from, rocksdb::DB& to,
   return to.Write(write, &batch);
 }
 
+std::atomic<uint64_t> rewritten_cuts{0};
+
 } // namespace
+
+uint64_t rewritten_flush_cuts() noexcept { return rewritten_cuts.load(); }
 
 namespace internal {
 
@@ -539,6 +543,7 @@ void rocksdb_backend_core::rewrite_cut(internal::rocksdb_cut_state& cut) {
       std::filesystem::remove(e.path(), ec);
   }
   cut.rewritten_instance = random_instance_id();
+  rewritten_cuts.fetch_add(1);
 }
 
 void rocksdb_backend_core::finish_pending_cuts() noexcept {

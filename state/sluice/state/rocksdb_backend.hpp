@@ -75,6 +75,10 @@ struct rocksdb_config {
   bool native_snapshots = false;
 };
 
+/// How many flush cuts in this process were written out whole because a
+/// later flush got into the files first (native_snapshot::rewritten).
+uint64_t rewritten_flush_cuts() noexcept;
+
 /// The key-type independent half of the RocksDB backend: byte-level access
 /// to the column of each state under the current key's prefix.
 class rocksdb_backend_core : public virtual keyed_state_backend_base {
