@@ -28,18 +28,27 @@ runtime::subtask_metrics read_subtask_metrics(const subtask_metrics_cell& cell, 
   m.busy_ms_total = static_cast<uint64_t>(busy / 1000000);
   m.backpressured_ms_total = static_cast<uint64_t>(bp / 1000000);
   m.idle_ms_total = static_cast<uint64_t>(idle / 1000000);
-  int64_t window = until - (prev.at > 0 ? prev.at : started);
+  // A mark at 0 stands for the subtask's start, when both counters were 0.
+  auto span_from = [&](const metrics_window_mark::point& p) {
+    return until - (p.at > 0 ? p.at : started);
+  };
+  int64_t recent = span_from(prev.last);
+  const auto& base =
+    recent >= min_window_ns || prev.before.at == 0 ? prev.last : prev.before;
+  int64_t window = span_from(base);
   if (started > 0 && window > 0) {
     auto per_second = [window](int64_t delta) {
       return std::clamp(static_cast<double>(delta) * 1000.0 / static_cast<double>(window), 0.0,
                         1000.0);
     };
-    m.busy_ms_per_second = per_second(busy - prev.busy);
-    m.backpressured_ms_per_second = per_second(bp - prev.bp);
+    m.busy_ms_per_second = per_second(busy - base.busy);
+    m.backpressured_ms_per_second = per_second(bp - base.bp);
     m.idle_ms_per_second =
       std::max(0.0, 1000.0 - m.busy_ms_per_second - m.backpressured_ms_per_second);
-    if (window >= min_window_ns)
-      prev = {until, busy, bp};
+    if (recent >= min_window_ns && recent > 0) {
+      prev.before = prev.last.at > 0 ? prev.last : metrics_window_mark::point{started, 0, 0};
+      prev.last = {until, busy, bp};
+    }
   }
   return m;
 }

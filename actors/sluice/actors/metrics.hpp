@@ -33,18 +33,26 @@ struct subtask_metrics_cell {
   std::atomic<int64_t> input_watermark{INT64_MIN};
 };
 
-/// Where the previous reading of a cell's time counters ended, so the
+/// Where earlier readings of a cell's time counters ended, so the
 /// per-second figures cover the time since then.
 struct metrics_window_mark {
-  int64_t at = 0;
-  int64_t busy = 0;
-  int64_t bp = 0;
+  struct point {
+    int64_t at = 0;
+    int64_t busy = 0;
+    int64_t bp = 0;
+  };
+  point last;   ///< the newest mark
+  point before; ///< the mark before it
 };
 
 /// Reads one subtask's counters at steady time `now_ns`. The per-second
-/// figures average over the window since `prev`; `prev` moves to now when
-/// that window is at least `min_window_ns` long (so readers that poll often
-/// still see figures averaged over a useful span).
+/// figures average over the window since the newest mark when that window
+/// is at least `min_window_ns` long, and since the mark before otherwise
+/// (at least `min_window_ns` older), so a reading just after the mark moved
+/// still averages over a useful span; the newest mark moves to now when the
+/// window since it is that long. Readers that poll often thus see figures
+/// over one to two `min_window_ns`, never over the few milliseconds since
+/// their last poll.
 runtime::subtask_metrics read_subtask_metrics(const subtask_metrics_cell& cell, int64_t now_ns,
                                               metrics_window_mark& prev,
                                               int64_t min_window_ns = 0);
