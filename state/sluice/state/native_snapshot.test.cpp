@@ -266,6 +266,28 @@ TEST_CASE("a flush cut taken before a state was declared is written out without 
   CHECK(rv.value() == std::optional<int64_t>(5));
 }
 
+TEST_CASE("a flush cut that cannot link its files fails with the reason; the instance goes on") {
+  auto b = make_rocksdb<flush_cut>();
+  states s(*b);
+  for (int64_t k = 0; k < 100; ++k)
+    fill(*b, s, k, 0);
+  auto snap = b->snapshot_native(1);
+  fs::remove_all(snap->local_dir); // the checkpoint's local directory is gone
+  auto err = error_of([&] { snap->finish(); });
+  CHECK(contains(err, "snapshot 1"));
+  CHECK(contains(err, "cannot link"));
+  snap->finish(); // once: nothing is left to finish
+  // The failed cut released what it held; the next one works.
+  for (int64_t k = 0; k < 100; ++k)
+    fill(*b, s, k, 1);
+  auto next = b->snapshot_native(2);
+  auto r = make_rocksdb<flush_cut>();
+  states rs(*r);
+  r->restore_native({source_of(*next, all_groups)});
+  for (int64_t k = 0; k < 100; ++k)
+    check_key(*r, rs, k, 2);
+}
+
 TEST_CASE("an instance that closes first finishes the flush cuts still waiting") {
   auto b = make_rocksdb<flush_cut>();
   auto s = std::make_unique<states>(*b);

@@ -186,8 +186,10 @@ struct rocksdb_cut_state {
   /// The states' columns at the cut.
   std::vector<rocksdb::ColumnFamilyHandle*> columns;
   std::string dir;
+  /// finish_cut ran: the result (or `error`) is there, the snapshot released.
   bool done = false;
-  /// finish() took the result, or the snapshot was dropped.
+  /// finish() took the result, or the snapshot was dropped: the instance
+  /// need not finish it when it closes.
   bool closed = false;
   std::string error;
   std::map<std::string, uint64_t> valid_sizes;
@@ -203,14 +205,10 @@ public:
   void finish(native_snapshot& snap) override {
     auto& g = *s_->guard;
     std::lock_guard<std::mutex> lock(g.mu);
-    if (!s_->done && !s_->closed) {
-      if (g.owner != nullptr) {
-        g.owner->finish_cut(*s_);
-      } else {
-        s_->error = "the RocksDB instance closed before its snapshot was taken";
-        s_->done = true;
-      }
-    }
+    // An instance finishes every waiting cut before it closes, so a cut not
+    // done yet still has its instance.
+    if (!s_->done)
+      g.owner->finish_cut(*s_);
     s_->closed = true;
     if (!s_->error.empty())
       throw state_error("snapshot " + std::to_string(snap.checkpoint_id) + ": " + s_->error);
@@ -226,7 +224,7 @@ public:
     auto& g = *s_->guard;
     std::lock_guard<std::mutex> lock(g.mu);
     s_->closed = true;
-    if (s_->snapshot != nullptr && g.owner != nullptr && g.owner->db_)
+    if (s_->snapshot != nullptr) // held only while the cut is not done: the instance is open
       g.owner->db_->ReleaseSnapshot(s_->snapshot);
     s_->snapshot = nullptr;
   }
