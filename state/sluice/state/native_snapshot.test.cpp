@@ -38,6 +38,12 @@ void fill(keyed_state_backend<int64_t>& b, states& s, int64_t k, int64_t round) 
   s.prices.put("p", k + round);
 }
 
+/// fill() for keys [0, n).
+void fill_keys(keyed_state_backend<int64_t>& b, states& s, int64_t n, int64_t round) {
+  for (int64_t k = 0; k < n; ++k)
+    fill(b, s, k, round);
+}
+
 void check_key(keyed_state_backend<int64_t>& b, states& s, int64_t k, int64_t rounds) {
   CAPTURE(k);
   b.set_current_key(k);
@@ -109,8 +115,7 @@ TEST_SUITE("state.native_snapshot") {
 TEST_CASE("a flush cut hard-links the flushed files and its meta holds no entries") {
   auto b = make_rocksdb<flush_cut>();
   states s(*b);
-  for (int64_t k = 0; k < 1000; ++k)
-    fill(*b, s, k, 0);
+  fill_keys(*b, s, 1000, 0);
   auto snap = b->snapshot_native(1);
   REQUIRE(snap);
   CHECK(snap->deferred); // the barrier only sealed the memtables
@@ -137,8 +142,7 @@ TEST_CASE("a flush cut hard-links the flushed files and its meta holds no entrie
 TEST_CASE("a log cut flushes nothing: the snapshot holds the log up to the cut") {
   auto b = make_rocksdb<log_cut>();
   states s(*b);
-  for (int64_t k = 0; k < 1000; ++k)
-    fill(*b, s, k, 0);
+  fill_keys(*b, s, 1000, 0);
   auto snap = b->snapshot_native(1);
   REQUIRE(snap);
   auto files = files_in(snap->local_dir);
@@ -155,8 +159,7 @@ TEST_CASE("a log cut flushes nothing: the snapshot holds the log up to the cut")
   // The linked log keeps growing with the instance; the snapshot's part
   // does not.
   auto before = snap->valid_sizes;
-  for (int64_t k = 0; k < 1000; ++k)
-    fill(*b, s, k, 1);
+  fill_keys(*b, s, 1000, 1);
   (void) b->snapshot_native(2);
   CHECK(snap->valid_sizes == before);
 }
@@ -165,12 +168,10 @@ TEST_CASE_TEMPLATE("a native snapshot restores into an instance with the same ke
                    flush_cut, log_cut) {
   auto b = make_rocksdb<Cut>();
   states s(*b);
-  for (int64_t k = 0; k < 500; ++k)
-    fill(*b, s, k, 0);
+  fill_keys(*b, s, 500, 0);
   auto snap = b->snapshot_native(1);
   // Writes after the cut are not in the snapshot.
-  for (int64_t k = 0; k < 500; ++k)
-    fill(*b, s, k, 1);
+  fill_keys(*b, s, 500, 1);
   // A later snapshot writes those to the log the first one linked, or (the
   // flush cut) into files before the first cut is finished: its files alone
   // are gone, and it writes out the state as of the cut instead.
@@ -269,8 +270,7 @@ TEST_CASE("a flush cut taken before a state was declared is written out without 
 TEST_CASE("a flush cut that cannot link its files fails with the reason; the instance goes on") {
   auto b = make_rocksdb<flush_cut>();
   states s(*b);
-  for (int64_t k = 0; k < 100; ++k)
-    fill(*b, s, k, 0);
+  fill_keys(*b, s, 100, 0);
   auto snap = b->snapshot_native(1);
   fs::remove_all(snap->local_dir); // the checkpoint's local directory is gone
   auto err = error_of([&] { snap->finish(); });
@@ -278,8 +278,7 @@ TEST_CASE("a flush cut that cannot link its files fails with the reason; the ins
   CHECK(contains(err, "cannot link"));
   snap->finish(); // once: nothing is left to finish
   // The failed cut released what it held; the next one works.
-  for (int64_t k = 0; k < 100; ++k)
-    fill(*b, s, k, 1);
+  fill_keys(*b, s, 100, 1);
   auto next = b->snapshot_native(2);
   auto r = make_rocksdb<flush_cut>();
   states rs(*r);
@@ -291,8 +290,7 @@ TEST_CASE("a flush cut that cannot link its files fails with the reason; the ins
 TEST_CASE("an instance that closes first finishes the flush cuts still waiting") {
   auto b = make_rocksdb<flush_cut>();
   auto s = std::make_unique<states>(*b);
-  for (int64_t k = 0; k < 300; ++k)
-    fill(*b, *s, k, 0);
+  fill_keys(*b, *s, 300, 0);
   auto snap = b->snapshot_native(1);
   auto dropped = b->snapshot_native(2);
   auto dropped_dir = dropped->local_dir;
