@@ -105,6 +105,12 @@ struct job_master_state {
   /// point is never deleted (checkpoint_storage::finalize).
   std::deque<int64_t> retained;
   int64_t last_completion_ns = 0;
+  /// The periodic trigger found `max_concurrent` checkpoints in flight: the
+  /// next one starts when one of them completes or fails (as Flink queues
+  /// the request), instead of a whole interval later.
+  bool trigger_due = false;
+  /// Only the newest scheduled periodic trigger counts.
+  int64_t trigger_generation = 0;
   int32_t failed_in_a_row = 0;
   /// The checkpoint whose completion lets every subtask finish.
   int64_t finish_on = -1;
@@ -296,7 +302,7 @@ void schedule_trigger(jm_pointer self, std::chrono::milliseconds after) {
   auto& st = self->state;
   if (!st.cp().enabled())
     return;
-  self->delayed_send(self, after, checkpoint_atom::value, st.attempt);
+  self->delayed_send(self, after, checkpoint_atom::value, st.attempt, ++st.trigger_generation);
 }
 
 /// Starts a checkpoint (or savepoint) at the sources, or at every subtask
@@ -331,10 +337,12 @@ int64_t trigger(jm_pointer self, bool savepoint, bool stop, const std::string& t
   return id;
 }
 
-void on_periodic_trigger(jm_pointer self, int32_t attempt) {
+void on_periodic_trigger(jm_pointer self, int32_t attempt, int64_t generation) {
   auto& st = self->state;
-  if (attempt != st.attempt || st.done || st.failing || st.restarting || st.cancel_requested)
+  if (attempt != st.attempt || generation != st.trigger_generation || st.done || st.failing ||
+      st.restarting || st.cancel_requested)
     return;
+  st.trigger_due = false;
   auto interval = st.cp().interval;
   bool all_running = st.running == st.total && st.ended < st.total;
   int64_t since_last_ms = (steady_now_ns() - st.last_completion_ns) / 1000000;
@@ -342,7 +350,12 @@ void on_periodic_trigger(jm_pointer self, int32_t attempt) {
   for (auto& [id, p] : st.pending)
     if (!p.savepoint)
       ++in_flight;
-  if (!all_running || in_flight >= st.cp().max_concurrent || st.finish_on >= 0 || st.drain_stop) {
+  if (all_running && in_flight >= st.cp().max_concurrent && st.finish_on < 0 && !st.drain_stop) {
+    st.trigger_due = true; // run_due_trigger starts it; no timer until then
+    ++st.trigger_generation;
+    return;
+  }
+  if (!all_running || st.finish_on >= 0 || st.drain_stop) {
     schedule_trigger(self, interval);
     return;
   }
@@ -361,6 +374,15 @@ void on_periodic_trigger(jm_pointer self, int32_t attempt) {
     }
   }
   schedule_trigger(self, interval);
+}
+
+/// A checkpoint completed or failed: a periodic trigger that found the
+/// in-flight limit reached runs next (min-pause still applies), after the
+/// current handler has sent what it sends (the completion notice first).
+void run_due_trigger(jm_pointer self) {
+  auto& st = self->state;
+  if (st.trigger_due)
+    self->send(self, checkpoint_atom::value, st.attempt, st.trigger_generation);
 }
 
 void send_finish_to_all(jm_pointer self) { to_all(self, finish_atom::value); }
@@ -543,6 +565,7 @@ void on_written(jm_pointer self, int64_t id, int32_t attempt, const std::string&
     w.deliver(path);
   if (st.finish_on == id)
     send_finish_to_all(self);
+  run_due_trigger(self);
 }
 
 void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool counts) {
@@ -572,6 +595,7 @@ void abort_checkpoint(jm_pointer self, int64_t id, const std::string& why, bool 
       on_failure(self, "Exceeded checkpoint tolerable failure threshold (" +
                          std::to_string(st.cp().tolerable_failed) + "): " + why);
   }
+  run_due_trigger(self);
 }
 
 /// Every subtask processed all its data: take the final checkpoint (or the
@@ -838,6 +862,7 @@ void reset_run(jm_pointer self) {
   }
   st.deployed = st.running = st.terminal = st.ended = 0;
   st.finish_on = -1;
+  st.trigger_due = false;
 }
 
 void deploy(jm_pointer self) {
@@ -1089,7 +1114,9 @@ caf::behavior job_master_impl(caf::stateful_actor<job_master_state>* self, job_s
         finish_job(self);
     },
     [self](state_atom, const subtask_report& r) { on_report(self, r); },
-    [self](checkpoint_atom, int32_t attempt) { on_periodic_trigger(self, attempt); },
+    [self](checkpoint_atom, int32_t attempt, int64_t generation) {
+      on_periodic_trigger(self, attempt, generation);
+    },
     [self](ack_atom, checkpoint_ack& ack) { on_ack(self, ack); },
     [self](decline_atom, int64_t id, int32_t, int32_t, int32_t attempt, const std::string& why) {
       if (attempt == self->state.attempt && self->state.pending.count(id) != 0)
