@@ -41,8 +41,10 @@ struct configuration {
   std::string scheduler_profile = "balanced";
   /// Messages an actor handles before it yields its worker thread (0 =
   /// until its mailbox is empty, CAF 0.17's default, which lets a source
-  /// that never waits for credit hold a worker forever).
-  uint32_t scheduler_max_throughput = 64;
+  /// that never waits for credit hold a worker forever). A message can be a
+  /// whole batch: at 64, a RocksDB keyed operator held a worker for up to
+  /// ~0.8 s, and the JobMaster's checkpoint timer waited behind it.
+  uint32_t scheduler_max_throughput = 8;
   /// TaskManagers of the local mini-cluster.
   int32_t taskmanagers = 1;
   /// Slots per TaskManager; 0 = as many as the job needs.

@@ -266,10 +266,18 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   table.cache_index_and_filter_blocks = true;
   table.cache_index_and_filter_blocks_with_high_priority = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
-  // A point read of a key that has no entry yet (every new key's first
-  // access) otherwise reads a data block of every sorted run.
-  if (config.use_bloom_filter)
+  // Without filters a point read searches every memtable and reads a data
+  // block of every L0 file until it finds its key: most reads miss the
+  // newest memtable, and after a checkpoint's flush every memtable.
+  if (config.use_bloom_filter) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    // Building a filter buffers a hash per key of the file (MiBs for a
+    // compaction's output): charged to the cache, so it stays in the budget.
+    table.cache_usage_options.options_overrides[rocksdb::CacheEntryRole::kFilterConstruction] =
+      {rocksdb::CacheEntryRoleOptions::Decision::kEnabled};
+    o.column.memtable_prefix_bloom_size_ratio = 0.1;
+    o.column.memtable_whole_key_filtering = true;
+  }
   o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   o.column.merge_operator = std::make_shared<list_append_operator>();
   // Memtables are charged to the shared cache; keep each small, so many
