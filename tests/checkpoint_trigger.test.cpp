@@ -26,6 +26,27 @@ struct slow_snapshot final : checkpointed_function {
   int64_t operator()(const int64_t& i) const { return i; }
 };
 
+/// Runs a job whose checkpoints each take `pause` until `completed` of them
+/// completed, and returns the checkpoint history (newest first).
+nlohmann::json run_slow_checkpoints(configuration cfg, std::chrono::milliseconds pause,
+                                    int64_t completed) {
+  sluice::test::temp_dir dir;
+  cfg.parallelism = 1;
+  cfg.checkpoints.directory = (fs::path(dir.path()) / "checkpoints").string();
+  stream_environment env(cfg);
+  env.from_generator(1'000'000'000, [](uint64_t i) { return static_cast<int64_t>(i); })
+    .map(slow_snapshot(pause))
+    .discard();
+  auto job = env.execute_async("slow snapshots");
+  auto stats = [&] { return nlohmann::json::parse(job->checkpoint_stats_json()); };
+  REQUIRE(sluice::test::eventually([&] { return stats()["counts"]["completed"] >= completed; },
+                                   30s));
+  auto history = stats()["history"];
+  job->cancel();
+  job->wait();
+  return history;
+}
+
 } // namespace
 
 TEST_SUITE("integration.checkpoint_trigger") {
@@ -34,21 +55,9 @@ TEST_CASE("a periodic checkpoint that finds one in flight starts when it complet
   // Flink queues the periodic request while max-concurrent checkpoints run
   // and starts it on completion; skipping to the next tick instead would
   // stretch a 500 ms interval to 1 s whenever a checkpoint takes longer.
-  sluice::test::temp_dir dir;
   configuration cfg;
-  cfg.parallelism = 1;
   cfg.checkpoints.interval = 500ms;
-  cfg.checkpoints.directory = (fs::path(dir.path()) / "checkpoints").string();
-  stream_environment env(cfg);
-  env.from_generator(1'000'000'000, [](uint64_t i) { return static_cast<int64_t>(i); })
-    .map(slow_snapshot(600ms))
-    .discard();
-  auto job = env.execute_async("slow snapshots");
-  auto stats = [&] { return nlohmann::json::parse(job->checkpoint_stats_json()); };
-  REQUIRE(sluice::test::eventually([&] { return stats()["counts"]["completed"] >= 6; }, 30s));
-  auto history = stats()["history"];
-  job->cancel();
-  job->wait();
+  auto history = run_slow_checkpoints(cfg, 600ms, 6);
   // Gaps between the triggers of consecutive completed checkpoints.
   std::vector<int64_t> triggers;
   for (auto& c : history)
@@ -69,22 +78,10 @@ TEST_CASE("a periodic checkpoint that finds one in flight starts when it complet
 }
 
 TEST_CASE("min-pause still separates a queued periodic checkpoint from the last completion") {
-  sluice::test::temp_dir dir;
   configuration cfg;
-  cfg.parallelism = 1;
   cfg.checkpoints.interval = 200ms;
   cfg.checkpoints.min_pause = 400ms;
-  cfg.checkpoints.directory = (fs::path(dir.path()) / "checkpoints").string();
-  stream_environment env(cfg);
-  env.from_generator(1'000'000'000, [](uint64_t i) { return static_cast<int64_t>(i); })
-    .map(slow_snapshot(300ms))
-    .discard();
-  auto job = env.execute_async("slow snapshots, min pause");
-  auto stats = [&] { return nlohmann::json::parse(job->checkpoint_stats_json()); };
-  REQUIRE(sluice::test::eventually([&] { return stats()["counts"]["completed"] >= 4; }, 30s));
-  auto history = stats()["history"];
-  job->cancel();
-  job->wait();
+  auto history = run_slow_checkpoints(cfg, 300ms, 4);
   struct span {
     int64_t trigger, done;
   };

@@ -101,6 +101,17 @@ std::shared_ptr<native_restore_source> source_of(native_snapshot& snap, key_grou
   return src;
 }
 
+/// Restores `snap` into a fresh instance and checks keys 0..n-1 after
+/// `rounds` rounds of fill().
+template <class Cut>
+void check_restored(native_snapshot& snap, int64_t n, int64_t rounds) {
+  auto r = make_rocksdb<Cut>();
+  states rs(*r);
+  r->restore_native({source_of(snap, all_groups)});
+  for (int64_t k = 0; k < n; ++k)
+    check_key(*r, rs, k, rounds);
+}
+
 std::set<std::string> files_in(const std::string& dir) {
   std::set<std::string> out;
   for (const auto& e : fs::directory_iterator(dir))
@@ -194,11 +205,7 @@ TEST_CASE_TEMPLATE("a native snapshot restores into an instance with the same ke
   r->restore_native({src});
   for (int64_t k = 0; k < 500; ++k)
     check_key(*r, rs, k, 1);
-  auto r2 = make_rocksdb<Cut>();
-  states rs2(*r2);
-  r2->restore_native({source_of(*later, all_groups)});
-  for (int64_t k = 0; k < 500; ++k)
-    check_key(*r2, rs2, k, 2);
+  check_restored<Cut>(*later, 500, 2);
   CHECK(r->keys(0).size() == 500);
   // The restored instance keeps working and snapshots again.
   fill(*r, rs, 7, 1);
@@ -279,12 +286,7 @@ TEST_CASE("a flush cut that cannot link its files fails with the reason; the ins
   snap->finish(); // once: nothing is left to finish
   // The failed cut released what it held; the next one works.
   fill_keys(*b, s, 100, 1);
-  auto next = b->snapshot_native(2);
-  auto r = make_rocksdb<flush_cut>();
-  states rs(*r);
-  r->restore_native({source_of(*next, all_groups)});
-  for (int64_t k = 0; k < 100; ++k)
-    check_key(*r, rs, k, 2);
+  check_restored<flush_cut>(*b->snapshot_native(2), 100, 2);
 }
 
 TEST_CASE("an instance that closes first finishes the flush cuts still waiting") {
@@ -299,11 +301,7 @@ TEST_CASE("an instance that closes first finishes the flush cuts still waiting")
   s.reset();
   b.reset();
   snap->finish();
-  auto r = make_rocksdb<flush_cut>();
-  states rs(*r);
-  r->restore_native({source_of(*snap, all_groups)});
-  for (int64_t k = 0; k < 300; ++k)
-    check_key(*r, rs, k, 1);
+  check_restored<flush_cut>(*snap, 300, 1);
 }
 
 TEST_CASE("the heap backend cannot restore a native snapshot and says what to do") {
