@@ -8,11 +8,17 @@
 //   rocksdb log cost: P%   (--only log) what a write-ahead log costs a bare
 //                          RocksDB instance doing the keyed sum's get + put,
 //                          without sluice around it: the price of the log cut
-// plus, per backend, the throughputs and the checkpoints' count, mean
+// Each figure comes from --repeat off/on pairs (default 6; single pairs swing
+// by +-10 % on a shared 2-core machine): the overhead compares the summed
+// times, and "overhead <backend> standard error: S%" is the spread of the
+// pairs' own overheads over sqrt(pairs), to read the figure against.
+// Plus, per backend, the throughputs and the checkpoints' count, mean
 // duration ("checkpoint duration <backend>: T ms", trigger to completion),
 // mean synchronous part per subtask, and mean size ("checkpoint size
 // <backend>: N bytes", what a checkpoint wrote: for incremental ones the new
-// files only) and full state size.
+// files only) and full state size; for RocksDB also the CPU its background
+// threads spent per run on flushes and compactions, off and on (what the
+// checkpoints' extra flushes cost besides the cut itself).
 //
 //   checkpoint_overhead [--heap-records N] [--rocksdb-records N] [--only heap|rocksdb|recovery|log]
 //                       [--full 1] [--repeat N] [--single off|on]
@@ -28,13 +34,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -50,7 +62,52 @@ struct run_result {
   double mean_sync_ms = 0;
   int64_t mean_alignment_ms = 0;
   uint64_t full_size = 0;
+  double flush_cpu_s = 0;      // RocksDB's flush threads during the run
+  double compaction_cpu_s = 0; // and its compaction threads
 };
+
+/// CPU seconds RocksDB's background threads have used in this process so
+/// far: "rocksdb:high" runs flushes, "rocksdb:low" compactions. They are
+/// shared by every instance and outlive the jobs, so a run's share is the
+/// difference across it. Zero where /proc is not readable.
+struct background_cpu {
+  double flush_s = 0;
+  double compaction_s = 0;
+};
+
+background_cpu rocksdb_background_cpu() {
+  background_cpu out;
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks("/proc/self/task", ec);
+  if (ec)
+    return out;
+  auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& task : tasks) {
+    std::ifstream comm_in(task.path() / "comm");
+    std::string comm;
+    std::getline(comm_in, comm);
+    double* into = comm.rfind("rocksdb:high", 0) == 0  ? &out.flush_s
+                   : comm.rfind("rocksdb:low", 0) == 0 ? &out.compaction_s
+                                                       : nullptr;
+    if (into == nullptr)
+      continue;
+    std::ifstream stat_in(task.path() / "stat");
+    std::string stat;
+    std::getline(stat_in, stat);
+    // proc(5): after "pid (name) " come field 3 (state) ... 14 utime, 15 stime.
+    auto name_end = stat.rfind(')');
+    if (name_end == std::string::npos || name_end + 2 > stat.size())
+      continue;
+    std::istringstream fields(stat.substr(name_end + 2));
+    std::string field;
+    double used = 0;
+    for (int k = 3; k <= 15 && fields >> field; ++k)
+      if (k >= 14)
+        used += std::strtod(field.c_str(), nullptr);
+    *into += used / ticks;
+  }
+  return out;
+}
 
 bool incremental = true;
 auto cut = state::rocksdb_config::snapshot_cut::flush; // the default; --cut log for the opt-in cut
@@ -79,6 +136,7 @@ run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, boo
     .key_by([](const record& r) { return r.first; })
     .sum(&record::second)
     .discard();
+  auto cpu0 = rocksdb_background_cpu();
   auto t0 = std::chrono::steady_clock::now();
   auto job = env.execute_async("checkpoint overhead");
   auto r = job->wait();
@@ -89,6 +147,9 @@ run_result keyed_sum(state::backend_kind backend, uint64_t n, uint64_t keys, boo
   }
   run_result out;
   out.records_per_s = static_cast<double>(n) / s;
+  auto cpu1 = rocksdb_background_cpu();
+  out.flush_cpu_s = cpu1.flush_s - cpu0.flush_s;
+  out.compaction_cpu_s = cpu1.compaction_s - cpu0.compaction_s;
   auto stats = nlohmann::json::parse(job->checkpoint_stats_json());
   out.checkpoints = stats["counts"]["completed"].get<int64_t>();
   out.mean_duration_ms = stats["summary"]["end_to_end_duration"]["avg"].get<int64_t>();
@@ -136,6 +197,8 @@ void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64
   double off_s = 0, on_s = 0;
   run_result on, off;
   int64_t taken = 0;
+  std::vector<double> pair_overheads;
+  background_cpu off_cpu, on_cpu;
   auto rewritten_before = state::rewritten_flush_cuts();
   for (int i = 0; i < repeat; ++i) {
     if (i % 2 == 0) {
@@ -148,6 +211,11 @@ void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64
     off_s += static_cast<double>(n) / off.records_per_s;
     on_s += static_cast<double>(n) / on.records_per_s;
     taken += on.checkpoints;
+    pair_overheads.push_back(1.0 - on.records_per_s / off.records_per_s);
+    off_cpu.flush_s += off.flush_cpu_s;
+    off_cpu.compaction_s += off.compaction_cpu_s;
+    on_cpu.flush_s += on.flush_cpu_s;
+    on_cpu.compaction_s += on.compaction_cpu_s;
     std::printf("%s run %d: off %.3f M records/s, on %.3f M records/s (%.1f%%)\n", label, i + 1,
                 off.records_per_s / 1e6, on.records_per_s / 1e6,
                 100.0 * (1.0 - on.records_per_s / off.records_per_s));
@@ -170,6 +238,22 @@ void overhead(const char* label, state::backend_kind backend, uint64_t n, uint64
   std::printf("checkpoint size %s: %lld bytes\n", label, static_cast<long long>(on.mean_size));
   std::printf("full state size %s: %llu bytes\n", label,
               static_cast<unsigned long long>(on.full_size));
+  if (backend == state::backend_kind::rocksdb) {
+    std::printf("flush cpu %s off: %.2f s\n", label, off_cpu.flush_s / repeat);
+    std::printf("flush cpu %s on: %.2f s\n", label, on_cpu.flush_s / repeat);
+    std::printf("compaction cpu %s off: %.2f s\n", label, off_cpu.compaction_s / repeat);
+    std::printf("compaction cpu %s on: %.2f s\n", label, on_cpu.compaction_s / repeat);
+  }
+  if (repeat > 1) {
+    double mean = 0;
+    for (double o : pair_overheads)
+      mean += o / repeat;
+    double square_sum = 0;
+    for (double o : pair_overheads)
+      square_sum += (o - mean) * (o - mean);
+    double error = std::sqrt(square_sum / (repeat - 1) / repeat);
+    std::printf("overhead %s standard error: %.1f%%\n", label, 100.0 * error);
+  }
   std::printf("overhead %s: %.1f%%\n", label, 100.0 * (1.0 - off_s / on_s));
 }
 
@@ -275,7 +359,7 @@ double recovery_ms() {
 int main(int argc, char** argv) {
   uint64_t heap_records = 200'000'000, rocksdb_records = 4'000'000;
   std::string only;
-  int repeat = 1;
+  int repeat = 6;
   // --single off|on: one RocksDB run only, for profiling either side.
   std::string single;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -304,8 +388,10 @@ int main(int argc, char** argv) {
   }
   if (!single.empty()) {
     auto r = keyed_sum(state::backend_kind::rocksdb, rocksdb_records, 1'000'000, single == "on");
-    std::printf("rocksdb %s: %.3f M records/s, %lld checkpoints\n", single.c_str(),
-                r.records_per_s / 1e6, static_cast<long long>(r.checkpoints));
+    std::printf("rocksdb %s: %.3f M records/s, %lld checkpoints, flush cpu %.2f s, "
+                "compaction cpu %.2f s\n",
+                single.c_str(), r.records_per_s / 1e6, static_cast<long long>(r.checkpoints),
+                r.flush_cpu_s, r.compaction_cpu_s);
     return 0;
   }
   if (only.empty() || only == "heap")
