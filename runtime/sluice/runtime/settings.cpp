@@ -127,6 +127,13 @@ const std::map<std::string, setter>& setters() {
                                                      const std::string& v) {
       c.state.rocksdb.use_bloom_filter = parse_setting_bool(k, v);
     };
+    t["sluice.state.rocksdb.compaction.level0-file-num-trigger"] =
+      [](configuration& c, const std::string& k, const std::string& v) {
+        // "auto": 8 with incremental checkpoints, else 4. RocksDB slows
+        // writes down at 20 L0 files.
+        c.state.rocksdb.level0_compaction_trigger =
+          lower(trim(v)) == "auto" ? 0 : int32_in(k, v, 1, 16);
+      };
     t["state.checkpoints.dir"] = [](configuration& c, const std::string&, const std::string& v) {
       c.checkpoints.directory = std::string(trim(v));
     };

@@ -28,8 +28,12 @@ TEST_CASE("Flink keys set the configuration in Flink's value formats") {
                                      {"restart-strategy.type", "fixed-delay"},
                                      {"restart-strategy.fixed-delay.attempts", "7"},
                                      {"restart-strategy.fixed-delay.delay", "250 ms"},
-                                     {"sluice.state.rocksdb.snapshot-cut", "Flush"}});
+                                     {"sluice.state.rocksdb.snapshot-cut", "Flush"},
+                                     {"sluice.state.rocksdb.compaction.level0-file-num-trigger", "6"}});
   CHECK(warnings.empty());
+  CHECK(c.state.rocksdb.level0_compaction_trigger == 6);
+  (void)apply_settings(c, {{"sluice.state.rocksdb.compaction.level0-file-num-trigger", "Auto"}});
+  CHECK(c.state.rocksdb.level0_compaction_trigger == 0);
   CHECK(c.state.rocksdb.cut == sluice::state::rocksdb_config::snapshot_cut::flush);
   CHECK(c.parallelism == 3);
   CHECK(c.max_parallelism == 256);
@@ -77,6 +81,7 @@ TEST_CASE("invalid values fail naming the key and the value") {
   fails_with({{"execution.checkpointing.mode", "SOMETIMES"}}, "EXACTLY_ONCE");
   fails_with({{"restart-strategy.type", "sometimes"}}, "unknown restart strategy");
   fails_with({{"sluice.state.rocksdb.snapshot-cut", "snip"}}, "use log or flush");
+  fails_with({{"sluice.state.rocksdb.compaction.level0-file-num-trigger", "0"}}, "must be in [1, 16]");
   // Settings that do not work together.
   fails_with({{"execution.checkpointing.interval", "1 s"},
               {"execution.checkpointing.mode", "AT_LEAST_ONCE"},

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 
@@ -279,6 +282,39 @@ TEST_CASE("wrong RocksDB configuration is a clear error") {
   } catch (const state_error& e) {
     CHECK(std::string(e.what()).find("managed-size") != std::string::npos);
   }
+  rocksdb_config no_trigger;
+  no_trigger.level0_compaction_trigger = -1;
+  try {
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, no_trigger, instance_name());
+    FAIL("a compaction trigger of -1 L0 files must be rejected");
+  } catch (const state_error& e) {
+    CHECK(std::string(e.what()).find("level0-file-num-trigger") != std::string::npos);
+  }
+}
+
+TEST_CASE("the L0 compaction trigger is 8 with native snapshots, 4 without, or as configured") {
+  // RocksDB records the options it runs with in the instance's OPTIONS file.
+  auto trigger_of = [](const rocksdb_config& cfg) {
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, cfg, instance_name());
+    for (const auto& e : std::filesystem::directory_iterator(b.path()))
+      if (e.path().filename().string().rfind("OPTIONS-", 0) == 0) {
+        std::ifstream in(e.path());
+        std::stringstream text;
+        text << in.rdbuf();
+        auto s = text.str();
+        auto at = s.find("level0_file_num_compaction_trigger=");
+        REQUIRE(at != std::string::npos);
+        return std::stoi(s.substr(at + std::string("level0_file_num_compaction_trigger=").size()));
+      }
+    FAIL("no OPTIONS file in " << b.path());
+    return 0;
+  };
+  rocksdb_config cfg;
+  CHECK(trigger_of(cfg) == 4);
+  cfg.native_snapshots = true;
+  CHECK(trigger_of(cfg) == 8);
+  cfg.level0_compaction_trigger = 6;
+  CHECK(trigger_of(cfg) == 6);
 }
 
 TEST_CASE("a key type without a serializer on RocksDB is a clear error") {

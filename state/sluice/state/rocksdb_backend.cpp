@@ -251,6 +251,9 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
     instance_(random_instance_id()), options_(std::make_unique<options_holder>()),
     cuts_(std::make_shared<internal::rocksdb_cut_guard>()) {
   cuts_->owner = this;
+  if (config.level0_compaction_trigger < 0)
+    throw state_error("sluice.state.rocksdb.compaction.level0-file-num-trigger must be auto (0) or "
+                      "at least 1, got " + std::to_string(config.level0_compaction_trigger));
   auto root = config.local_dir.empty() ? temp_root() : config.local_dir;
   path_ = (std::filesystem::path(root) / instance_name).string();
   std::error_code ec;
@@ -287,6 +290,10 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
     std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
                                                        o.memory->managed_bytes / 16));
   o.column.max_write_buffer_number = 4;
+  o.column.level0_file_num_compaction_trigger =
+    config.level0_compaction_trigger > 0 ? config.level0_compaction_trigger
+    : config.native_snapshots           ? 8
+                                        : 4;
   static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
   o.db.create_if_missing = true;
   o.db.write_buffer_manager = o.memory->write_buffers;

@@ -61,6 +61,17 @@ struct rocksdb_config {
   /// (each checkpoint flushes them), and the keyed sum of
   /// bench/checkpoint_overhead runs about 1.5x as fast with the filters.
   bool use_bloom_filter = true;
+  /// L0 files that start a compaction into L1
+  /// (sluice.state.rocksdb.compaction.level0-file-num-trigger). 0 = auto:
+  /// 8 for an instance that takes native snapshots, else RocksDB's and
+  /// Flink's 4. Each flush-cut checkpoint flushes the memtables, so a
+  /// checkpoint a second adds an L0 file per instance per second, small
+  /// beside a full 16 MiB memtable; at 4 every fourth checkpoint rewrote all
+  /// of L1. At 8 a keyed sum with 1 M keys and a checkpoint a second spends
+  /// half the compaction CPU (bench/checkpoint_overhead, docs/benchmarks.md
+  /// session 15). The price: a read probes up to 8 L0 files' filters before
+  /// L1, and a checkpoint references up to 8 uncompacted L0 files.
+  int level0_compaction_trigger = 0;
   /// How a native snapshot cuts the instance (sluice.state.rocksdb.snapshot-cut).
   /// `log` (opt-in): every write also goes to a write-ahead log that is
   /// buffered in memory and written out when its buffer fills or a snapshot
