@@ -133,6 +133,17 @@ TEST_CASE("a TaskManager killed with SIGKILL mid-job: the job recovers from its 
   REQUIRE(poll([&] { return completed_checkpoints(jm.rest_port, id) >= 3; },
                                    20s));
   auto before = completed_checkpoints(jm.rest_port, id);
+  // tm-a's job library directory; while tm-a lives nothing removes it.
+  auto left_by_a = [killed_pid = a->pid()] {
+    auto mark = "-" + std::to_string(killed_pid) + "-";
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path())) {
+      auto name = e.path().filename().string();
+      n += name.rfind("sluice-taskmanager-", 0) == 0 && name.find(mark) != std::string::npos;
+    }
+    return n;
+  };
+  CHECK(left_by_a() == 1);
   auto killed_at = steady::now();
   REQUIRE(a->stop(SIGKILL, 10s));
   // Recovered: a checkpoint completes again, so every subtask runs and
@@ -156,6 +167,12 @@ TEST_CASE("a TaskManager killed with SIGKILL mid-job: the job recovers from its 
   // Exactly once: each key's running sum went 1, 2, ..., records/10, and
   // every value is in the committed output once.
   sluice::test::check_counts_exactly_once(out, records);
+
+  // tm-a's directory outlived it; the next TaskManager to start on this
+  // host (this one, or one of a test running beside) removes it.
+  auto d = task_manager_process(jm.rpc_port, "tm-d", 1);
+  wait_registered(jm.rest_port, {"tm-d"});
+  CHECK(left_by_a() == 0);
 }
 
 } // TEST_SUITE

@@ -1,5 +1,6 @@
 #include "sluice/state/keyed_state.hpp"
 #include "sluice/state/test_backends.hpp"
+#include "sluice/state/work_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace sluice::state;
@@ -276,12 +278,17 @@ TEST_CASE("wrong RocksDB configuration is a clear error") {
   }
   rocksdb_config tiny;
   tiny.managed_memory_bytes = 1 << 20; // no other instance is open, so this one decides
+  tiny.local_dir = (std::filesystem::temp_directory_path() / instance_name()).string();
+  std::filesystem::create_directories(tiny.local_dir);
   try {
     rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, tiny, instance_name());
     FAIL("a 1 MiB memory budget must be rejected");
   } catch (const state_error& e) {
     CHECK(std::string(e.what()).find("managed-size") != std::string::npos);
   }
+  // The instance that failed to open left nothing behind.
+  CHECK(std::filesystem::is_empty(tiny.local_dir));
+  std::filesystem::remove_all(tiny.local_dir);
   rocksdb_config no_trigger;
   no_trigger.level0_compaction_trigger = -1;
   try {
@@ -290,6 +297,34 @@ TEST_CASE("wrong RocksDB configuration is a clear error") {
   } catch (const state_error& e) {
     CHECK(std::string(e.what()).find("level0-file-num-trigger") != std::string::npos);
   }
+}
+
+TEST_CASE("RocksDB instances live in a directory per process; stale ones of killed processes go") {
+  namespace fs = std::filesystem;
+  auto root = fs::temp_directory_path() / instance_name();
+  fs::remove_all(root);
+  // What a process killed with SIGKILL left: its pid is gone now.
+  pid_t gone = ::fork();
+  REQUIRE(gone >= 0);
+  if (gone == 0)
+    ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  auto mine = process_dir_name("sluice-rocksdb");
+  auto stale = root / (mine.substr(0, mine.rfind('-') + 1) + std::to_string(gone));
+  fs::create_directories(stale / "sluice-1-v1-0-Keyed_Aggregation");
+  std::ofstream(stale / "sluice-1-v1-0-Keyed_Aggregation" / "000009.sst") << "old";
+  rocksdb_config cfg;
+  cfg.local_dir = root.string();
+  {
+    rocksdb_keyed_backend<int64_t> a(all_groups, max_p, nullptr, cfg, instance_name());
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, cfg, instance_name());
+    CHECK_FALSE(fs::exists(stale));
+    CHECK(fs::path(a.path()).parent_path() == root / mine);
+    CHECK(fs::path(b.path()).parent_path() == root / mine);
+  }
+  // The last instance to close took the process's directory along.
+  CHECK(fs::is_empty(root));
+  fs::remove_all(root);
 }
 
 TEST_CASE("the L0 compaction trigger is 8 with native snapshots, 4 without, or as configured") {

@@ -1,4 +1,5 @@
 #include "sluice/state/rocksdb_backend.hpp"
+#include "sluice/state/work_dir.hpp"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -76,6 +78,44 @@ std::string temp_root() {
   auto p = std::filesystem::temp_directory_path(ec);
   return ec ? std::string("/tmp") : p.string();
 }
+
+/// Instances live in `<root>/sluice-rocksdb-<host>-<pid>/` (work_dir.hpp).
+/// The first instance a process opens under a root removes what killed
+/// processes left there; the last one to close removes the process's
+/// directory once it is empty.
+class process_dir_lease {
+public:
+  explicit process_dir_lease(const std::string& root)
+    : dir_(std::filesystem::path(root) / process_dir_name("sluice-rocksdb")) {
+    std::lock_guard<std::mutex> lock(mu());
+    auto [it, first] = leases().try_emplace(dir_.string(), 0);
+    if (first)
+      (void)remove_stale_process_dirs(root, "sluice-rocksdb");
+    ++it->second;
+  }
+  ~process_dir_lease() {
+    std::lock_guard<std::mutex> lock(mu());
+    if (--leases()[dir_.string()] == 0) {
+      std::error_code ec;
+      std::filesystem::remove(dir_, ec); // only when empty
+    }
+  }
+  process_dir_lease(const process_dir_lease&) = delete;
+  process_dir_lease& operator=(const process_dir_lease&) = delete;
+  [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
+
+private:
+  // Never destroyed: instances may close during static destruction.
+  static std::mutex& mu() {
+    static auto* m = new std::mutex;
+    return *m;
+  }
+  static std::map<std::string, int>& leases() {
+    static auto* m = new std::map<std::string, int>;
+    return *m;
+  }
+  std::filesystem::path dir_;
+};
 
 uint64_t read_varint(std::string_view& in, bool& ok) {
   uint64_t v = 0;
@@ -236,6 +276,7 @@ private:
 } // namespace internal
 
 struct rocksdb_backend_core::options_holder {
+  std::unique_ptr<process_dir_lease> lease; // released after the instance's directory is gone
   std::shared_ptr<shared_memory> memory;
   rocksdb::Options db;
   rocksdb::ColumnFamilyOptions column;
@@ -254,74 +295,84 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   if (config.level0_compaction_trigger < 0)
     throw state_error("sluice.state.rocksdb.compaction.level0-file-num-trigger must be auto (0) or "
                       "at least 1, got " + std::to_string(config.level0_compaction_trigger));
-  auto root = config.local_dir.empty() ? temp_root() : config.local_dir;
-  path_ = (std::filesystem::path(root) / instance_name).string();
+  auto& o = *options_;
+  o.lease = std::make_unique<process_dir_lease>(config.local_dir.empty() ? temp_root()
+                                                                          : config.local_dir);
+  path_ = (o.lease->dir() / instance_name).string();
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
   std::filesystem::create_directories(path_, ec);
   if (ec)
     throw state_error("cannot create RocksDB directory " + path_ + ": " + ec.message());
+  // The destructor does not run when the constructor throws: a failed
+  // open removes the instance's directory here.
+  auto open = [&] {
+    o.memory = process_memory(config);
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = o.memory->cache;
+    table.cache_index_and_filter_blocks = true;
+    table.cache_index_and_filter_blocks_with_high_priority = true;
+    table.pin_l0_filter_and_index_blocks_in_cache = true;
+    // Without filters a point read searches every memtable and reads a data
+    // block of every L0 file until it finds its key: most reads miss the
+    // newest memtable, and after a checkpoint's flush every memtable.
+    if (config.use_bloom_filter) {
+      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      // Building a filter buffers a hash per key of the file (MiBs for a
+      // compaction's output): charged to the cache, so it stays in the budget.
+      table.cache_usage_options.options_overrides[rocksdb::CacheEntryRole::kFilterConstruction] =
+        {rocksdb::CacheEntryRoleOptions::Decision::kEnabled};
+      o.column.memtable_prefix_bloom_size_ratio = 0.1;
+      o.column.memtable_whole_key_filtering = true;
+    }
+    o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    o.column.merge_operator = std::make_shared<list_append_operator>();
+    // Memtables are charged to the shared cache; keep each small, so many
+    // states and instances fit in the budget and a flush is short: a write
+    // that finds every memtable full stalls the subtask until a flush ends.
+    o.column.write_buffer_size =
+      std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
+                                                         o.memory->managed_bytes / 16));
+    o.column.max_write_buffer_number = 4;
+    o.column.level0_file_num_compaction_trigger =
+      config.level0_compaction_trigger > 0 ? config.level0_compaction_trigger
+      : config.native_snapshots           ? 8
+                                          : 4;
+    static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
+    o.db.create_if_missing = true;
+    o.db.write_buffer_manager = o.memory->write_buffers;
+    o.db.max_open_files = 256;
+    o.db.max_background_jobs = 2;
+    o.db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+    o.db.keep_log_file_num = 1;
+    // The instance is a working copy, deleted on close: never flush it then.
+    o.db.avoid_flush_during_shutdown = true;
+    // Durability comes from checkpoints, as in Flink: no write-ahead log for
+    // crash recovery. Native snapshots cut at the log's end do keep one
+    // (written out in bulk, never synced): it is part of the snapshot.
+    log_cut_ = config.native_snapshots && config.cut == rocksdb_config::snapshot_cut::log;
+    o.write.disableWAL = !log_cut_;
+    if (log_cut_) {
+      o.db.manual_wal_flush = true;
+      // Old log files live until every column's memtable holding their data
+      // was flushed; a rarely written state must not keep them forever (each
+      // snapshot copies the logs' live part).
+      o.db.max_total_wal_size = 4 * o.column.write_buffer_size;
+    }
+    o.read.verify_checksums = false;
 
-  auto& o = *options_;
-  o.memory = process_memory(config);
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = o.memory->cache;
-  table.cache_index_and_filter_blocks = true;
-  table.cache_index_and_filter_blocks_with_high_priority = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  // Without filters a point read searches every memtable and reads a data
-  // block of every L0 file until it finds its key: most reads miss the
-  // newest memtable, and after a checkpoint's flush every memtable.
-  if (config.use_bloom_filter) {
-    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    // Building a filter buffers a hash per key of the file (MiBs for a
-    // compaction's output): charged to the cache, so it stays in the budget.
-    table.cache_usage_options.options_overrides[rocksdb::CacheEntryRole::kFilterConstruction] =
-      {rocksdb::CacheEntryRoleOptions::Decision::kEnabled};
-    o.column.memtable_prefix_bloom_size_ratio = 0.1;
-    o.column.memtable_whole_key_filtering = true;
+    rocksdb::DB* db = nullptr;
+    auto st = rocksdb::DB::Open(o.db, path_, &db);
+    if (!st.ok())
+      throw state_error("cannot open RocksDB in " + path_ + ": " + st.ToString());
+    db_.reset(db);
+  };
+  try {
+    open();
+  } catch (...) {
+    std::filesystem::remove_all(path_, ec);
+    throw;
   }
-  o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  o.column.merge_operator = std::make_shared<list_append_operator>();
-  // Memtables are charged to the shared cache; keep each small, so many
-  // states and instances fit in the budget and a flush is short: a write
-  // that finds every memtable full stalls the subtask until a flush ends.
-  o.column.write_buffer_size =
-    std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
-                                                       o.memory->managed_bytes / 16));
-  o.column.max_write_buffer_number = 4;
-  o.column.level0_file_num_compaction_trigger =
-    config.level0_compaction_trigger > 0 ? config.level0_compaction_trigger
-    : config.native_snapshots           ? 8
-                                        : 4;
-  static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
-  o.db.create_if_missing = true;
-  o.db.write_buffer_manager = o.memory->write_buffers;
-  o.db.max_open_files = 256;
-  o.db.max_background_jobs = 2;
-  o.db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  o.db.keep_log_file_num = 1;
-  // The instance is a working copy, deleted on close: never flush it then.
-  o.db.avoid_flush_during_shutdown = true;
-  // Durability comes from checkpoints, as in Flink: no write-ahead log for
-  // crash recovery. Native snapshots cut at the log's end do keep one
-  // (written out in bulk, never synced): it is part of the snapshot.
-  log_cut_ = config.native_snapshots && config.cut == rocksdb_config::snapshot_cut::log;
-  o.write.disableWAL = !log_cut_;
-  if (log_cut_) {
-    o.db.manual_wal_flush = true;
-    // Old log files live until every column's memtable holding their data
-    // was flushed; a rarely written state must not keep them forever (each
-    // snapshot copies the logs' live part).
-    o.db.max_total_wal_size = 4 * o.column.write_buffer_size;
-  }
-  o.read.verify_checksums = false;
-
-  rocksdb::DB* db = nullptr;
-  auto st = rocksdb::DB::Open(o.db, path_, &db);
-  if (!st.ok())
-    throw state_error("cannot open RocksDB in " + path_ + ": " + st.ToString());
-  db_.reset(db);
 }
 
 rocksdb_backend_core::~rocksdb_backend_core() {

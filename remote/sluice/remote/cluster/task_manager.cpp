@@ -7,6 +7,7 @@
 #include "sluice/remote/errors.hpp"
 #include "sluice/remote/settings_file.hpp"
 #include "sluice/runtime/settings.hpp"
+#include "sluice/state/work_dir.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -276,7 +277,12 @@ task_manager::start(const task_manager_settings& settings,
   add_membership_types(d.cfg);
   actors::add_cluster_message_types(d.cfg);
   {
-    auto pattern = (fs::temp_directory_path() / "sluice-taskmanager-XXXXXX").string();
+    // Named after host and pid, so the next TaskManager removes the
+    // directory of one that was killed (state/work_dir.hpp).
+    (void)state::remove_stale_process_dirs(fs::temp_directory_path(), "sluice-taskmanager");
+    auto pattern =
+      (fs::temp_directory_path() / (state::process_dir_name("sluice-taskmanager") + "-XXXXXX"))
+        .string();
     if (!mkdtemp(pattern.data()))
       return make_error(remote_errc::invalid_configuration,
                         "taskmanager: cannot make a directory for job libraries under " +
