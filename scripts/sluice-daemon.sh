@@ -7,7 +7,8 @@
 # Environment: SLUICE_BIN (build/sluice, or bin/sluice of an install),
 # SLUICE_CONF_DIR (conf/), SLUICE_LOG_DIR (log/), SLUICE_PID_DIR (/tmp),
 # SLUICE_STOP_TIMEOUT (10 s, then SIGKILL), SLUICE_START_TIMEOUT (10 s to
-# come up).
+# come up), MALLOC_ARENA_MAX (4 unless set: glibc's per-thread arenas keep
+# memory RocksDB freed; docs/dependencies.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,7 +64,8 @@ start() {
   # readiness check below never reads the old one.
   [ -f "$log" ] && mv -f "$log" "$log.1"
   : > "$log"
-  nohup "$bin" "$role" --config "$conf_dir" "$@" > "$log" 2>&1 < /dev/null &
+  MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-4}" \
+    nohup "$bin" "$role" --config "$conf_dir" "$@" > "$log" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$pf"
   # Up means: the JobManager serves REST, the TaskManager has started
