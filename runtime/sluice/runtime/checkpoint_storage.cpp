@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/state/snapshot.hpp"
+#include "sluice/state/work_dir.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -702,7 +703,10 @@ download_native(const restore_point& rp, const operator_state_handle& op,
   std::error_code ec;
   auto root = staging_root.empty() ? std::filesystem::temp_directory_path(ec)
                                    : std::filesystem::path(staging_root);
-  auto dir = root / ("sluice-restore-" + random_token());
+  // Named after host and pid: what a killed process was downloading goes
+  // with the next restore under the same root (state/work_dir.hpp).
+  (void)state::remove_stale_process_dirs(root, "sluice-restore");
+  auto dir = root / (state::process_dir_name("sluice-restore") + "-" + random_token());
   std::filesystem::create_directories(dir, ec);
   if (ec)
     throw checkpoint_error(src->origin + ": cannot create " + dir.string() + ": " + ec.message());

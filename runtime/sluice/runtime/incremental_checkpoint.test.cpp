@@ -1,6 +1,7 @@
 #include "sluice/runtime/checkpoint_storage.hpp"
 
 #include "sluice/state/keyed_state.hpp"
+#include "sluice/state/work_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <set>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace sluice::runtime;
@@ -328,7 +330,18 @@ TEST_CASE("a restore from an incremental checkpoint equals the state at the chec
   r.put(0, 1000, 2); // overwrites, partly in checkpoint 1's files
   st.complete(take(st, 2, {&r}));
   r.put(0, 4000, 3); // after the checkpoint: lost in the "failure"
+  // A download a killed process left half done (its pid is gone).
+  pid_t gone = ::fork();
+  REQUIRE(gone >= 0);
+  if (gone == 0)
+    ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  auto mine = state::process_dir_name("sluice-restore");
+  auto stale = s.dir / (mine.substr(0, mine.rfind('-') + 1) + std::to_string(gone) + "-abc123");
+  fs::create_directories(stale);
+  std::ofstream(stale / "000012.sst") << "partial";
   auto back = restore(st, s.dir, 2, 0, 1);
+  CHECK_FALSE(fs::exists(stale));
   for (int64_t k = 0; k < 4000; k += 7)
     CHECK(back->get(k) == std::optional<int64_t>(k * (k < 1000 ? 2 : 1)));
   CHECK_FALSE(back->get(4000).has_value());
