@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -196,16 +195,6 @@ std::pair<uint64_t, uint32_t> store_native_file(const std::filesystem::path& fro
   // EXDEV (another filesystem), EPERM (links not supported), EEXIST (a
   // retried upload): copy instead.
   return copy_with_crc(from, to, true, limit);
-}
-
-std::string random_token() {
-  std::random_device rd;
-  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 12; ++i)
-    out += digits[rng() % 16];
-  return out;
 }
 
 /// "c12" -> 12; nothing for other names.
@@ -705,11 +694,10 @@ download_native(const restore_point& rp, const operator_state_handle& op,
                                    : std::filesystem::path(staging_root);
   // Named after host and pid: what a killed process was downloading goes
   // with the next restore under the same root (state/work_dir.hpp).
-  (void)state::remove_stale_process_dirs(root, "sluice-restore");
-  auto dir = root / (state::process_dir_name("sluice-restore") + "-" + random_token());
-  std::filesystem::create_directories(dir, ec);
+  auto dir = state::make_process_dir(root, "sluice-restore", ec);
   if (ec)
-    throw checkpoint_error(src->origin + ": cannot create " + dir.string() + ": " + ec.message());
+    throw checkpoint_error(src->origin + ": cannot create a directory under " + root.string() +
+                           ": " + ec.message());
   src->dir = dir.string();
   for (const auto& f : s.native_files) {
     auto from = f.shared ? rp.dir.parent_path() / f.stored : rp.dir / f.stored;

@@ -348,6 +348,20 @@ TEST_CASE("a restore from an incremental checkpoint equals the state at the chec
   CHECK(back->b->keys(0).size() == 4000);
 }
 
+TEST_CASE("a restore whose staging directory cannot be made says where and why") {
+  scratch s;
+  checkpoint_storage st(s.dir / "chk", "job1", 2);
+  rocks r(s.dir, 0, 1);
+  r.put(0, 100, 1);
+  st.complete(take(st, 1, {&r}));
+  auto rp = restore_point::read(st.checkpoint_dir(1));
+  auto err = error_of([&] {
+    (void)load_operator_restore(rp, *rp.find("sum"), 0, 1, max_p, "/proc/sluice-no-staging");
+  });
+  CHECK(contains(err, "operator 'sum' subtask 0"));
+  CHECK(contains(err, "cannot create a directory under /proc/sluice-no-staging"));
+}
+
 TEST_CASE("an incremental checkpoint of 2 subtasks restores into 3") {
   scratch s;
   checkpoint_storage st(s.dir / "chk", "job1", 1);

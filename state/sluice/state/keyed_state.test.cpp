@@ -297,6 +297,13 @@ TEST_CASE("wrong RocksDB configuration is a clear error") {
   } catch (const state_error& e) {
     CHECK(std::string(e.what()).find("level0-file-num-trigger") != std::string::npos);
   }
+  no_trigger.level0_compaction_trigger = 17; // RocksDB slows writes down at 20
+  try {
+    rocksdb_keyed_backend<int64_t> b(all_groups, max_p, nullptr, no_trigger, instance_name());
+    FAIL("a compaction trigger of 17 L0 files must be rejected");
+  } catch (const state_error& e) {
+    CHECK(std::string(e.what()).find("in [1, 16], got 17") != std::string::npos);
+  }
 }
 
 TEST_CASE("RocksDB instances live in a directory per process; stale ones of killed processes go") {

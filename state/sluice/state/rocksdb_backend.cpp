@@ -292,9 +292,9 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
     instance_(random_instance_id()), options_(std::make_unique<options_holder>()),
     cuts_(std::make_shared<internal::rocksdb_cut_guard>()) {
   cuts_->owner = this;
-  if (config.level0_compaction_trigger < 0)
+  if (config.level0_compaction_trigger < 0 || config.level0_compaction_trigger > 16)
     throw state_error("sluice.state.rocksdb.compaction.level0-file-num-trigger must be auto (0) or "
-                      "at least 1, got " + std::to_string(config.level0_compaction_trigger));
+                      "in [1, 16], got " + std::to_string(config.level0_compaction_trigger));
   auto& o = *options_;
   o.lease = std::make_unique<process_dir_lease>(config.local_dir.empty() ? temp_root()
                                                                           : config.local_dir);
@@ -304,75 +304,77 @@ rocksdb_backend_core::rocksdb_backend_core(key_group_range range, int32_t max_pa
   std::filesystem::create_directories(path_, ec);
   if (ec)
     throw state_error("cannot create RocksDB directory " + path_ + ": " + ec.message());
-  // The destructor does not run when the constructor throws: a failed
-  // open removes the instance's directory here.
-  auto open = [&] {
-    o.memory = process_memory(config);
-    rocksdb::BlockBasedTableOptions table;
-    table.block_cache = o.memory->cache;
-    table.cache_index_and_filter_blocks = true;
-    table.cache_index_and_filter_blocks_with_high_priority = true;
-    table.pin_l0_filter_and_index_blocks_in_cache = true;
-    // Without filters a point read searches every memtable and reads a data
-    // block of every L0 file until it finds its key: most reads miss the
-    // newest memtable, and after a checkpoint's flush every memtable.
-    if (config.use_bloom_filter) {
-      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      // Building a filter buffers a hash per key of the file (MiBs for a
-      // compaction's output): charged to the cache, so it stays in the budget.
-      table.cache_usage_options.options_overrides[rocksdb::CacheEntryRole::kFilterConstruction] =
-        {rocksdb::CacheEntryRoleOptions::Decision::kEnabled};
-      o.column.memtable_prefix_bloom_size_ratio = 0.1;
-      o.column.memtable_whole_key_filtering = true;
+  // The destructor does not run when the constructor throws: until the
+  // instance is open, a failure removes its directory.
+  struct remove_unless_open {
+    const std::string& dir;
+    bool open = false;
+    ~remove_unless_open() {
+      std::error_code ignored;
+      if (!open)
+        std::filesystem::remove_all(dir, ignored);
     }
-    o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    o.column.merge_operator = std::make_shared<list_append_operator>();
-    // Memtables are charged to the shared cache; keep each small, so many
-    // states and instances fit in the budget and a flush is short: a write
-    // that finds every memtable full stalls the subtask until a flush ends.
-    o.column.write_buffer_size =
-      std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
-                                                         o.memory->managed_bytes / 16));
-    o.column.max_write_buffer_number = 4;
-    o.column.level0_file_num_compaction_trigger =
-      config.level0_compaction_trigger > 0 ? config.level0_compaction_trigger
-      : config.native_snapshots           ? 8
-                                          : 4;
-    static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
-    o.db.create_if_missing = true;
-    o.db.write_buffer_manager = o.memory->write_buffers;
-    o.db.max_open_files = 256;
-    o.db.max_background_jobs = 2;
-    o.db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-    o.db.keep_log_file_num = 1;
-    // The instance is a working copy, deleted on close: never flush it then.
-    o.db.avoid_flush_during_shutdown = true;
-    // Durability comes from checkpoints, as in Flink: no write-ahead log for
-    // crash recovery. Native snapshots cut at the log's end do keep one
-    // (written out in bulk, never synced): it is part of the snapshot.
-    log_cut_ = config.native_snapshots && config.cut == rocksdb_config::snapshot_cut::log;
-    o.write.disableWAL = !log_cut_;
-    if (log_cut_) {
-      o.db.manual_wal_flush = true;
-      // Old log files live until every column's memtable holding their data
-      // was flushed; a rarely written state must not keep them forever (each
-      // snapshot copies the logs' live part).
-      o.db.max_total_wal_size = 4 * o.column.write_buffer_size;
-    }
-    o.read.verify_checksums = false;
-
-    rocksdb::DB* db = nullptr;
-    auto st = rocksdb::DB::Open(o.db, path_, &db);
-    if (!st.ok())
-      throw state_error("cannot open RocksDB in " + path_ + ": " + st.ToString());
-    db_.reset(db);
-  };
-  try {
-    open();
-  } catch (...) {
-    std::filesystem::remove_all(path_, ec);
-    throw;
+  } cleanup{path_};
+  o.memory = process_memory(config);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = o.memory->cache;
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Without filters a point read searches every memtable and reads a data
+  // block of every L0 file until it finds its key: most reads miss the
+  // newest memtable, and after a checkpoint's flush every memtable.
+  if (config.use_bloom_filter) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    // Building a filter buffers a hash per key of the file (MiBs for a
+    // compaction's output): charged to the cache, so it stays in the budget.
+    table.cache_usage_options.options_overrides[rocksdb::CacheEntryRole::kFilterConstruction] =
+      {rocksdb::CacheEntryRoleOptions::Decision::kEnabled};
+    o.column.memtable_prefix_bloom_size_ratio = 0.1;
+    o.column.memtable_whole_key_filtering = true;
   }
+  o.column.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  o.column.merge_operator = std::make_shared<list_append_operator>();
+  // Memtables are charged to the shared cache; keep each small, so many
+  // states and instances fit in the budget and a flush is short: a write
+  // that finds every memtable full stalls the subtask until a flush ends.
+  o.column.write_buffer_size =
+    std::max<size_t>(size_t{2} << 20, std::min<size_t>(size_t{16} << 20,
+                                                       o.memory->managed_bytes / 16));
+  o.column.max_write_buffer_number = 4;
+  o.column.level0_file_num_compaction_trigger =
+    config.level0_compaction_trigger > 0 ? config.level0_compaction_trigger
+    : config.native_snapshots           ? 8
+                                        : 4;
+  static_cast<rocksdb::ColumnFamilyOptions&>(o.db) = o.column;
+  o.db.create_if_missing = true;
+  o.db.write_buffer_manager = o.memory->write_buffers;
+  o.db.max_open_files = 256;
+  o.db.max_background_jobs = 2;
+  o.db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.db.keep_log_file_num = 1;
+  // The instance is a working copy, deleted on close: never flush it then.
+  o.db.avoid_flush_during_shutdown = true;
+  // Durability comes from checkpoints, as in Flink: no write-ahead log for
+  // crash recovery. Native snapshots cut at the log's end do keep one
+  // (written out in bulk, never synced): it is part of the snapshot.
+  log_cut_ = config.native_snapshots && config.cut == rocksdb_config::snapshot_cut::log;
+  o.write.disableWAL = !log_cut_;
+  if (log_cut_) {
+    o.db.manual_wal_flush = true;
+    // Old log files live until every column's memtable holding their data
+    // was flushed; a rarely written state must not keep them forever (each
+    // snapshot copies the logs' live part).
+    o.db.max_total_wal_size = 4 * o.column.write_buffer_size;
+  }
+  o.read.verify_checksums = false;
+
+  rocksdb::DB* db = nullptr;
+  auto st = rocksdb::DB::Open(o.db, path_, &db);
+  if (!st.ok())
+    throw state_error("cannot open RocksDB in " + path_ + ": " + st.ToString());
+  db_.reset(db);
+  cleanup.open = true;
 }
 
 rocksdb_backend_core::~rocksdb_backend_core() {

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <system_error>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -88,6 +89,21 @@ std::size_t remove_stale_process_dirs(const std::filesystem::path& root, std::st
       ++removed;
   }
   return removed;
+}
+
+std::filesystem::path make_process_dir(const std::filesystem::path& root,
+                                       std::string_view prefix, std::error_code& ec) {
+  ec.clear();
+  std::filesystem::create_directories(root, ec);
+  if (ec)
+    return {};
+  (void)remove_stale_process_dirs(root, prefix);
+  auto pattern = (root / (process_dir_name(prefix) + "-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    ec = std::error_code(errno, std::generic_category());
+    return {};
+  }
+  return pattern;
 }
 
 } // namespace sluice::state

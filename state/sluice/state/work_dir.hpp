@@ -26,4 +26,11 @@ namespace sluice::state {
 /// it removed; never throws.
 std::size_t remove_stale_process_dirs(const std::filesystem::path& root, std::string_view prefix);
 
+/// A new directory `<root>/<prefix>-<host>-<pid>-XXXXXX` (mkdtemp; `root`
+/// is created if missing), after removing the stale ones of `prefix` under
+/// `root`. On failure returns an empty path and sets `ec`.
+[[nodiscard]] std::filesystem::path make_process_dir(const std::filesystem::path& root,
+                                                     std::string_view prefix,
+                                                     std::error_code& ec);
+
 } // namespace sluice::state

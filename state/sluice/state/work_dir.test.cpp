@@ -122,3 +122,26 @@ TEST_CASE("a directory whose LOCK a live process holds is kept, whatever its pid
   CHECK(remove_stale_process_dirs(root.path, "sluice-test") == 1);
   CHECK_FALSE(fs::exists(dir));
 }
+
+TEST_CASE("make_process_dir sweeps, then makes a fresh directory of this process") {
+  temp_root root;
+  auto start = host_start("sluice-test");
+  auto stale = root.path / (start + std::to_string(dead_pid()) + "-abcdef");
+  make_dir_with_file(stale);
+  std::error_code ec;
+  auto under = root.path / "not" / "yet";
+  auto a = make_process_dir(under, "sluice-test", ec);
+  REQUIRE_FALSE(ec);
+  auto b = make_process_dir(root.path, "sluice-test", ec);
+  REQUIRE_FALSE(ec);
+  CHECK(fs::is_directory(a));
+  CHECK(a.parent_path() == under);
+  CHECK(a.filename().string().rfind(process_dir_name("sluice-test") + "-", 0) == 0);
+  CHECK(b.filename().string().rfind(process_dir_name("sluice-test") + "-", 0) == 0);
+  CHECK(a.filename() != b.filename());
+  CHECK_FALSE(fs::exists(stale));
+  // A root that cannot be made: an empty path and the reason.
+  auto bad = make_process_dir("/proc/sluice-no-such-root", "sluice-test", ec);
+  CHECK(bad.empty());
+  CHECK(static_cast<bool>(ec));
+}

@@ -279,15 +279,13 @@ task_manager::start(const task_manager_settings& settings,
   {
     // Named after host and pid, so the next TaskManager removes the
     // directory of one that was killed (state/work_dir.hpp).
-    (void)state::remove_stale_process_dirs(fs::temp_directory_path(), "sluice-taskmanager");
-    auto pattern =
-      (fs::temp_directory_path() / (state::process_dir_name("sluice-taskmanager") + "-XXXXXX"))
-        .string();
-    if (!mkdtemp(pattern.data()))
+    std::error_code ec;
+    auto dir = state::make_process_dir(fs::temp_directory_path(), "sluice-taskmanager", ec);
+    if (ec)
       return make_error(remote_errc::invalid_configuration,
                         "taskmanager: cannot make a directory for job libraries under " +
-                          fs::temp_directory_path().string());
-    d.library_dir = pattern;
+                          fs::temp_directory_path().string() + ": " + ec.message());
+    d.library_dir = dir.string();
   }
   d.libraries = std::make_shared<job_library_cache>(d.library_dir);
   d.system = std::make_unique<caf::actor_system>(d.cfg);
